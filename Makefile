@@ -1,0 +1,51 @@
+# promptvcr — every target installs what it needs into .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EVAL ?=
+PYTEST_ARGS ?=
+
+.PHONY: install eval test test-live record serve-local validate lint typecheck check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Replay every committed eval offline, print the per-variant table, write reports/.
+eval: $(STAMP)
+	$(BIN)/promptvcr run $(EVAL) -- $(PYTEST_ARGS)
+
+## The harness's own tests (the live local-model test is `make test-live`).
+test: $(STAMP)
+	$(BIN)/python -m pytest tests -q -m "not live" $(PYTEST_ARGS)
+
+## Record against the real local model (starts llama.cpp if it is not running) and replay with identical results.
+test-live: $(STAMP)
+	$(BIN)/python -m pytest tests -q -m live $(PYTEST_ARGS)
+
+## Record what is missing (record mode `once`); EVAL=name picks one eval.
+record: $(STAMP)
+	$(BIN)/promptvcr run $(EVAL) --record-mode once -- $(PYTEST_ARGS)
+
+serve-local: $(STAMP)
+	$(BIN)/promptvcr serve-local
+
+validate: $(STAMP)
+	$(BIN)/promptvcr validate $(EVAL)
+
+lint: $(STAMP)
+	$(BIN)/ruff check harness tests conftest.py
+	$(BIN)/ruff format --check harness tests conftest.py
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache

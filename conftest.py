@@ -1,0 +1,2 @@
+# Loads the promptvcr plugin: evals/*.yaml become test items (see harness/plugin.py).
+pytest_plugins = ["harness.plugin"]

@@ -1,0 +1,30 @@
+"""promptvcr: evaluate and regression-test prompts for the OpenAI Chat Completions API.
+
+The pytest plugin (``harness.plugin``) is the main entry point; this façade is for scripts and other tools.
+"""
+
+from .cases import Case
+from .checks import Answer, CheckResult, compile_check, run_checks
+from .cost import cost_usd, price_for
+from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
+from .evals import CaseRun, Eval, load
+from .stats import wilson
+
+__all__ = [
+    "Answer",
+    "Case",
+    "CaseRun",
+    "CheckResult",
+    "ConfigError",
+    "Eval",
+    "InputError",
+    "LocalServerError",
+    "Problem",
+    "PromptVCRError",
+    "compile_check",
+    "cost_usd",
+    "load",
+    "price_for",
+    "run_checks",
+    "wilson",
+]

@@ -1,0 +1,107 @@
+"""Case files: load, validate against the shipped schema, compile checks and render templates.
+
+Everything that can be wrong in a case file is found here, before any request exists: all problems of a file are
+collected and raised together as one InputError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import checks, render, schemas, yamlsrc
+from .errors import InputError, Problem
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    path: Path
+    line: int
+    messages: tuple[dict[str, str], ...]
+    params: dict[str, Any]
+    samples: int | None
+    min_pass_rate: float
+    checks: tuple[checks.Check, ...]
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        return checks.json_schema_of(self.checks)
+
+
+def load(path: Path) -> list[Case]:
+    """All cases of one file; raises InputError listing every problem found."""
+    doc = yamlsrc.load(path)
+    problems = schemas.validate(doc, "case.schema.json")
+    if problems:
+        raise InputError(problems)
+    defaults: dict[str, Any] = doc.data.get("defaults") or {}
+    default_checks = _compile_checks(doc, defaults.get("expect", []), "/defaults/expect", problems)
+    cases: list[Case] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(doc.data["cases"]):
+        ptr = f"/cases/{index}"
+        case_id = raw["id"]
+        line = doc.line(f"{ptr}/id")
+        if case_id in seen:
+            problems.append(doc.problem(f"{ptr}/id", f"duplicate case id {case_id!r} (first at line {seen[case_id]})"))
+            continue
+        seen[case_id] = line
+        case_checks = default_checks + _compile_checks(doc, raw.get("expect", []), f"{ptr}/expect", problems)
+        messages = _render_messages(doc, defaults, raw, ptr, problems)
+        params = {k: raw.get(k, defaults.get(k)) for k in render.PARAM_KEYS if k in raw or k in defaults}
+        cases.append(
+            Case(
+                id=case_id,
+                path=path,
+                line=line,
+                messages=messages,
+                params=params,
+                samples=raw.get("samples", defaults.get("samples")),
+                min_pass_rate=float(raw.get("min_pass_rate", defaults.get("min_pass_rate", 1.0))),
+                checks=case_checks,
+            )
+        )
+    if problems:
+        raise InputError(problems)
+    return cases
+
+
+def _compile_checks(
+    doc: yamlsrc.Located, raw: list[dict[str, Any]], ptr: str, problems: list[Problem]
+) -> tuple[checks.Check, ...]:
+    compiled: list[checks.Check] = []
+    for index, item in enumerate(raw):
+        ((name, arg),) = item.items()
+        try:
+            compiled.append(checks.compile_check(name, arg))
+        except checks.CheckArgError as exc:
+            problems.append(doc.problem(f"{ptr}/{index}/{name}{exc.pointer}", str(exc)))
+    return tuple(compiled)
+
+
+def _render_messages(
+    doc: yamlsrc.Located, defaults: dict[str, Any], raw: dict[str, Any], ptr: str, problems: list[Problem]
+) -> tuple[dict[str, str], ...]:
+    variables = {**(defaults.get("vars") or {}), **(raw.get("vars") or {})}
+    source, base = (
+        (raw["messages"], f"{ptr}/messages") if "messages" in raw else (defaults.get("messages"), "/defaults/messages")
+    )
+    if not source:
+        problems.append(
+            doc.problem(ptr, f"case {raw['id']!r} has no messages (give it `messages:` or set them in `defaults:`)")
+        )
+        return ()
+    rendered: list[dict[str, str]] = []
+    for index, message in enumerate(source):
+        where = f"{base}/{index}/content"
+        try:
+            content = render.render(message["content"], variables)
+        except render.TemplateProblem as exc:
+            at = f" (template line {exc.line})" if exc.line else ""
+            suffix = f" [case {raw['id']!r}]" if base.startswith("/defaults") else ""
+            problems.append(doc.problem(where, f"{exc}{at}{suffix}"))
+            continue
+        rendered.append({**message, "content": content})
+    return tuple(rendered)

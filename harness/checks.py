@@ -1,0 +1,273 @@
+"""Checks: pure functions of (request, response) that pass or fail with a reason.
+
+A check is written in a case file as a one-key mapping (``- contains: "joke"``). ``compile_check`` turns it into a
+``Check`` once, at load time, so a bad regex or an invalid JSON Schema is reported before anything is sent;
+``run_checks`` applies the compiled checks to one answer and never touches the network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
+
+JSONDoc = Any
+_NOT_JSON = object()
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    reason: str = ""
+
+
+class CheckArgError(ValueError):
+    """A check's argument is unusable; ``pointer`` is relative to the check's value."""
+
+    def __init__(self, message: str, pointer: str = "") -> None:
+        super().__init__(message)
+        self.pointer = pointer
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the checks look at: the first choice's text, its parsed JSON (if any) and why it stopped."""
+
+    content: str
+    finish_reason: str | None
+    parsed: JSONDoc = field(default=_NOT_JSON)
+
+    @property
+    def is_json(self) -> bool:
+        return self.parsed is not _NOT_JSON
+
+    @classmethod
+    def from_response(cls, response: Mapping[str, Any]) -> Answer:
+        choices = response.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], Mapping) else {}
+        message = choice.get("message") or {}
+        content = message.get("content") if isinstance(message, Mapping) else None
+        text = content if isinstance(content, str) else ""
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = _NOT_JSON
+        return cls(text, choice.get("finish_reason"), parsed)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    arg: Any
+    fn: Callable[[Answer], CheckResult] = field(compare=False, repr=False)
+
+    def __call__(self, answer: Answer) -> CheckResult:
+        return self.fn(answer)
+
+
+def run_checks(checks: Iterable[Check], request: Mapping[str, Any], response: Mapping[str, Any]) -> list[CheckResult]:
+    """Apply every check to one response. ``request`` is part of the contract for checks that need it."""
+    del request  # none of the built-in checks reads it yet
+    answer = Answer.from_response(response)
+    return [check(answer) for check in checks]
+
+
+def json_schema_of(checks: Iterable[Check]) -> dict[str, Any] | None:
+    """The schema of the first ``json_schema`` check, used by ``response_format: from_expectation``."""
+    for check in checks:
+        if check.name == "json_schema":
+            schema: dict[str, Any] = check.arg
+            return schema
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _json_reason(answer: Answer) -> str:
+    text = answer.content.strip()
+    if not text:
+        return "the answer is empty"
+    if text.startswith("```"):
+        return "not valid JSON: wrapped in a markdown code fence"
+    try:
+        json.loads(answer.content)
+    except json.JSONDecodeError as exc:
+        cut = " (the answer was cut off: finish_reason=length)" if answer.finish_reason == "length" else ""
+        return f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{cut}"
+    return "valid JSON"
+
+
+def _target(answer: Answer, path: str | None) -> tuple[Any, str | None]:
+    """The value a check looks at: the content, or the value at a JSON pointer into the parsed answer."""
+    if path is None:
+        return answer.content, None
+    if not answer.is_json:
+        return None, f"cannot look up {path!r}: the answer is not valid JSON"
+    node = answer.parsed
+    for raw in path.split("/")[1:]:
+        token = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None, f"{path!r} is not in the answer"
+    return node, None
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _where(path: str | None) -> str:
+    return f" at {path}" if path is not None else ""
+
+
+def _spec(arg: Any, key: str) -> tuple[Any, str | None, bool]:
+    """Split the short form (``contains: "x"``) and the long form (``contains: {value: x, path: /a}``)."""
+    if isinstance(arg, dict):
+        return arg[key], arg.get("path"), bool(arg.get("ignore_case", False))
+    return arg, None, False
+
+
+def _json_valid(arg: Any) -> Callable[[Answer], CheckResult]:
+    want = bool(arg)
+
+    def check(answer: Answer) -> CheckResult:
+        ok = answer.is_json == want
+        reason = "" if ok else (_json_reason(answer) if want else "the answer is valid JSON")
+        return CheckResult("json_valid", ok, reason)
+
+    return check
+
+
+def _json_schema(arg: Any) -> Callable[[Answer], CheckResult]:
+    cls = validator_for(arg, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(arg)
+    except SchemaError as exc:
+        where = "".join(f"/{p}" for p in exc.absolute_path)
+        raise CheckArgError(f"invalid JSON Schema: {exc.message}", where) from None
+    validator = cls(arg, format_checker=cls.FORMAT_CHECKER)
+
+    def check(answer: Answer) -> CheckResult:
+        if not answer.is_json:
+            return CheckResult("json_schema", False, "the answer is not JSON")
+        error = jsonschema.exceptions.best_match(validator.iter_errors(answer.parsed))
+        if error is None:
+            return CheckResult("json_schema", True)
+        where = "".join(f"/{p}" for p in error.absolute_path) or "/"
+        return CheckResult("json_schema", False, f"schema violation at {where}: {error.message}")
+
+    return check
+
+
+def _contains(name: str, negate: bool) -> Callable[[Any], Callable[[Answer], CheckResult]]:
+    def build(arg: Any) -> Callable[[Answer], CheckResult]:
+        needle, path, ignore_case = _spec(arg, "value")
+
+        def check(answer: Answer) -> CheckResult:
+            value, missing = _target(answer, path)
+            if missing:
+                return CheckResult(name, False, missing)
+            hay = _as_text(value)
+            found = needle.lower() in hay.lower() if ignore_case else needle in hay
+            if found != negate:
+                return CheckResult(name, True)
+            verb = "contains" if negate else "does not contain"
+            return CheckResult(name, False, f"the answer{_where(path)} {verb} {needle!r}")
+
+        return check
+
+    return build
+
+
+def _regex(arg: Any) -> Callable[[Answer], CheckResult]:
+    pattern, path, ignore_case = _spec(arg, "pattern")
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+    except re.error as exc:
+        raise CheckArgError(f"invalid regular expression {pattern!r}: {exc}", "/pattern" if path else "") from None
+
+    def check(answer: Answer) -> CheckResult:
+        value, missing = _target(answer, path)
+        if missing:
+            return CheckResult("regex", False, missing)
+        if compiled.search(_as_text(value)):
+            return CheckResult("regex", True)
+        return CheckResult("regex", False, f"the answer{_where(path)} does not match /{pattern}/")
+
+    return check
+
+
+def _equals(arg: Any) -> Callable[[Answer], CheckResult]:
+    expected, path, _ = _spec(arg, "value")
+
+    def check(answer: Answer) -> CheckResult:
+        value, missing = _target(answer, path)
+        if missing:
+            return CheckResult("equals", False, missing)
+        if path is None and isinstance(value, str) and not isinstance(expected, str):
+            ok = answer.is_json and answer.parsed == expected
+        else:
+            ok = value == expected
+        reason = "" if ok else f"the answer{_where(path)} is {_short(value)}, expected {_short(expected)}"
+        return CheckResult("equals", ok, reason)
+
+    return check
+
+
+def _max_chars(arg: Any) -> Callable[[Answer], CheckResult]:
+    limit, path, _ = _spec(arg, "value")
+
+    def check(answer: Answer) -> CheckResult:
+        value, missing = _target(answer, path)
+        if missing:
+            return CheckResult("max_chars", False, missing)
+        size = len(_as_text(value))
+        ok = size <= limit
+        return CheckResult(
+            "max_chars", ok, "" if ok else f"the answer{_where(path)} has {size} characters, limit {limit}"
+        )
+
+    return check
+
+
+def _finish_reason(arg: Any) -> Callable[[Answer], CheckResult]:
+    allowed = [arg] if isinstance(arg, str) else list(arg)
+
+    def check(answer: Answer) -> CheckResult:
+        ok = answer.finish_reason in allowed
+        reason = "" if ok else f"finish_reason is {answer.finish_reason!r}, expected {' or '.join(allowed)}"
+        return CheckResult("finish_reason", ok, reason)
+
+    return check
+
+
+_BUILDERS: dict[str, Callable[[Any], Callable[[Answer], CheckResult]]] = {
+    "json_valid": _json_valid,
+    "json_schema": _json_schema,
+    "contains": _contains("contains", negate=False),
+    "not_contains": _contains("not_contains", negate=True),
+    "regex": _regex,
+    "equals": _equals,
+    "max_chars": _max_chars,
+    "finish_reason": _finish_reason,
+}
+
+CHECK_NAMES = tuple(_BUILDERS)
+
+
+def compile_check(name: str, arg: Any) -> Check:
+    """Build a check from its case-file form; raises CheckArgError for an unusable argument."""
+    return Check(name, arg, _BUILDERS[name](arg))

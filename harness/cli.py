@@ -1,0 +1,99 @@
+"""The ``promptvcr`` command: a thin front over the pytest run and the local server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from . import evals, local
+from .cassettes import RECORD_MODES
+from .errors import PromptVCRError
+
+
+def _eval_files(root: Path) -> list[Path]:
+    folder = root / "evals"
+    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
+
+
+def resolve(target: str, root: Path) -> Path:
+    """An eval given as a path, a file stem under evals/, or the eval's `name`."""
+    path = Path(target)
+    if path.is_file() or path.is_dir():
+        return path
+    for candidate in _eval_files(root):
+        if candidate.stem == target:
+            return candidate
+        try:
+            if (yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}).get("name") == target:
+                return candidate
+        except (yaml.YAMLError, AttributeError):
+            continue  # a broken file is reported when it is run, not while looking for another
+    known = ", ".join(p.stem for p in _eval_files(root)) or "none"
+    raise PromptVCRError(f"no eval {target!r}: give a path, or one of the evals in {root / 'evals'} ({known})")
+
+
+def _run(args: argparse.Namespace, extra: list[str]) -> int:
+    root = Path.cwd()
+    targets = [str(resolve(t, root)) for t in args.evals] or [str(root / "evals")]
+    argv = [*targets, "-p", "harness.plugin", "--record-mode", args.record_mode]
+    for variant in args.variant:
+        argv += ["--variant", variant]
+    if args.samples:
+        argv += ["--samples", str(args.samples)]
+    return int(pytest.main(argv + extra))
+
+
+def _validate(args: argparse.Namespace) -> int:
+    root = Path.cwd()
+    paths = [resolve(t, root) for t in args.evals] or _eval_files(root)
+    failed = 0
+    for path in paths:
+        try:
+            ev = evals.load(path, root)
+        except PromptVCRError as exc:
+            failed += 1
+            print(exc, file=sys.stderr)
+            continue
+        calls = sum(r.samples for r in ev.runs)
+        print(f"{path}: ok — eval {ev.name!r}, {len(ev.runs)} case × variant items, {calls} calls")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="promptvcr", description="Evaluate and regression-test prompts for the OpenAI Chat Completions API."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run evals (replay by default); extra arguments after -- go to pytest")
+    run.add_argument("evals", nargs="*", metavar="EVAL", help="eval name, file stem or path (default: every eval)")
+    run.add_argument("--record-mode", choices=RECORD_MODES, default="none")
+    run.add_argument("--variant", action="append", default=[])
+    run.add_argument("--samples", type=int)
+    check = sub.add_parser("validate", help="check eval and case files without sending anything")
+    check.add_argument("evals", nargs="*", metavar="EVAL")
+    serve = sub.add_parser(
+        "serve-local", help="serve the local Gemma model with llama.cpp on 127.0.0.1", add_help=False
+    )
+    serve.add_argument("rest", nargs=argparse.REMAINDER)
+    raw = sys.argv[1:] if argv is None else argv
+    ours, extra = (raw[: raw.index("--")], raw[raw.index("--") + 1 :]) if "--" in raw else (raw, [])
+    args = parser.parse_args(ours)
+    try:
+        if args.command == "serve-local":
+            return local.main(args.rest)
+        if args.command == "validate":
+            return _validate(args)
+        return _run(args, extra)
+    except PromptVCRError as exc:
+        print(f"promptvcr: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The errors promptvcr raises for problems a user can fix.
+
+::
+
+    PromptVCRError                  every error here; its message says what to run or change next
+    ├── InputError                  a case or eval file is wrong; carries file:line and a JSON pointer per problem
+    ├── ConfigError                 a command-line flag, environment variable or endpoint setting is wrong
+    └── LocalServerError            the local llama.cpp server could not be started or did not answer
+
+Per-sample failures (HTTP errors, timeouts, missing recordings) are not exceptions to the user: they become
+``errored`` result rows with an error class (see ``harness.runner``). openai's own exceptions are never wrapped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class PromptVCRError(Exception):
+    """Base class: a problem the user can fix, with a message that says how."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in an input file."""
+
+    path: Path
+    line: int
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}"
+        at = f" at {self.pointer}" if self.pointer else ""
+        return f"{where}:{at} {self.message}" if at else f"{where}: {self.message}"
+
+
+class InputError(PromptVCRError):
+    """One or more problems in case or eval files; nothing is sent while any exists."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (str(p.path), p.line, p.pointer))
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in the input files; no request was sent:"
+        super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
+
+
+class ConfigError(PromptVCRError):
+    """A flag, environment variable or endpoint setting is wrong."""
+
+
+class LocalServerError(PromptVCRError):
+    """The local llama.cpp server could not be started or did not answer."""

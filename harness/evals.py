@@ -1,0 +1,181 @@
+"""Eval definitions: which cases, which endpoint, which variants, how many samples, which gates.
+
+``load`` validates an eval file and every case file it names, then plans the run: one ``CaseRun`` per
+case × variant, each with its final request body, so nothing about YAML is left for the runner to interpret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from . import cases, render, schemas, yamlsrc
+from .errors import InputError, Problem
+
+DEFAULT_LOCAL_URL = "http://127.0.0.1:8765/v1"
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    kind: Literal["local", "openai", "custom"]
+    base_url: str
+    api_key_env: str | None
+    timeout_s: float
+    max_retries: int
+
+    @classmethod
+    def parse(cls, raw: Any) -> Endpoint:
+        if raw == "local":
+            return cls("local", DEFAULT_LOCAL_URL, None, 300.0, 1)
+        if raw in (None, "openai"):
+            return cls("openai", OPENAI_URL, "OPENAI_API_KEY", 60.0, 2)
+        return cls(
+            "custom",
+            str(raw["base_url"]).rstrip("/"),
+            raw.get("api_key_env"),
+            float(raw.get("timeout_s", 60.0)),
+            int(raw.get("max_retries", 2)),
+        )
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    overrides: dict[str, Any]
+    endpoint: Endpoint
+    xfail: str | None
+
+
+@dataclass(frozen=True)
+class Gate:
+    metric: str
+    op: str
+    value: float
+    min_n: int
+    variants: tuple[str, ...] | None
+
+    def describe(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g} (min_n {self.min_n})"
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """One case in one variant: the unit of a pytest item and of a cassette file."""
+
+    eval_name: str
+    case: cases.Case
+    variant: Variant
+    body: dict[str, Any]
+    samples: int
+
+    @property
+    def model(self) -> str:
+        return str(self.body["model"])
+
+
+@dataclass(frozen=True)
+class Eval:
+    name: str
+    path: Path
+    runs: tuple[CaseRun, ...]
+    variants: tuple[Variant, ...]
+    gates: tuple[Gate, ...]
+    budget_usd: float | None
+    missing_recordings: Literal["fail", "skip"]
+
+
+def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
+    """Validate ``path`` and the case files it names; raise InputError listing every problem."""
+    doc = yamlsrc.load(path)
+    problems = schemas.validate(doc, "eval.schema.json")
+    if problems:
+        raise InputError(problems)
+    data = doc.data
+    all_cases = _load_cases(doc, root, problems)
+    variants = tuple(
+        Variant(
+            name,
+            {k: v for k, v in raw.items() if k in render.PARAM_KEYS},
+            Endpoint.parse(raw.get("endpoint", data.get("endpoint"))),
+            raw.get("xfail"),
+        )
+        for name, raw in data["variants"].items()
+    )
+    runs: list[CaseRun] = []
+    for variant in variants:
+        for case in all_cases:
+            params = {**case.params, **variant.overrides}
+            where = f"/variants/{variant.name}"
+            if "model" not in params:
+                problems.append(
+                    doc.problem(where, f"no model for case {case.id!r}: set `model` in the variant or the case")
+                )
+                continue
+            try:
+                body = render.request_body(list(case.messages), params, case.schema, case.id)
+            except ValueError as exc:
+                problems.append(doc.problem(f"{where}/response_format", str(exc)))
+                continue
+            samples = samples_override or data.get("samples") or case.samples or 1
+            runs.append(CaseRun(data["name"], case, variant, body, samples))
+    gates = tuple(_gates(doc, {v.name for v in variants}, problems))
+    if problems:
+        raise InputError(problems)
+    return Eval(
+        data["name"], path, tuple(runs), variants, gates, data.get("budget_usd"), data.get("missing_recordings", "fail")
+    )
+
+
+def _load_cases(doc: yamlsrc.Located, root: Path, problems: list[Problem]) -> list[cases.Case]:
+    loaded: list[cases.Case] = []
+    first_seen: dict[str, cases.Case] = {}
+    for index, name in enumerate(doc.data["cases"]):
+        candidates = [root / name, doc.path.parent / name]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            tried = " or ".join(str(c) for c in dict.fromkeys(candidates))
+            problems.append(doc.problem(f"/cases/{index}", f"case file not found: {tried}"))
+            continue
+        try:
+            file_cases = cases.load(found)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        for case in file_cases:
+            if case.id in first_seen:
+                other = first_seen[case.id]
+                problems.append(
+                    Problem(
+                        case.path,
+                        case.line,
+                        "",
+                        f"duplicate case id {case.id!r} in eval (also {other.path}:{other.line})",
+                    )
+                )
+                continue
+            first_seen[case.id] = case
+            loaded.append(case)
+    return loaded
+
+
+def _gates(doc: yamlsrc.Located, names: set[str], problems: list[Problem]) -> list[Gate]:
+    gates: list[Gate] = []
+    for index, raw in enumerate(doc.data.get("gates", [])):
+        chosen = raw.get("variants") or ([raw["variant"]] if "variant" in raw else None)
+        for name in chosen or []:
+            if name not in names:
+                problems.append(
+                    doc.problem(f"/gates/{index}", f"gate names variant {name!r}, which this eval does not have")
+                )
+        gates.append(
+            Gate(
+                raw["metric"],
+                raw["op"],
+                float(raw["value"]),
+                int(raw.get("min_n", 1)),
+                tuple(chosen) if chosen else None,
+            )
+        )
+    return gates

@@ -1,0 +1,90 @@
+"""YAML loading that remembers where every value came from.
+
+Validation errors must cite ``file:line`` and a JSON pointer, so the loader returns, beside the data, a map from
+each JSON pointer to the 1-based line of its value. Duplicate mapping keys, which PyYAML silently collapses, are
+reported as problems.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError, Problem
+
+
+def escape(token: str | int) -> str:
+    """One JSON pointer reference token (RFC 6901)."""
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def pointer(parts: Any) -> str:
+    return "".join("/" + escape(p) for p in parts)
+
+
+class Located:
+    """Parsed YAML data plus the line of each JSON pointer inside it."""
+
+    def __init__(self, path: Path, data: Any, lines: dict[str, int]) -> None:
+        self.path = path
+        self.data = data
+        self.lines = lines
+
+    def line(self, ptr: str) -> int:
+        """The line of ``ptr``, or of its nearest ancestor that has one."""
+        while ptr not in self.lines and ptr:
+            ptr = ptr.rsplit("/", 1)[0]
+        return self.lines.get(ptr, 1)
+
+    def problem(self, ptr: str, message: str) -> Problem:
+        return Problem(self.path, self.line(ptr), ptr, message)
+
+
+def load(path: Path) -> Located:
+    """Parse ``path``; raise InputError with the line of any syntax error or duplicate key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError([Problem(path, 1, "", f"cannot read the file: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise InputError([Problem(path, 1, "", f"not UTF-8 text ({exc.reason})")]) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        what = " ".join(filter(None, [exc.context, exc.problem]))
+        raise InputError([Problem(path, line, "", f"YAML syntax error: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise InputError([Problem(path, 1, "", f"YAML error: {exc}")]) from None
+    finally:
+        loader.dispose()
+    lines: dict[str, int] = {}
+    problems: list[Problem] = []
+    if node is not None:
+        _walk(node, "", lines, problems, path)
+    if problems:
+        raise InputError(problems)
+    return Located(path, data, lines)
+
+
+def _walk(node: yaml.Node, ptr: str, lines: dict[str, int], problems: list[Problem], path: Path) -> None:
+    lines.setdefault(ptr, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            child = ptr + "/" + escape(key)
+            if key in seen and key != "<<":
+                problems.append(Problem(path, line, child, f"duplicate key {key!r} (first at line {seen[key]})"))
+            seen.setdefault(key, line)
+            lines[child] = line
+            _walk(value_node, child, lines, problems, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, f"{ptr}/{index}", lines, problems, path)
