@@ -19,6 +19,8 @@ class Case:
     id: str
     path: Path
     line: int
+    pointer: str  # of the case in its file, e.g. /cases/3
+    origins: dict[str, Problem]  # where each request parameter was set, as a place to report a problem at
     messages: tuple[dict[str, str], ...]
     params: dict[str, Any]
     samples: int | None
@@ -51,11 +53,14 @@ def load(path: Path) -> list[Case]:
         case_checks = default_checks + _compile_checks(doc, raw.get("expect", []), f"{ptr}/expect", problems)
         messages = _render_messages(doc, defaults, raw, ptr, problems)
         params = {k: raw.get(k, defaults.get(k)) for k in render.PARAM_KEYS if k in raw or k in defaults}
+        origins = {k: doc.problem(f"{ptr}/{k}" if k in raw else f"/defaults/{k}", "") for k in params}
         cases.append(
             Case(
                 id=case_id,
                 path=path,
                 line=line,
+                pointer=ptr,
+                origins=origins,
                 messages=messages,
                 params=params,
                 samples=raw.get("samples", defaults.get("samples")),

@@ -60,6 +60,12 @@ def _scrub_response(response: dict[str, Any]) -> dict[str, Any] | None:
     for name in list(headers):
         if name.lower() in DROP_RESPONSE_HEADERS:
             del headers[name]
+    body = response["body"].get("string")
+    # e.g. a proxy's 401 that echoes the key in full; the body stays bytes, as vcrpy replays it
+    if isinstance(body, bytes):
+        response["body"]["string"] = redact(body.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    elif isinstance(body, str):
+        response["body"]["string"] = redact(body)
     return response
 
 

@@ -16,9 +16,13 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import specification_with
 
 JSONDoc = Any
 _NOT_JSON = object()
+_UNKNOWN_DRAFT: Any = object()  # what validator_for answers for a $schema it does not know
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,28 @@ def json_schema_of(checks: Iterable[Check]) -> dict[str, Any] | None:
     return None
 
 
+def expects_json(checks: Iterable[Check], request: Mapping[str, Any]) -> bool:
+    """Whether JSON validity is measured for this request: a JSON check asks for it, or a JSON response_format."""
+    wanted = any(c.name == "json_schema" or (c.name == "json_valid" and c.arg) for c in checks)
+    fmt = request.get("response_format") or {}
+    return wanted or fmt.get("type") in ("json_object", "json_schema")
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+    """JSON text of ``value``, cut to ``limit``: the string "42" and the number 42 read differently."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: true is not 1, false is not 0 (Python's == says they are); 1 and 1.0 are the same number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(type(a) is type(b) or (isinstance(a, int | float) and isinstance(b, int | float))) and a == b
 
 
 def _json_reason(answer: Answer) -> str:
@@ -112,7 +135,10 @@ def _target(answer: Answer, path: str | None) -> tuple[Any, str | None]:
     if path is None:
         return answer.content, None
     if not answer.is_json:
-        return None, f"cannot look up {path!r}: the answer is not valid JSON"
+        return (
+            None,
+            f"cannot look up {path!r}: the answer is not valid JSON" if path else "the answer is not valid JSON",
+        )
     node = answer.parsed
     for raw in path.split("/")[1:]:
         token = raw.replace("~1", "/").replace("~0", "~")
@@ -152,12 +178,15 @@ def _json_valid(arg: Any) -> Callable[[Answer], CheckResult]:
 
 
 def _json_schema(arg: Any) -> Callable[[Answer], CheckResult]:
-    cls = validator_for(arg, default=jsonschema.Draft202012Validator)
+    cls = validator_for(arg, default=_UNKNOWN_DRAFT) if "$schema" in arg else jsonschema.Draft202012Validator
+    if cls is _UNKNOWN_DRAFT:
+        raise CheckArgError(f"unknown $schema {arg['$schema']!r}: use a JSON Schema draft's URI", "/$schema")
     try:
         cls.check_schema(arg)
     except SchemaError as exc:
         where = "".join(f"/{p}" for p in exc.absolute_path)
         raise CheckArgError(f"invalid JSON Schema: {exc.message}", where) from None
+    _check_refs(arg, cls)
     validator = cls(arg, format_checker=cls.FORMAT_CHECKER)
 
     def check(answer: Answer) -> CheckResult:
@@ -172,22 +201,53 @@ def _json_schema(arg: Any) -> Callable[[Answer], CheckResult]:
     return check
 
 
+def _on_value(name: str, path: str | None, judge: Callable[[Any], str]) -> Callable[[Answer], CheckResult]:
+    """A check of the answer (or the value at ``path`` in it): ``judge`` returns "" to pass, else the reason."""
+
+    def check(answer: Answer) -> CheckResult:
+        value, missing = _target(answer, path)
+        reason = missing or judge(value)
+        return CheckResult(name, not reason, reason)
+
+    return check
+
+
+def _check_refs(schema: dict[str, Any], cls: Any) -> None:
+    """Every ``$ref`` must resolve inside the schema: nothing is fetched, and a dangling one would fail mid-run."""
+    base = "urn:promptvcr:schema"
+    spec = specification_with(cls.META_SCHEMA["$schema"])
+    resource: Resource[Any] = spec.create_resource(schema)
+    resolver = Registry().with_resource(base, resource).resolver(base_uri=base)
+    stack: list[tuple[str, Any]] = [("", schema)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                try:
+                    resolver.lookup(ref)
+                except Unresolvable:
+                    raise CheckArgError(f"$ref {ref!r} does not resolve within the schema", f"{where}/$ref") from None
+            stack.extend((f"{where}/{_escape(k)}", v) for k, v in node.items() if k != "$ref")
+        elif isinstance(node, list):
+            stack.extend((f"{where}/{i}", v) for i, v in enumerate(node))
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
 def _contains(name: str, negate: bool) -> Callable[[Any], Callable[[Answer], CheckResult]]:
     def build(arg: Any) -> Callable[[Answer], CheckResult]:
         needle, path, ignore_case = _spec(arg, "value")
+        verb = "contains" if negate else "does not contain"
 
-        def check(answer: Answer) -> CheckResult:
-            value, missing = _target(answer, path)
-            if missing:
-                return CheckResult(name, False, missing)
+        def judge(value: Any) -> str:
             hay = _as_text(value)
             found = needle.lower() in hay.lower() if ignore_case else needle in hay
-            if found != negate:
-                return CheckResult(name, True)
-            verb = "contains" if negate else "does not contain"
-            return CheckResult(name, False, f"the answer{_where(path)} {verb} {needle!r}")
+            return "" if found != negate else f"the answer{_where(path)} {verb} {needle!r}"
 
-        return check
+        return _on_value(name, path, judge)
 
     return build
 
@@ -197,50 +257,38 @@ def _regex(arg: Any) -> Callable[[Answer], CheckResult]:
     try:
         compiled = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
     except re.error as exc:
-        raise CheckArgError(f"invalid regular expression {pattern!r}: {exc}", "/pattern" if path else "") from None
-
-    def check(answer: Answer) -> CheckResult:
-        value, missing = _target(answer, path)
-        if missing:
-            return CheckResult("regex", False, missing)
-        if compiled.search(_as_text(value)):
-            return CheckResult("regex", True)
-        return CheckResult("regex", False, f"the answer{_where(path)} does not match /{pattern}/")
-
-    return check
+        raise CheckArgError(
+            f"invalid regular expression {pattern!r}: {exc}", "/pattern" if isinstance(arg, dict) else ""
+        ) from None
+    return _on_value(
+        "regex",
+        path,
+        lambda value: (
+            "" if compiled.search(_as_text(value)) else f"the answer{_where(path)} does not match /{pattern}/"
+        ),
+    )
 
 
 def _equals(arg: Any) -> Callable[[Answer], CheckResult]:
     expected, path, _ = _spec(arg, "value")
+    # `equals: {value: {a: 1}}` without a path compares the whole parsed JSON answer, not its text
+    lookup = "" if path is None and not isinstance(expected, str) else path
 
-    def check(answer: Answer) -> CheckResult:
-        value, missing = _target(answer, path)
-        if missing:
-            return CheckResult("equals", False, missing)
-        if path is None and isinstance(value, str) and not isinstance(expected, str):
-            ok = answer.is_json and answer.parsed == expected
-        else:
-            ok = value == expected
-        reason = "" if ok else f"the answer{_where(path)} is {_short(value)}, expected {_short(expected)}"
-        return CheckResult("equals", ok, reason)
+    def judge(value: Any) -> str:
+        same = _same(value, expected)
+        return "" if same else f"the answer{_where(path)} is {_short(value)}, expected {_short(expected)}"
 
-    return check
+    return _on_value("equals", lookup, judge)
 
 
 def _max_chars(arg: Any) -> Callable[[Answer], CheckResult]:
     limit, path, _ = _spec(arg, "value")
 
-    def check(answer: Answer) -> CheckResult:
-        value, missing = _target(answer, path)
-        if missing:
-            return CheckResult("max_chars", False, missing)
+    def judge(value: Any) -> str:
         size = len(_as_text(value))
-        ok = size <= limit
-        return CheckResult(
-            "max_chars", ok, "" if ok else f"the answer{_where(path)} has {size} characters, limit {limit}"
-        )
+        return "" if size <= limit else f"the answer{_where(path)} has {size} characters, limit {limit}"
 
-    return check
+    return _on_value("max_chars", path, judge)
 
 
 def _finish_reason(arg: Any) -> Callable[[Answer], CheckResult]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,19 +76,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--samples", type=int)
     check = sub.add_parser("validate", help="check eval and case files without sending anything")
     check.add_argument("evals", nargs="*", metavar="EVAL")
-    serve = sub.add_parser(
-        "serve-local", help="serve the local Gemma model with llama.cpp on 127.0.0.1", add_help=False
-    )
-    serve.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("serve-local", help="serve the local Gemma model with llama.cpp on 127.0.0.1 (see its --help)")
     raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == ["serve-local"]:  # its own parser owns its flags
+        return _guard(lambda: local.main(raw[1:]))
     ours, extra = (raw[: raw.index("--")], raw[raw.index("--") + 1 :]) if "--" in raw else (raw, [])
     args = parser.parse_args(ours)
+    if args.command == "validate":
+        return _guard(lambda: _validate(args))
+    return _guard(lambda: _run(args, extra))
+
+
+def _guard(command: Callable[[], int]) -> int:
+    """Run a subcommand; a user's mistake ends with its message, not a traceback."""
     try:
-        if args.command == "serve-local":
-            return local.main(args.rest)
-        if args.command == "validate":
-            return _validate(args)
-        return _run(args, extra)
+        return command()
     except PromptVCRError as exc:
         print(f"promptvcr: {exc}", file=sys.stderr)
         return 2

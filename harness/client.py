@@ -34,7 +34,7 @@ class CallResult:
 
 
 def _refuse_network(request: httpx2.Request) -> httpx2.Response:
-    raise RuntimeError(f"replay must not reach the network ({request.method} {request.url.path})")
+    raise httpx2.ConnectError(f"replay must not reach the network ({request.method} {request.url.path})")
 
 
 def make_client(endpoint: Endpoint, *, replay: bool, base_url: str | None = None) -> openai.OpenAI:
@@ -64,11 +64,11 @@ def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
     start = time.perf_counter()
     try:
         raw = client.chat.completions.with_raw_response.create(**body)
+    except CannotOverwriteExistingCassetteException:  # vcrpy's "not recorded", raised through the SDK unwrapped
+        return CallResult(None, None, "missing_recording", "")
     except openai.APITimeoutError as exc:
         return _failed("timeout", exc, start)
     except openai.APIConnectionError as exc:
-        if isinstance(exc.__cause__, CannotOverwriteExistingCassetteException):
-            return CallResult(None, None, "missing_recording", "")
         return _failed("connection", exc, start)
     except openai.RateLimitError as exc:
         return _failed("rate_limited", exc, start)

@@ -6,7 +6,7 @@ case × variant, each with its final request body, so nothing about YAML is left
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,7 +116,10 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
             try:
                 body = render.request_body(list(case.messages), params, case.schema, case.id)
             except ValueError as exc:
-                problems.append(doc.problem(f"{where}/response_format", str(exc)))
+                if "response_format" in variant.overrides:
+                    problems.append(doc.problem(f"{where}/response_format", str(exc)))
+                else:
+                    problems.append(replace(case.origins["response_format"], message=str(exc)))
                 continue
             samples = samples_override or data.get("samples") or case.samples or 1
             runs.append(CaseRun(data["name"], case, variant, body, samples))
@@ -131,6 +134,7 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
 def _load_cases(doc: yamlsrc.Located, root: Path, problems: list[Problem]) -> list[cases.Case]:
     loaded: list[cases.Case] = []
     first_seen: dict[str, cases.Case] = {}
+    listed: dict[Path, int] = {}
     for index, name in enumerate(doc.data["cases"]):
         candidates = [root / name, doc.path.parent / name]
         found = next((c for c in candidates if c.is_file()), None)
@@ -138,6 +142,11 @@ def _load_cases(doc: yamlsrc.Located, root: Path, problems: list[Problem]) -> li
             tried = " or ".join(str(c) for c in dict.fromkeys(candidates))
             problems.append(doc.problem(f"/cases/{index}", f"case file not found: {tried}"))
             continue
+        if found.resolve() in listed:
+            first = listed[found.resolve()]
+            problems.append(doc.problem(f"/cases/{index}", f"{name} is listed twice (also at /cases/{first})"))
+            continue
+        listed[found.resolve()] = index
         try:
             file_cases = cases.load(found)
         except InputError as exc:
@@ -150,7 +159,7 @@ def _load_cases(doc: yamlsrc.Located, root: Path, problems: list[Problem]) -> li
                     Problem(
                         case.path,
                         case.line,
-                        "",
+                        f"{case.pointer}/id",
                         f"duplicate case id {case.id!r} in eval (also {other.path}:{other.line})",
                     )
                 )
@@ -164,11 +173,10 @@ def _gates(doc: yamlsrc.Located, names: set[str], problems: list[Problem]) -> li
     gates: list[Gate] = []
     for index, raw in enumerate(doc.data.get("gates", [])):
         chosen = raw.get("variants") or ([raw["variant"]] if "variant" in raw else None)
-        for name in chosen or []:
+        for position, name in enumerate(chosen or []):
             if name not in names:
-                problems.append(
-                    doc.problem(f"/gates/{index}", f"gate names variant {name!r}, which this eval does not have")
-                )
+                at = f"/gates/{index}/variants/{position}" if "variants" in raw else f"/gates/{index}/variant"
+                problems.append(doc.problem(at, f"gate names variant {name!r}, which this eval does not have"))
         gates.append(
             Gate(
                 raw["metric"],

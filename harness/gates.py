@@ -16,7 +16,7 @@ from .evals import Gate
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 # The sample count a metric is measured over: errors are excluded from quality rates, included in error_rate.
 _BASIS = {
-    "json_valid_rate": "answered",
+    "json_valid_rate": "json_checked",
     "schema_valid_rate": "schema_checked",
     "pass_rate": "answered",
     "error_rate": "attempted",

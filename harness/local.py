@@ -135,6 +135,8 @@ def ensure_running(base_url: str) -> Iterator[str]:
             raise LocalServerError(f"the local server did not start; its log is {log}")
         yield line
     finally:
+        assert child.stdout is not None
+        child.stdout.close()
         child.terminate()
         try:
             child.wait(timeout=30)

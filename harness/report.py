@@ -55,12 +55,13 @@ def summarize(df: pd.DataFrame, evals: Mapping[str, Eval]) -> list[VariantSummar
 def _metrics(eval_name: str, variant: str, g: pd.DataFrame, budget: float | None) -> dict[str, Any]:
     answered = g[g["outcome"].isin(["passed", "failed"])]
     errors = int((g["outcome"] == "errored").sum())
-    valid = int(answered["json_valid"].astype(bool).sum())
+    json_rows = answered[answered["json_valid"].notna()]
+    valid = int(json_rows["json_valid"].astype(bool).sum())
     passed = int((answered["outcome"] == "passed").sum())
     schema = answered[answered["schema_valid"].notna()]
     schema_ok = int(schema["schema_valid"].astype(bool).sum())
     n = len(answered)
-    lo, hi = wilson(valid, n)
+    lo, hi = wilson(valid, len(json_rows))
     plo, phi = wilson(passed, n)
     priced = answered["cost_usd"].notna().all() and n > 0
     return {
@@ -72,7 +73,8 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, budget: float | None
         "answered": n,
         "errors": errors,
         "skipped": int((g["outcome"] == "skipped").sum()),
-        "json_valid_rate": rate(valid, n),
+        "json_checked": len(json_rows),
+        "json_valid_rate": rate(valid, len(json_rows)),
         "json_valid_low": lo,
         "json_valid_high": hi,
         "schema_checked": len(schema),
@@ -101,11 +103,12 @@ def _pct(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
-def _interval(m: Mapping[str, Any], key: str) -> str:
+def _interval(m: Mapping[str, Any], key: str, n: int) -> str:
     low, high = m[f"{key}_low"], m[f"{key}_high"]
     if math.isnan(m[f"{key}_rate"]):
         return "n/a"
-    return f"{_pct(m[f'{key}_rate'])} [{100 * low:.1f}, {100 * high:.1f}]"
+    basis = "" if n == m["answered"] else f" of {n}"  # e.g. JSON validity counts only cases that expect JSON
+    return f"{_pct(m[f'{key}_rate'])} [{100 * low:.1f}, {100 * high:.1f}]{basis}"
 
 
 def _cost(m: Mapping[str, Any]) -> str:
@@ -147,7 +150,7 @@ def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
         rows.append(
             (
                 m["eval"], m["variant"], m["model"], str(m["answered"]), str(m["errors"]),
-                _interval(m, "json_valid"), _interval(m, "pass"),
+                _interval(m, "json_valid", m["json_checked"]), _interval(m, "pass", m["answered"]),
                 f"{m['prompt_tokens']}/{m['completion_tokens']}", _cost(m),
                 f"{_ms(m['latency_p50_ms'])}/{_ms(m['latency_p95_ms'])}", _gate_cell(s),
             )

@@ -53,18 +53,20 @@ def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
         ]
     endpoint = run.variant.endpoint
     base_url = options.local_url() if endpoint.kind == "local" and not options.replay else None
-    api = client.make_client(endpoint, replay=options.replay, base_url=base_url)
     rows: list[Row] = []
-    with cassettes.use(path, options.record_mode) as cassette:
+    with (
+        client.make_client(endpoint, replay=options.replay, base_url=base_url) as api,
+        cassettes.use(path, options.record_mode) as cassette,
+    ):
         for sample in range(run.samples):
-            before = len(cassette.data)
+            before, plays = len(cassette.data), cassette.play_count
             result = client.call(api, run.body)
             if result.error == "missing_recording":
                 why = cassettes.describe_miss(cassette, run.samples)
                 fix = (
                     f"run `{record_command(run.eval_name)}`"
                     if options.replay
-                    else "record mode `once` keeps existing cassettes: use --record-mode new_episodes (add) or all (redo)"
+                    else "`once` keeps existing cassettes: use --record-mode new_episodes (add) or all (redo)"
                 )
                 message = (
                     f"no recording for case {run.case.id!r} in variant {run.variant.name!r} matches sample {sample + 1}"
@@ -73,8 +75,7 @@ def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
                 result = client.CallResult(None, None, "missing_recording", message)
             elif result.latency_ms is not None and not options.replay:
                 cassettes.stamp_latency(cassette, before, client.LATENCY_HEADER, result.latency_ms)
-            replayed = len(cassette.data) == before and result.response is not None
-            rows.append(_row(run, sample, result, replayed))
+            rows.append(_row(run, sample, result, replayed=cassette.play_count > plays))
     return rows
 
 
@@ -88,8 +89,9 @@ def _base(run: CaseRun, sample: int) -> Row:
     }
 
 
-def _errored(run: CaseRun, sample: int, result: client.CallResult) -> Row:
+def _errored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool = False) -> Row:
     return _base(run, sample) | {
+        "replayed": replayed,
         "outcome": "errored",
         "error": result.error,
         "error_message": result.message,
@@ -101,7 +103,7 @@ def _errored(run: CaseRun, sample: int, result: client.CallResult) -> Row:
 
 def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool) -> Row:
     if result.response is None:
-        return _errored(run, sample, result)
+        return _errored(run, sample, result, replayed)
     response = result.response
     outcomes = checks.run_checks(run.case.checks, run.body, response)
     failed = [o for o in outcomes if not o.passed]
@@ -113,7 +115,7 @@ def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool) -
         "outcome": "failed" if failed else "passed",
         "failed_checks": ";".join(o.name for o in failed),
         "reasons": " | ".join(f"{o.name}: {o.reason}" for o in failed),
-        "json_valid": answer.is_json,
+        "json_valid": answer.is_json if checks.expects_json(run.case.checks, run.body) else None,
         "schema_valid": schema[0] if schema else None,
         "finish_reason": answer.finish_reason,
         "prompt_tokens": (usage or {}).get("prompt_tokens"),

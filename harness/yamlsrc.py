@@ -55,10 +55,7 @@ def load(path: Path) -> Located:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        what = " ".join(filter(None, [exc.context, exc.problem]))
-        raise InputError([Problem(path, line, "", f"YAML syntax error: {what}")]) from None
+        raise InputError([_syntax_problem(path, text, exc)]) from None
     except yaml.YAMLError as exc:
         raise InputError([Problem(path, 1, "", f"YAML error: {exc}")]) from None
     finally:
@@ -70,6 +67,18 @@ def load(path: Path) -> Located:
     if problems:
         raise InputError(problems)
     return Located(path, data, lines)
+
+
+def _syntax_problem(path: Path, text: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """Cite where the problem is; when PyYAML only notices it at the end of the file, where it started."""
+    last = max(1, len(text.splitlines()))
+    problem = exc.problem_mark.line + 1 if exc.problem_mark else None
+    context = exc.context_mark.line + 1 if exc.context_mark else None
+    line = problem if problem is not None and problem <= last else (context or last)
+    message = f"YAML syntax error: {exc.problem or 'unreadable YAML'}"
+    if exc.context and context is not None:
+        message += f" ({exc.context} that starts at line {context})" if context != line else f" ({exc.context})"
+    return Problem(path, min(line, last), "", message)
 
 
 def _walk(node: yaml.Node, ptr: str, lines: dict[str, int], problems: list[Problem], path: Path) -> None:

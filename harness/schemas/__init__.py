@@ -61,7 +61,7 @@ def _explain(doc: Located, error: ValidationError) -> list[Problem]:
         return [doc.problem(f"{ptr}/{k}", f"unknown key {k!r}{hint}") for k in extra]
     if error.validator == "enum" and "propertyNames" in schema_path:
         known = ", ".join(map(str, error.validator_value))  # type: ignore[arg-type]  # an enum is a list
-        what = "check" if "check" in schema_path else "key"
+        what = "check" if schema.get("title") == "check name" else "key"
         return [doc.problem(f"{ptr}/{error.instance}", f"unknown {what} {error.instance!r} (known: {known})")]
     if error.validator == "pattern" and "propertyNames" in schema_path:
         return [doc.problem(f"{ptr}/{error.instance}", f"name {error.instance!r} must match {error.validator_value}")]
@@ -73,7 +73,7 @@ def _explain(doc: Located, error: ValidationError) -> list[Problem]:
         return [doc.problem(ptr, f"{_short(error.instance)} is not allowed here: {what}")]
     if error.validator == "required":
         return [doc.problem(ptr, error.message.replace("is a required property", "is required here"))]
-    if error.validator in ("minProperties", "maxProperties") and "check" in schema_path:
+    if error.validator in ("minProperties", "maxProperties") and schema.get("title") == "check":
         return [doc.problem(ptr, "a check is a mapping with exactly one key, e.g. `- json_valid: true`")]
     if error.validator == "type":
         return [doc.problem(ptr, f"expected {error.validator_value}, got {_short(error.instance)}")]
