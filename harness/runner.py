@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cassettes, checks, client, cost
+from .errors import ConfigError, LocalServerError
 from .evals import CaseRun
 
 Row = dict[str, Any]
@@ -52,12 +53,14 @@ def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
             _errored(run, i, client.CallResult(None, None, "missing_recording", message)) for i in range(run.samples)
         ]
     endpoint = run.variant.endpoint
-    base_url = options.local_url() if endpoint.kind == "local" and not options.replay else None
+    try:
+        base_url = options.local_url() if endpoint.kind == "local" and not options.replay else None
+        api = client.make_client(endpoint, replay=options.replay, base_url=base_url)
+    except (ConfigError, LocalServerError) as exc:  # no key, no local server: nothing can be sent
+        kind = "config" if isinstance(exc, ConfigError) else "connection"
+        return [_errored(run, i, client.CallResult(None, None, kind, str(exc))) for i in range(run.samples)]
     rows: list[Row] = []
-    with (
-        client.make_client(endpoint, replay=options.replay, base_url=base_url) as api,
-        cassettes.use(path, options.record_mode) as cassette,
-    ):
+    with api, cassettes.use(path, options.record_mode) as cassette:
         for sample in range(run.samples):
             before, plays = len(cassette.data), cassette.play_count
             result = client.call(api, run.body)

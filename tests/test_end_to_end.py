@@ -776,3 +776,19 @@ def test_gzip_answer_is_stored_decoded_and_replays(pytester: pytest.Pytester, fa
     assert len(fake_openai.chat_requests) == sent
     rows = ep.results(root)
     assert [(r["output"], r["replayed"]) for r in rows] == [(a, "True") for a in answers]
+
+
+def test_recording_without_the_key_errors_every_sample_with_the_fix(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PVCR_UNSET_KEY", raising=False)
+    root = _project(pytester.path, fake_openai.base_url, endpoint={"api_key_env": "PVCR_UNSET_KEY"})
+    result = _run(pytester, *RECORD)
+    out = _output(result)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "PVCR_UNSET_KEY is not set: export it or put it in .env" in out
+    assert "Traceback" not in out
+    assert fake_openai.chat_requests == []
+    rows = ep.read_csv(ep.latest(root) / "results.csv")
+    assert len(rows) == len(CASES) * len(VARIANTS) * SAMPLES
+    assert {(r["outcome"], r["error"]) for r in rows} == {("errored", "config")}
