@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EVAL ?=
+A ?=
+B ?=
 PYTEST_ARGS ?=
 
-.PHONY: install eval test test-live record serve-local validate lint typecheck check clean
+.PHONY: install eval compare test test-live record serve-local validate lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +21,10 @@ install: $(STAMP)
 ## Replay every committed eval offline, print the per-variant table, write reports/.
 eval: $(STAMP)
 	$(BIN)/promptvcr run $(EVAL) -- $(PYTEST_ARGS)
+
+## Compare run B against baseline run A (reports/<run-id> or its results.csv; default: the two newest runs).
+compare: $(STAMP)
+	$(BIN)/promptvcr compare $(A) $(B)
 
 ## The harness's own tests (the live local-model test is `make test-live`).
 test: $(STAMP)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from . import evals, local
+from . import compare, evals, local
 from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
 
@@ -64,6 +64,30 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    """Run B against run A: the verdict tables, and 1 when B regressed (see ``Comparison.regressions``)."""
+    if args.run_a and not args.run_b:
+        raise PromptVCRError("compare needs both RUN_A and RUN_B, or neither (the two newest runs)")
+    targets = [Path(args.run_a), Path(args.run_b)] if args.run_a else compare.newest_runs(Path(args.reports_dir))
+    if len(targets) < 2:
+        raise PromptVCRError(f"compare needs two runs and {args.reports_dir} has {len(targets)}")
+    a, b = (compare.load_run(t) for t in targets)
+    comparisons = compare.compare_runs(a, b, "A", "B")
+    print(f"A = {targets[0]}\nB = {targets[1]}\n")
+    print(compare.text_report(comparisons))
+    for note in compare.unmatched(a, b):
+        print(f"not compared: {note}")
+    if not comparisons:
+        raise PromptVCRError("the two runs have no eval × variant in common: nothing to compare")
+    print(compare.METHODS)
+    problems = [p for c in comparisons for p in c.regressions(args.max_cost_increase)]
+    print()
+    for problem in problems:
+        print(f"REGRESSION {problem}")
+    print("compare: FAILED" if problems else "compare: no regression")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="promptvcr", description="Evaluate and regression-test prompts for the OpenAI Chat Completions API."
@@ -76,6 +100,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--samples", type=int)
     check = sub.add_parser("validate", help="check eval and case files without sending anything")
     check.add_argument("evals", nargs="*", metavar="EVAL")
+    versus = sub.add_parser(
+        "compare",
+        help="compare run B against baseline run A (paired by case and sample); exit 1 on a regression",
+        description="RUN: a reports/<run-id> directory or its results.csv. Without runs: the two newest.",
+    )
+    versus.add_argument("run_a", nargs="?", metavar="RUN_A", help="the baseline run")
+    versus.add_argument("run_b", nargs="?", metavar="RUN_B", help="the run under test")
+    versus.add_argument(
+        "--max-cost-increase",
+        type=float,
+        default=10.0,
+        metavar="PCT",
+        help="fail when cost per call rises more than this many percent (default: 10)",
+    )
+    versus.add_argument("--reports-dir", default="reports", metavar="DIR", help="where to find the newest runs")
     sub.add_parser("serve-local", help="serve the local Gemma model with llama.cpp on 127.0.0.1 (see its --help)")
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == ["serve-local"]:  # its own parser owns its flags
@@ -84,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(ours)
     if args.command == "validate":
         return _guard(lambda: _validate(args))
+    if args.command == "compare":
+        return _guard(lambda: _compare(args))
     return _guard(lambda: _run(args, extra))
 
 

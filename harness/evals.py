@@ -61,6 +61,14 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class Traffic:
+    """Expected production traffic, for the monthly cost projection: calls per day and the share of each case."""
+
+    requests_per_day: float
+    mix: dict[str, float]  # case id → weight (not normalised); every case equally when the file names none
+
+
+@dataclass(frozen=True)
 class CaseRun:
     """One case in one variant: the unit of a pytest item and of a cassette file."""
 
@@ -84,6 +92,8 @@ class Eval:
     gates: tuple[Gate, ...]
     budget_usd: float | None
     missing_recordings: Literal["fail", "skip"]
+    traffic: Traffic | None
+    monthly_budget_usd: float | None
 
 
 def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
@@ -124,11 +134,35 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
             samples = samples_override or data.get("samples") or case.samples or 1
             runs.append(CaseRun(data["name"], case, variant, body, samples))
     gates = tuple(_gates(doc, {v.name for v in variants}, problems))
+    traffic = _traffic(doc, [c.id for c in all_cases], problems)
     if problems:
         raise InputError(problems)
     return Eval(
-        data["name"], path, tuple(runs), variants, gates, data.get("budget_usd"), data.get("missing_recordings", "fail")
+        data["name"],
+        path,
+        tuple(runs),
+        variants,
+        gates,
+        data.get("budget_usd"),
+        data.get("missing_recordings", "fail"),
+        traffic,
+        data.get("monthly_budget_usd"),
     )
+
+
+def _traffic(doc: yamlsrc.Located, case_ids: list[str], problems: list[Problem]) -> Traffic | None:
+    raw = doc.data.get("traffic")
+    if raw is None:
+        return None
+    mix = {str(k): float(v) for k, v in (raw.get("mix") or dict.fromkeys(case_ids, 1.0)).items()}
+    for name in mix:
+        if name not in case_ids:
+            problems.append(
+                doc.problem(f"/traffic/mix/{name}", f"traffic mix names case {name!r}, which this eval does not have")
+            )
+    if "mix" in raw and not any(mix.values()):
+        problems.append(doc.problem("/traffic/mix", "traffic mix weights are all 0"))
+    return Traffic(float(raw["requests_per_day"]), mix)
 
 
 def _load_cases(doc: yamlsrc.Located, root: Path, problems: list[Problem]) -> list[cases.Case]:

@@ -20,6 +20,7 @@ _BASIS = {
     "schema_valid_rate": "schema_checked",
     "pass_rate": "answered",
     "error_rate": "attempted",
+    "latency_p95_ms": "latency_n",  # answered samples with a measured latency
 }
 
 Verdict = Literal["pass", "fail", "insufficient"]
@@ -33,7 +34,8 @@ class GateResult:
     n: int
 
     def describe(self) -> str:
-        seen = "n/a" if math.isnan(self.observed) else f"{self.observed:.4f}"
+        digits = 0 if self.gate.metric.endswith("_ms") else 4  # milliseconds, or a rate
+        seen = "n/a" if math.isnan(self.observed) else f"{self.observed:.{digits}f}"
         if self.verdict == "insufficient":
             return f"INSUFFICIENT DATA {self.gate.metric} (n={self.n} < min_n={self.gate.min_n})"
         rule = f"{self.gate.metric} {self.gate.op} {self.gate.value:g}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from dotenv import load_dotenv
 
-from . import evals, local, report, runner
+from . import evals, junit, local, report, runner
 from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
 
@@ -74,7 +73,7 @@ class _State:
         self.summaries = report.summarize(df, loaded)
         self.run_dir = report.new_run_dir(self.reports_dir)
         mode = "replayed from cassettes" if self.options.replay else f"record mode {self.options.record_mode}"
-        report.write(self.run_dir, df, self.summaries, f"{len(df)} samples, {mode}.")
+        report.write(self.run_dir, df, self.summaries, f"{len(df)} samples, {mode}.", loaded)
         if any(s.failed for s in self.summaries) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -177,31 +176,18 @@ def _test_for(run: evals.CaseRun, ev: evals.Eval) -> Callable[[pytest.FixtureReq
 
 
 def _verdict(run: evals.CaseRun, ev: evals.Eval, rows: list[runner.Row], options: runner.RunOptions) -> None:
-    n = len(rows)
     errors = [r for r in rows if r["outcome"] == "errored"]
     never_recorded = options.replay and not runner.cassette_for(run, options).is_file()
     if errors and never_recorded and ev.missing_recordings == "skip":
         for row in rows:
             row["outcome"] = "skipped"
         pytest.skip(errors[0]["error_message"])
-    if errors:
-        kinds = Counter(f"{r['error']}: {r['error_message']}" for r in errors)
-        pytest.fail(f"{len(errors)} of {n} samples errored:\n" + _top(kinds), pytrace=False)
-    passed = sum(r["outcome"] == "passed" for r in rows)
-    if passed / n >= run.case.min_pass_rate:
+    kind, message = junit.case_verdict(rows, run.case.min_pass_rate)
+    if kind == "passed":
         return
-    reasons = Counter(r["reasons"] for r in rows if r["outcome"] == "failed")
-    message = f"{passed} of {n} samples passed (min_pass_rate {run.case.min_pass_rate:g}):\n" + _top(reasons)
-    if run.variant.xfail:
-        pytest.xfail(f"{run.variant.xfail} — {message}")
+    if kind == "failed" and run.variant.xfail:  # one line: -ra prints it for every item; details in results.csv
+        pytest.xfail(f"{run.variant.xfail} — {message.splitlines()[0]}")
     pytest.fail(message, pytrace=False)
-
-
-def _top(counts: Counter[str], limit: int = 5) -> str:
-    lines = [f"  {count}× {text}" for text, count in counts.most_common(limit)]
-    if len(counts) > limit:
-        lines.append(f"  … and {len(counts) - limit} other reasons (see results.csv)")
-    return "\n".join(lines)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,7 +1,9 @@
 """Reports: results rows into pandas once, per-variant metrics and gates, and the files under ``reports/``.
 
 ``reports/<run-id>/results.csv`` has one row per case × variant × sample; ``summary.csv`` and ``summary.md`` one
-row per eval × variant; ``reports/latest`` points at the newest run.
+row per eval × variant (``summary.md`` adds each eval's A/B comparisons and the monthly cost projection);
+``junit.xml`` one testcase per case × variant; ``report.html`` all of it with charts; ``reports/latest`` points at
+the newest run.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from typing import Any
 
 import pandas as pd
 
+from . import compare, htmlreport, junit, tables
 from . import gates as gates_mod
 from .evals import Eval
 from .runner import COLUMNS, Row
 from .stats import percentile, rate, wilson
+
+DAYS_PER_MONTH = 365.25 / 12  # an average month, so twelve projections make a year
 
 
 @dataclass(frozen=True)
@@ -46,13 +51,13 @@ def summarize(df: pd.DataFrame, evals: Mapping[str, Eval]) -> list[VariantSummar
     for (eval_name, variant), group in df.groupby(["eval", "variant"], sort=True):
         ev = evals[str(eval_name)]
         spec = next(v for v in ev.variants if v.name == variant)
-        metrics = _metrics(str(eval_name), str(variant), group, ev.budget_usd)
+        metrics = _metrics(str(eval_name), str(variant), group, ev)
         results = [gates_mod.evaluate(g, metrics) for g in ev.gates if gates_mod.applies(g, str(variant))]
         out.append(VariantSummary(metrics, results, spec.xfail))
     return out
 
 
-def _metrics(eval_name: str, variant: str, g: pd.DataFrame, budget: float | None) -> dict[str, Any]:
+def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[str, Any]:
     answered = g[g["outcome"].isin(["passed", "failed"])]
     errors = int((g["outcome"] == "errored").sum())
     json_rows = answered[answered["json_valid"].notna()]
@@ -64,6 +69,9 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, budget: float | None
     lo, hi = wilson(valid, len(json_rows))
     plo, phi = wilson(passed, n)
     priced = answered["cost_usd"].notna().all() and n > 0
+    latencies = answered["latency_ms"].dropna().tolist()
+    per_call = _mix_cost_per_call(answered, ev) if priced else math.nan
+    monthly = ev.traffic.requests_per_day * DAYS_PER_MONTH * per_call if ev.traffic else math.nan
     return {
         "eval": eval_name,
         "variant": variant,
@@ -86,10 +94,31 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, budget: float | None
         "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
         "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
         "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
-        "budget_usd": budget,
-        "latency_p50_ms": percentile(answered["latency_ms"].dropna().tolist(), 50),
-        "latency_p95_ms": percentile(answered["latency_ms"].dropna().tolist(), 95),
+        "budget_usd": ev.budget_usd,
+        "requests_per_day": ev.traffic.requests_per_day if ev.traffic else None,
+        "mix_cost_per_call_usd": per_call,
+        "monthly_cost_usd": monthly,
+        "monthly_budget_usd": ev.monthly_budget_usd,
+        "over_budget": bool(ev.monthly_budget_usd is not None and monthly > ev.monthly_budget_usd),
+        "latency_n": len(latencies),
+        "latency_p50_ms": percentile(latencies, 50),
+        "latency_p95_ms": percentile(latencies, 95),
+        "latency_p99_ms": percentile(latencies, 99),
     }
+
+
+def _mix_cost_per_call(answered: pd.DataFrame, ev: Eval) -> float:
+    """The cost of an average production call: each case's measured mean cost, weighted by the traffic mix.
+
+    nan without a traffic profile, or when a case the mix weighs has no answered sample to measure.
+    """
+    if ev.traffic is None:
+        return math.nan
+    per_case = answered.groupby("case")["cost_usd"].mean()
+    weights = {case: w for case, w in ev.traffic.mix.items() if w > 0}
+    if not weights or any(case not in per_case.index for case in weights):
+        return math.nan
+    return sum(w * float(per_case[case]) for case, w in weights.items()) / sum(weights.values())
 
 
 def summary_frame(summaries: Sequence[VariantSummary]) -> pd.DataFrame:
@@ -117,6 +146,19 @@ def _cost(m: Mapping[str, Any]) -> str:
     return "unpriced" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}"
 
 
+def monthly_cell(m: Mapping[str, Any]) -> str:
+    """The projection against the budget, e.g. "$1234.56 (budget $1000.00: OVER)"."""
+    if m["cost_usd"] is None and m["answered"]:
+        return "unpriced"
+    if math.isnan(m["monthly_cost_usd"]):
+        return "insufficient data"
+    text = f"${m['monthly_cost_usd']:,.2f}"
+    if m["monthly_budget_usd"] is None:
+        return text
+    flag = "OVER" if m["over_budget"] else "within"
+    return f"{text} (budget ${m['monthly_budget_usd']:,.2f}: {flag})"
+
+
 def _ms(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.0f}"
 
@@ -138,7 +180,7 @@ HEADERS = (
     "pass_rate (95% CI)",
     "tokens in/out",
     "cost",
-    "p50/p95 ms",
+    "p50/p95/p99 ms",
     "gates",
 )
 
@@ -152,26 +194,51 @@ def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
                 m["eval"], m["variant"], m["model"], str(m["answered"]), str(m["errors"]),
                 _interval(m, "json_valid", m["json_checked"]), _interval(m, "pass", m["answered"]),
                 f"{m['prompt_tokens']}/{m['completion_tokens']}", _cost(m),
-                f"{_ms(m['latency_p50_ms'])}/{_ms(m['latency_p95_ms'])}", _gate_cell(s),
+                "/".join(_ms(m[f"latency_{p}_ms"]) for p in ("p50", "p95", "p99")), _gate_cell(s),
             )
         )  # fmt: skip
     return rows
 
 
 def text_table(summaries: Sequence[VariantSummary]) -> str:
-    rows = [HEADERS, *table_rows(summaries)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows
-    )
+    return tables.aligned(HEADERS, table_rows(summaries))
 
 
-def markdown(summaries: Sequence[VariantSummary], note: str) -> str:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+def baselines(evals: Mapping[str, Eval]) -> dict[str, str]:
+    """Each eval's first variant (in its file) is the baseline the others are compared with."""
+    return {name: ev.variants[0].name for name, ev in evals.items()}
 
-    body = [line(HEADERS), line(["---"] * len(HEADERS)), *(line(r) for r in table_rows(summaries))]
-    return "\n".join(["# promptvcr summary", "", note, "", *body, ""])
+
+PROJECTION_HEADERS = ("eval", "variant", "requests/day", "cost per 1k calls (traffic mix)", "projected monthly cost")
+
+
+def projection_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for s in summaries:
+        m = s.metrics
+        if m["requests_per_day"] is None:
+            continue
+        per_1k = "n/a" if math.isnan(m["mix_cost_per_call_usd"]) else f"${1000 * m['mix_cost_per_call_usd']:.4f}"
+        rows.append((m["eval"], m["variant"], f"{m['requests_per_day']:g}", per_1k, monthly_cell(m)))
+    return rows
+
+
+def markdown(summaries: Sequence[VariantSummary], note: str, comparisons: Sequence[compare.Comparison]) -> str:
+    parts = ["# promptvcr summary", "", note, "", tables.markdown(HEADERS, table_rows(summaries)), ""]
+    projections = projection_rows(summaries)
+    if projections:
+        over = sum(bool(s.metrics["over_budget"]) for s in summaries)
+        flag = f" — **{over} variant(s) over budget**" if over else ""
+        parts += [f"## Monthly cost projection{flag}", "", tables.markdown(PROJECTION_HEADERS, projections), ""]
+        parts += [
+            f"Projected: cost per call (each case's measured mean, weighted by the traffic mix) × requests/day × "
+            f"{DAYS_PER_MONTH} days.",
+            "",
+        ]
+    if comparisons:
+        parts += ["## A/B comparisons (each variant against its eval's first)", ""]
+        parts += [compare.markdown_report(comparisons), compare.METHODS, ""]
+    return "\n".join(parts)
 
 
 def new_run_dir(reports_dir: Path) -> Path:
@@ -181,10 +248,20 @@ def new_run_dir(reports_dir: Path) -> Path:
     return path
 
 
-def write(run_dir: Path, df: pd.DataFrame, summaries: Sequence[VariantSummary], note: str) -> None:
+def write(
+    run_dir: Path, df: pd.DataFrame, summaries: Sequence[VariantSummary], note: str, evals: Mapping[str, Eval]
+) -> None:
+    comparisons = compare.compare_variants(df, baselines(evals))
     df.to_csv(run_dir / "results.csv", index=False)
     summary_frame(summaries).to_csv(run_dir / "summary.csv", index=False)
-    (run_dir / "summary.md").write_text(markdown(summaries, note), encoding="utf-8")
+    (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons), encoding="utf-8")
+    (run_dir / "junit.xml").write_bytes(junit.junit_xml(df, evals))
+    shown: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = [("Per variant", HEADERS, table_rows(summaries))]
+    projections = projection_rows(summaries)
+    if projections:
+        shown.append(("Monthly cost projection", PROJECTION_HEADERS, projections))
+    html = htmlreport.render(df, [s.metrics for s in summaries], comparisons, shown, note)
+    (run_dir / "report.html").write_text(html, encoding="utf-8")
     latest = run_dir.parent / "latest"
     tmp = run_dir.parent / f".latest-{run_dir.name}"
     tmp.unlink(missing_ok=True)

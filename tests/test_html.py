@@ -1,0 +1,99 @@
+"""report.html: self-contained, and it renders with its charts in a real browser (headless Chromium).
+
+The browser tests need Debian's ``chromium`` package (``apt-get install -y chromium``) and are skipped, saying so,
+without it. Each keeps its screenshot in the test's tmp directory and prints the path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness import charts
+from tests.fakeserver import FakeOpenAI
+from tests.test_reports import MIX, VARIANTS, small_run
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y chromium)"
+)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _chromium(tmp_path: Path, *action: str, page: Path) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",  # runs as root in CI containers
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1200,2000",
+        *action,
+        page.as_uri(),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_report_html_is_self_contained(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    html = (small_run(pytester, fake_openai) / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in html.lower()
+    assert "@import" not in html and "url(" not in html and " src=" not in html
+    # the only URL is the SVG namespace; links stay inside the page
+    assert set(re.findall(r"https?://[^\s\"'<>]+", html)) == {"http://www.w3.org/2000/svg"}
+    assert all(href.startswith("#") for href in re.findall(r'href="([^"]*)"', html))
+    # outputs are escaped text, never markup
+    assert "not json" in html
+
+
+def test_charts_of_empty_or_missing_data_are_valid_svg_saying_so() -> None:
+    nan = math.nan
+    drawn = [
+        charts.rate_bars("r", []),
+        charts.rate_bars("r", [("v", nan, nan, nan)], target=0.99),
+        charts.scatter("s", [], "x", "y"),
+        charts.scatter("s", [("v", nan, 0.5), ("w", 0.0, 1.0)], "x", "y"),
+        charts.distributions("d", [("v", [])], "ms"),
+        charts.distributions("d", [("v", [nan, 5.0])], "ms"),
+    ]
+    for svg in drawn:
+        root = ET.fromstring(str(svg))
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert "no data" in str(drawn[1]) and "no data" in str(drawn[4])
+    assert "not plotted (unpriced or no data)" in str(drawn[3])
+    assert "&lt;b&gt;" in str(charts.rate_bars("<b>", [("<b>", 0.5, 0.4, 0.6)]))  # labels are escaped
+
+
+@needs_chromium
+def test_report_renders_in_chromium_with_its_charts(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    page = small_run(pytester, fake_openai) / "report.html"
+    shot = tmp_path / "report.png"
+    _chromium(tmp_path, f"--screenshot={shot}", page=page)
+    print(f"screenshot: {shot}")
+    data = shot.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 10_000  # a real picture, not an empty page
+
+    dom = _chromium(tmp_path, "--dump-dom", page=page).stdout
+    for kind in ("rates", "scatter", "distribution"):
+        assert len(re.findall(rf'<svg [^>]*class="chart chart-{kind}"', dom)) == 1, kind
+    assert len(re.findall(r'<rect class="bar"', dom)) == len(VARIANTS)  # JSON validity, one bar per variant
+    assert len(re.findall(r'<path class="interval"', dom)) == len(VARIANTS)  # ... each with its Wilson interval
+    assert len(re.findall(r'<circle class="point"', dom)) == len(VARIANTS)  # cost against quality
+    assert len(re.findall(r'<rect class="box"', dom)) == len(VARIANTS)  # latency distribution
+    # the outcome grid: one row per case, shaky's cells link to its failing outputs, which the page holds
+    assert len(re.findall(r'<td class="cell"', dom)) == len(MIX) * len(VARIANTS)
+    for case in MIX:
+        assert f'href="#fail-{case}-shaky"' in dom and f'<details id="fail-{case}-shaky">' in dom
+    assert "small: shaky vs steady" in dom
