@@ -306,3 +306,30 @@ def test_cli_compare_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "nothing to compare" in captured.err and "ev/v only in A" in captured.out
     assert cli.main(["compare", "--reports-dir", str(tmp_path / "empty")]) == 2
     assert "has 0" in capsys.readouterr().err
+
+
+BASELINES = Path(__file__).resolve().parent.parent / "baselines"
+
+
+def test_cli_compare_on_the_two_committed_prompt_versions(capsys: pytest.CaptureFixture[str]) -> None:
+    """v1 (unbounded schema strings) against v2 (maxLength bounds): real recordings of two prompt versions."""
+    a, b = BASELINES / "json-modes-v1-unbounded", BASELINES / "json-modes-v2-bounded"
+    old, new = (pd.read_csv(run / "results.csv") for run in (a, b))
+    key = ["case", "sample"]
+    pairs = old[old["variant"] == "json_schema"].merge(new[new["variant"] == "json_schema"], on=key)
+    only_new = int(((pairs["json_valid_x"] == False) & (pairs["json_valid_y"] == True)).sum())  # noqa: E712  # pandas
+    only_old = int(((pairs["json_valid_x"] == True) & (pairs["json_valid_y"] == False)).sum())  # noqa: E712
+    k, n = min(only_old, only_new), only_old + only_new
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
+    assert p < 0.05 and only_new > only_old  # what the committed data says, computed here independently
+
+    code = cli.main(["compare", str(a), str(b)])
+    out = capsys.readouterr().out
+    assert "json-modes: json_schema @ B vs json_schema @ A" in out
+    line = next(
+        row
+        for row in out.splitlines()
+        if row.startswith("json_valid_rate") and f"discordant {only_old}/{only_new}" in row
+    )
+    assert line.rstrip().endswith("better")
+    assert code == (1 if "REGRESSION" in out else 0)
