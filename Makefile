@@ -8,7 +8,7 @@ A ?=
 B ?=
 PYTEST_ARGS ?=
 
-.PHONY: install eval compare test test-live record serve-local validate lint typecheck check clean
+.PHONY: install eval compare test test-live record status scan serve-local validate lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ test-live: $(STAMP)
 ## Record what is missing (record mode `once`); EVAL=name picks one eval.
 record: $(STAMP)
 	$(BIN)/promptvcr run $(EVAL) --record-mode once -- $(PYTEST_ARGS)
+
+## Which recordings no longer match the cases (prompt, parameters or model edited), and how to re-record them.
+status: $(STAMP)
+	$(BIN)/promptvcr status $(EVAL)
+
+## Look for API keys, bearer tokens, org/project ids and tracked .env files (git tree, cassettes/, reports/).
+scan: $(STAMP)
+	$(BIN)/promptvcr scan
 
 serve-local: $(STAMP)
 	$(BIN)/promptvcr serve-local

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checks, render, schemas, yamlsrc
+from .checks import JudgeSpec
 from .errors import InputError, Problem
 
 
@@ -26,6 +27,7 @@ class Case:
     samples: int | None
     min_pass_rate: float
     checks: tuple[checks.Check, ...]
+    judges: tuple[tuple[JudgeSpec, Problem], ...]  # each judge check with where it is, to report a problem at
 
     @property
     def schema(self) -> dict[str, Any] | None:
@@ -50,7 +52,7 @@ def load(path: Path) -> list[Case]:
             problems.append(doc.problem(f"{ptr}/id", f"duplicate case id {case_id!r} (first at line {seen[case_id]})"))
             continue
         seen[case_id] = line
-        case_checks = default_checks + _compile_checks(doc, raw.get("expect", []), f"{ptr}/expect", problems)
+        located = default_checks + _compile_checks(doc, raw.get("expect", []), f"{ptr}/expect", problems)
         messages = _render_messages(doc, defaults, raw, ptr, problems)
         params = {k: raw.get(k, defaults.get(k)) for k in render.PARAM_KEYS if k in raw or k in defaults}
         origins = {k: doc.problem(f"{ptr}/{k}" if k in raw else f"/defaults/{k}", "") for k in params}
@@ -65,7 +67,8 @@ def load(path: Path) -> list[Case]:
                 params=params,
                 samples=raw.get("samples", defaults.get("samples")),
                 min_pass_rate=float(raw.get("min_pass_rate", defaults.get("min_pass_rate", 1.0))),
-                checks=case_checks,
+                checks=tuple(check for check, _ in located),
+                judges=tuple((check.arg, origin) for check, origin in located if isinstance(check.arg, JudgeSpec)),
             )
         )
     if problems:
@@ -75,14 +78,16 @@ def load(path: Path) -> list[Case]:
 
 def _compile_checks(
     doc: yamlsrc.Located, raw: list[dict[str, Any]], ptr: str, problems: list[Problem]
-) -> tuple[checks.Check, ...]:
-    compiled: list[checks.Check] = []
+) -> tuple[tuple[checks.Check, Problem], ...]:
+    """Each check with where it is in the file (a Problem without a message yet)."""
+    compiled: list[tuple[checks.Check, Problem]] = []
     for index, item in enumerate(raw):
         ((name, arg),) = item.items()
+        at = f"{ptr}/{index}/{name}"
         try:
-            compiled.append(checks.compile_check(name, arg))
+            compiled.append((checks.compile_check(name, arg), doc.problem(at, "")))
         except checks.CheckArgError as exc:
-            problems.append(doc.problem(f"{ptr}/{index}/{name}{exc.pointer}", str(exc)))
+            problems.append(doc.problem(f"{at}{exc.pointer}", str(exc)))
     return tuple(compiled)
 
 

@@ -27,8 +27,9 @@ RECORD_MODES = ("none", "once", "new_episodes", "all")
 RETRYABLE = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 
 
-def cassette_path(root: Path, eval_name: str, variant: str, case_id: str) -> Path:
-    return root / eval_name / variant / f"{case_id}.yaml"
+def cassette_path(root: Path, eval_name: str, variant: str, case_id: str, *, judge: bool = False) -> Path:
+    """The answers' cassette, or (``judge``) the one of the judge's requests about them, ``<case-id>.judge.yaml``."""
+    return root / eval_name / variant / f"{case_id}{'.judge' if judge else ''}.yaml"
 
 
 def _json_body(r1: Request, r2: Request) -> None:

@@ -2,7 +2,9 @@
 
 A check is written in a case file as a one-key mapping (``- contains: "joke"``). ``compile_check`` turns it into a
 ``Check`` once, at load time, so a bad regex or an invalid JSON Schema is reported before anything is sent;
-``run_checks`` applies the compiled checks to one answer and never touches the network.
+``run_checks`` applies the compiled checks to one answer and never touches the network. The opt-in ``judge`` check is
+not one of them: its compiled form only holds its ``JudgeSpec``, and ``harness.runner`` has a judge model grade it
+(``harness.judge``).
 """
 
 from __future__ import annotations
@@ -58,29 +60,42 @@ class Answer:
         choice = choices[0] if isinstance(choices[0], Mapping) else {}
         message = choice.get("message") or {}
         content = message.get("content") if isinstance(message, Mapping) else None
-        text = content if isinstance(content, str) else ""
+        return cls.parse(content if isinstance(content, str) else "", choice.get("finish_reason"))
+
+    @classmethod
+    def parse(cls, text: str, finish_reason: str | None) -> Answer:
         try:
             parsed = json.loads(text)
         except ValueError:
             parsed = _NOT_JSON
-        return cls(text, choice.get("finish_reason"), parsed)
+        return cls(text, finish_reason, parsed)
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """A ``judge`` check: a judge model scores the answer (or the value at ``path``) against ``rubric`` from 0 to 1."""
+
+    rubric: str
+    threshold: float  # the lowest passing score
+    model: str | None  # None: the eval's `judge: {model}`
+    path: str | None
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
     arg: Any
-    fn: Callable[[Answer], CheckResult] = field(compare=False, repr=False)
-
-    def __call__(self, answer: Answer) -> CheckResult:
-        return self.fn(answer)
+    fn: Callable[[Answer], CheckResult] | None = field(compare=False, repr=False)  # None: graded by a judge model
 
 
 def run_checks(checks: Iterable[Check], request: Mapping[str, Any], response: Mapping[str, Any]) -> list[CheckResult]:
-    """Apply every check to one response. ``request`` is part of the contract for checks that need it."""
+    """Apply every deterministic check to one response (judge checks are the runner's).
+
+    ``request`` is part of the contract for checks that need it.
+    """
     del request  # none of the built-in checks reads it yet
     answer = Answer.from_response(response)
-    return [check(answer) for check in checks]
+    return [check.fn(answer) for check in checks if check.fn is not None]
 
 
 def json_schema_of(checks: Iterable[Check]) -> dict[str, Any] | None:
@@ -130,7 +145,7 @@ def _json_reason(answer: Answer) -> str:
     return "valid JSON"
 
 
-def _target(answer: Answer, path: str | None) -> tuple[Any, str | None]:
+def value_at(answer: Answer, path: str | None) -> tuple[Any, str | None]:
     """The value a check looks at: the content, or the value at a JSON pointer into the parsed answer."""
     if path is None:
         return answer.content, None
@@ -151,7 +166,7 @@ def _target(answer: Answer, path: str | None) -> tuple[Any, str | None]:
     return node, None
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
@@ -205,7 +220,7 @@ def _on_value(name: str, path: str | None, judge: Callable[[Any], str]) -> Calla
     """A check of the answer (or the value at ``path`` in it): ``judge`` returns "" to pass, else the reason."""
 
     def check(answer: Answer) -> CheckResult:
-        value, missing = _target(answer, path)
+        value, missing = value_at(answer, path)
         reason = missing or judge(value)
         return CheckResult(name, not reason, reason)
 
@@ -243,7 +258,7 @@ def _contains(name: str, negate: bool) -> Callable[[Any], Callable[[Answer], Che
         verb = "contains" if negate else "does not contain"
 
         def judge(value: Any) -> str:
-            hay = _as_text(value)
+            hay = as_text(value)
             found = needle.lower() in hay.lower() if ignore_case else needle in hay
             return "" if found != negate else f"the answer{_where(path)} {verb} {needle!r}"
 
@@ -263,9 +278,7 @@ def _regex(arg: Any) -> Callable[[Answer], CheckResult]:
     return _on_value(
         "regex",
         path,
-        lambda value: (
-            "" if compiled.search(_as_text(value)) else f"the answer{_where(path)} does not match /{pattern}/"
-        ),
+        lambda value: "" if compiled.search(as_text(value)) else f"the answer{_where(path)} does not match /{pattern}/",
     )
 
 
@@ -285,7 +298,7 @@ def _max_chars(arg: Any) -> Callable[[Answer], CheckResult]:
     limit, path, _ = _spec(arg, "value")
 
     def judge(value: Any) -> str:
-        size = len(_as_text(value))
+        size = len(as_text(value))
         return "" if size <= limit else f"the answer{_where(path)} has {size} characters, limit {limit}"
 
     return _on_value("max_chars", path, judge)
@@ -313,9 +326,12 @@ _BUILDERS: dict[str, Callable[[Any], Callable[[Answer], CheckResult]]] = {
     "finish_reason": _finish_reason,
 }
 
-CHECK_NAMES = tuple(_BUILDERS)
+CHECK_NAMES = (*_BUILDERS, "judge")
 
 
 def compile_check(name: str, arg: Any) -> Check:
     """Build a check from its case-file form; raises CheckArgError for an unusable argument."""
+    if name == "judge":  # the case schema has checked its keys and types
+        spec = JudgeSpec(arg["rubric"], float(arg["threshold"]), arg.get("model"), arg.get("path"))
+        return Check(name, spec, None)
     return Check(name, arg, _BUILDERS[name](arg))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+from dotenv import load_dotenv
 
-from . import compare, evals, local
+from . import compare, doctor, evals, local, preflight, scaffold, scan, status
 from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
 
@@ -59,9 +61,50 @@ def _validate(args: argparse.Namespace) -> int:
             failed += 1
             print(exc, file=sys.stderr)
             continue
-        calls = sum(r.samples for r in ev.runs)
+        calls = sum(r.samples * (1 + len(r.judges)) for r in ev.runs)  # each judge check: one more per sample
         print(f"{path}: ok — eval {ev.name!r}, {len(ev.runs)} case × variant items, {calls} calls")
     return 1 if failed else 0
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    """Pre-flight of each eval, nothing sent: 1 when an eval's worst case exceeds its budget."""
+    root = Path.cwd()
+    refused = 0
+    for path in [resolve(t, root) for t in args.evals] or _eval_files(root):
+        text, ok = preflight.describe(evals.load(path, root, args.samples))
+        print(text, end="\n\n")
+        refused += not ok
+    return 1 if refused else 0
+
+
+def _loaded(targets: list[str], root: Path) -> list[evals.Eval]:
+    return [evals.load(path, root) for path in [resolve(t, root) for t in targets] or _eval_files(root)]
+
+
+def _status(args: argparse.Namespace) -> int:
+    """1 when a recording is changed, incomplete, missing or orphaned (see ``harness.status``)."""
+    root = Path.cwd()
+    text, ok = status.describe(_loaded(args.evals, root), root / args.cassettes_dir, not args.evals)
+    print(text)
+    return 0 if ok else 1
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    root = Path.cwd()
+    load_dotenv(root / ".env", override=False)  # as a run does: a key in .env counts as set
+    print(doctor.describe(_loaded(args.evals, root), args.online, dt.date.today()))
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    clashes = scaffold.init(root, args.force)
+    if clashes:
+        raise PromptVCRError(f"not overwriting {', '.join(clashes)} in {root} (--force overwrites them)")
+    for name in scaffold.FILES:
+        print(f"wrote {root / name}")
+    print("next: `make record` (starts the local model), `make eval`, then commit cases/, evals/ and cassettes/")
+    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -100,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--samples", type=int)
     check = sub.add_parser("validate", help="check eval and case files without sending anything")
     check.add_argument("evals", nargs="*", metavar="EVAL")
+    estimate = sub.add_parser("estimate", help="planned calls, prompt tokens, worst-case output and cost per variant")
+    estimate.add_argument("evals", nargs="*", metavar="EVAL")
+    estimate.add_argument("--samples", type=int)
     versus = sub.add_parser(
         "compare",
         help="compare run B against baseline run A (paired by case and sample); exit 1 on a regression",
@@ -115,17 +161,36 @@ def main(argv: list[str] | None = None) -> int:
         help="fail when cost per call rises more than this many percent (default: 10)",
     )
     versus.add_argument("--reports-dir", default="reports", metavar="DIR", help="where to find the newest runs")
+    stale = sub.add_parser(
+        "status", help="which recordings no longer match the cases (nothing sent); exit 1 when any must be redone"
+    )
+    stale.add_argument("evals", nargs="*", metavar="EVAL")
+    stale.add_argument("--cassettes-dir", default="cassettes", metavar="DIR")
+    finder = sub.add_parser("scan", help="look for API keys, tokens, org/project ids and tracked .env files")
+    finder.add_argument("paths", nargs="*", metavar="PATH", help="default: the git tree plus cassettes/ and reports/")
+    checkup = sub.add_parser("doctor", help="endpoints, key variables, whether servers answer, retired models")
+    checkup.add_argument("evals", nargs="*", metavar="EVAL")
+    checkup.add_argument("--online", action="store_true", help="also contact endpoints that are not on this machine")
+    setup = sub.add_parser("init", help="scaffold cases/, evals/, a Makefile, .gitignore and a CI workflow")
+    setup.add_argument("dir", nargs="?", default=".", metavar="DIR")
+    setup.add_argument("--force", action="store_true", help="overwrite files that exist")
     sub.add_parser("serve-local", help="serve the local Gemma model with llama.cpp on 127.0.0.1 (see its --help)")
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == ["serve-local"]:  # its own parser owns its flags
         return _guard(lambda: local.main(raw[1:]))
     ours, extra = (raw[: raw.index("--")], raw[raw.index("--") + 1 :]) if "--" in raw else (raw, [])
     args = parser.parse_args(ours)
-    if args.command == "validate":
-        return _guard(lambda: _validate(args))
-    if args.command == "compare":
-        return _guard(lambda: _compare(args))
-    return _guard(lambda: _run(args, extra))
+    commands: dict[str, Callable[[], int]] = {
+        "validate": lambda: _validate(args),
+        "compare": lambda: _compare(args),
+        "estimate": lambda: _estimate(args),
+        "status": lambda: _status(args),
+        "scan": lambda: scan.main(args.paths),
+        "doctor": lambda: _doctor(args),
+        "init": lambda: _init(args),
+        "run": lambda: _run(args, extra),
+    }
+    return _guard(commands[args.command])
 
 
 def _guard(command: Callable[[], int]) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from . import cases, render, schemas, yamlsrc
+from . import cases, checks, render, schemas, yamlsrc
 from .errors import InputError, Problem
 
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8765/v1"
@@ -69,14 +69,24 @@ class Traffic:
 
 
 @dataclass(frozen=True)
+class JudgeCall:
+    """A judge check as it runs: the model that grades it (the check's, else the eval's judge) and where."""
+
+    spec: checks.JudgeSpec
+    model: str
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True)
 class CaseRun:
-    """One case in one variant: the unit of a pytest item and of a cassette file."""
+    """One case in one variant: the unit of a pytest item and of a cassette file (plus one for its judge calls)."""
 
     eval_name: str
     case: cases.Case
     variant: Variant
     body: dict[str, Any]
     samples: int
+    judges: tuple[JudgeCall, ...] = ()
 
     @property
     def model(self) -> str:
@@ -104,6 +114,7 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
         raise InputError(problems)
     data = doc.data
     all_cases = _load_cases(doc, root, problems)
+    judges = {case.id: _judges(doc, case, problems) for case in all_cases}
     variants = tuple(
         Variant(
             name,
@@ -132,7 +143,7 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
                     problems.append(replace(case.origins["response_format"], message=str(exc)))
                 continue
             samples = samples_override or data.get("samples") or case.samples or 1
-            runs.append(CaseRun(data["name"], case, variant, body, samples))
+            runs.append(CaseRun(data["name"], case, variant, body, samples, judges[case.id]))
     gates = tuple(_gates(doc, {v.name for v in variants}, problems))
     traffic = _traffic(doc, [c.id for c in all_cases], problems)
     if problems:
@@ -148,6 +159,23 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
         traffic,
         data.get("monthly_budget_usd"),
     )
+
+
+def _judges(doc: yamlsrc.Located, case: cases.Case, problems: list[Problem]) -> tuple[JudgeCall, ...]:
+    """The case's judge checks with their model and endpoint; a check that has no model is a problem in its file."""
+    config = doc.data.get("judge") or {}
+    endpoint = Endpoint.parse(config.get("endpoint", doc.data.get("endpoint")))
+    calls: list[JudgeCall] = []
+    for spec, origin in case.judges:
+        model = spec.model or config.get("model")
+        if model is None:
+            message = f"judge check without a model: set `model` here or `judge: {{model: …}}` in {doc.path}"
+            problem = replace(origin, message=message)
+            if problem not in problems:  # a check in `defaults` is every case's: report it once
+                problems.append(problem)
+            continue
+        calls.append(JudgeCall(spec, model, endpoint))
+    return tuple(calls)
 
 
 def _traffic(doc: yamlsrc.Located, case_ids: list[str], problems: list[Problem]) -> Traffic | None:

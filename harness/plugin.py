@@ -8,6 +8,7 @@ on its test report, which pytest-xdist carries to the controller; the controller
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from dotenv import load_dotenv
 
-from . import evals, junit, local, report, runner
+from . import evals, junit, local, models, preflight, report, runner
 from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
 
@@ -29,10 +30,12 @@ class _State:
     def __init__(self, config: pytest.Config) -> None:
         root = config.rootpath
         self.root = root
+        self.budgets: dict[str, preflight.Budget] = {}
         self.options = runner.RunOptions(
             record_mode=config.getoption("record_mode"),
             cassettes_dir=root / config.getoption("cassettes_dir"),
             local_url=self.local_url,
+            budgets=self.budgets,
         )
         self.reports_dir = root / config.getoption("reports_dir")
         self.rows: list[runner.Row] = []
@@ -143,12 +146,27 @@ class EvalFile(pytest.File):
         if wanted and ev.name not in wanted and self.path.stem not in wanted:
             return
         variants = self.config.getoption("variant")
-        for run in ev.runs:
-            if variants and run.variant.name not in variants:
-                continue
+        runs = [run for run in ev.runs if not variants or run.variant.name in variants]
+        state = self.config.stash[_STATE]
+        if not state.options.replay:
+            self._preflight(ev, runs, state)
+        for run in runs:
             item = CaseItem.from_parent(self, name=f"{run.case.id}[{run.variant.name}]", callobj=_test_for(run, ev))
             item.stash[_RUN] = run
             yield item
+
+    def _preflight(self, ev: evals.Eval, runs: list[evals.CaseRun], state: _State) -> None:
+        """Before a live run: refuse an eval whose worst case exceeds its budget; warn about retired models."""
+        if ev.budget_usd is not None:
+            problem = preflight.budget_problem(ev, [preflight.plan(run) for run in runs])
+            if problem:
+                raise PromptVCRError(problem)
+            state.budgets[ev.name] = preflight.Budget(ev.budget_usd)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for model in sorted({run.model for run in runs}):
+            warning = models.shutdown_warning(model, dt.date.today())
+            if warning and reporter is not None:
+                reporter.write_line(f"promptvcr: warning: {warning}", yellow=True)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, PromptVCRError):

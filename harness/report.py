@@ -71,6 +71,7 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
     priced = answered["cost_usd"].notna().all() and n > 0
     latencies = answered["latency_ms"].dropna().tolist()
     per_call = _mix_cost_per_call(answered, ev) if priced else math.nan
+    judged = g[g["judge_prompt_tokens"].notna()]  # the judge's spend, also on samples it then failed to grade
     monthly = ev.traffic.requests_per_day * DAYS_PER_MONTH * per_call if ev.traffic else math.nan
     return {
         "eval": eval_name,
@@ -94,6 +95,12 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
         "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
         "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
+        "judged": len(judged),
+        "judge_prompt_tokens": int(judged["judge_prompt_tokens"].astype(float).sum()),
+        "judge_completion_tokens": int(judged["judge_completion_tokens"].astype(float).sum()),
+        "judge_cost_usd": float(judged["judge_cost_usd"].astype(float).sum())
+        if len(judged) and judged["judge_cost_usd"].notna().all()
+        else None,
         "budget_usd": ev.budget_usd,
         "requests_per_day": ev.traffic.requests_per_day if ev.traffic else None,
         "mix_cost_per_call_usd": per_call,
@@ -144,6 +151,12 @@ def _cost(m: Mapping[str, Any]) -> str:
     if m["answered"] == 0:
         return "n/a"
     return "unpriced" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}"
+
+
+def _judge_cost(m: Mapping[str, Any]) -> str:
+    if m["judged"] == 0:
+        return "—"
+    return "unpriced" if m["judge_cost_usd"] is None else f"${m['judge_cost_usd']:.4f}"
 
 
 def monthly_cell(m: Mapping[str, Any]) -> str:
@@ -200,8 +213,21 @@ def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
     return rows
 
 
+def per_variant(summaries: Sequence[VariantSummary]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The per-variant table (headers, rows); a "judge cost" column beside "cost" when a judge graded anything.
+
+    The judge's cost is shown apart, never added into the answers' cost.
+    """
+    rows = table_rows(summaries)
+    if not any(s.metrics["judged"] for s in summaries):
+        return HEADERS, rows
+    at = HEADERS.index("cost") + 1
+    judge_rows = [(*row[:at], _judge_cost(s.metrics), *row[at:]) for row, s in zip(rows, summaries, strict=True)]
+    return (*HEADERS[:at], "judge cost", *HEADERS[at:]), judge_rows
+
+
 def text_table(summaries: Sequence[VariantSummary]) -> str:
-    return tables.aligned(HEADERS, table_rows(summaries))
+    return tables.aligned(*per_variant(summaries))
 
 
 def baselines(evals: Mapping[str, Eval]) -> dict[str, str]:
@@ -224,7 +250,7 @@ def projection_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]
 
 
 def markdown(summaries: Sequence[VariantSummary], note: str, comparisons: Sequence[compare.Comparison]) -> str:
-    parts = ["# promptvcr summary", "", note, "", tables.markdown(HEADERS, table_rows(summaries)), ""]
+    parts = ["# promptvcr summary", "", note, "", tables.markdown(*per_variant(summaries)), ""]
     projections = projection_rows(summaries)
     if projections:
         over = sum(bool(s.metrics["over_budget"]) for s in summaries)
@@ -256,7 +282,7 @@ def write(
     summary_frame(summaries).to_csv(run_dir / "summary.csv", index=False)
     (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons), encoding="utf-8")
     (run_dir / "junit.xml").write_bytes(junit.junit_xml(df, evals))
-    shown: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = [("Per variant", HEADERS, table_rows(summaries))]
+    shown: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = [("Per variant", *per_variant(summaries))]
     projections = projection_rows(summaries)
     if projections:
         shown.append(("Monthly cost projection", PROJECTION_HEADERS, projections))

@@ -6,21 +6,25 @@ they are aggregated once (``harness.report``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import cassettes, checks, client, cost
+import openai
+from vcr.cassette import Cassette
+
+from . import cassettes, checks, client, cost, judge, preflight
 from .errors import ConfigError, LocalServerError
-from .evals import CaseRun
+from .evals import CaseRun, Endpoint
 
 Row = dict[str, Any]
 
 COLUMNS = (
     "eval", "case", "variant", "model", "sample", "outcome", "failed_checks", "reasons", "error", "error_message",
     "json_valid", "schema_valid", "finish_reason", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms",
-    "replayed", "output",
+    "replayed", "output", "judge_reasons", "judge_prompt_tokens", "judge_completion_tokens", "judge_cost_usd",
 )  # fmt: skip
 
 
@@ -29,6 +33,7 @@ class RunOptions:
     record_mode: str
     cassettes_dir: Path
     local_url: Callable[[], str]  # base_url of a running local server, started on first use
+    budgets: Mapping[str, preflight.Budget] = field(default_factory=dict)  # by eval name, for live runs
 
     @property
     def replay(self) -> bool:
@@ -43,43 +48,69 @@ def cassette_for(run: CaseRun, options: RunOptions) -> Path:
     return cassettes.cassette_path(options.cassettes_dir, run.eval_name, run.variant.name, run.case.id)
 
 
+def judge_cassette_for(run: CaseRun, options: RunOptions) -> Path:
+    return cassettes.cassette_path(options.cassettes_dir, run.eval_name, run.variant.name, run.case.id, judge=True)
+
+
 def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
     """One row per sample, in sample order; never raises for what an endpoint or a cassette does."""
+    call = preflight.plan(run)
+    if call.overflow:
+        return _all_errored(run, "context_overflow", call.overflow_message())
     path = cassette_for(run, options)
     if options.replay and not path.is_file():
         what = f"case {run.case.id!r} in variant {run.variant.name!r}"
-        message = f"no recording for {what} ({path}): run `{record_command(run.eval_name)}`"
-        return [
-            _errored(run, i, client.CallResult(None, None, "missing_recording", message)) for i in range(run.samples)
-        ]
-    endpoint = run.variant.endpoint
+        return _all_errored(
+            run, "missing_recording", f"no recording for {what} ({path}): run `{record_command(run.eval_name)}`"
+        )
     try:
-        base_url = options.local_url() if endpoint.kind == "local" and not options.replay else None
-        api = client.make_client(endpoint, replay=options.replay, base_url=base_url)
+        api = _client(run.variant.endpoint, options)
     except (ConfigError, LocalServerError) as exc:  # no key, no local server: nothing can be sent
-        kind = "config" if isinstance(exc, ConfigError) else "connection"
-        return [_errored(run, i, client.CallResult(None, None, kind, str(exc))) for i in range(run.samples)]
+        return _all_errored(run, "config" if isinstance(exc, ConfigError) else "connection", str(exc))
+    budget = None if options.replay else options.budgets.get(run.eval_name)
     rows: list[Row] = []
     with api, cassettes.use(path, options.record_mode) as cassette:
         for sample in range(run.samples):
+            if budget is not None and not budget.reserve(call.unit_cost_usd):
+                message = f"budget: ${budget.spent_usd:.4f} spent of budget_usd ${budget.limit_usd:g}; not sent"
+                rows.append(_errored(run, sample, client.CallResult(None, None, "budget", message)))
+                continue
             before, plays = len(cassette.data), cassette.play_count
             result = client.call(api, run.body)
             if result.error == "missing_recording":
-                why = cassettes.describe_miss(cassette, run.samples)
-                fix = (
-                    f"run `{record_command(run.eval_name)}`"
-                    if options.replay
-                    else "`once` keeps existing cassettes: use --record-mode new_episodes (add) or all (redo)"
-                )
-                message = (
-                    f"no recording for case {run.case.id!r} in variant {run.variant.name!r} matches sample {sample + 1}"
-                    f" ({why}): {fix}"
-                )
-                result = client.CallResult(None, None, "missing_recording", message)
+                result = _unmatched(run, options, cassette, sample, "recording")
             elif result.latency_ms is not None and not options.replay:
                 cassettes.stamp_latency(cassette, before, client.LATENCY_HEADER, result.latency_ms)
-            rows.append(_row(run, sample, result, replayed=cassette.play_count > plays))
-    return rows
+            row = _row(run, sample, result, replayed=cassette.play_count > plays)
+            if budget is not None and not row["replayed"] and result.error != "missing_recording":
+                budget.spend(row["cost_usd"], call.unit_cost_usd)
+            rows.append(row)
+    return _judged(run, options, rows) if run.judges else rows
+
+
+def _client(endpoint: Endpoint, options: RunOptions) -> openai.OpenAI:
+    """A client for ``endpoint``; raises ConfigError (no key) or LocalServerError (no local server)."""
+    base_url = options.local_url() if endpoint.kind == "local" and not options.replay else None
+    return client.make_client(endpoint, replay=options.replay, base_url=base_url)
+
+
+def _unmatched(run: CaseRun, options: RunOptions, cassette: Cassette, sample: int, what: str) -> client.CallResult:
+    """A request of ``sample`` that no recording in ``cassette`` answered: why, and what to run."""
+    why = cassettes.describe_miss(cassette, run.samples)
+    fix = (
+        f"run `{record_command(run.eval_name)}`"
+        if options.replay
+        else "`once` keeps existing cassettes: use --record-mode new_episodes (add) or all (redo)"
+    )
+    message = (
+        f"no {what} for case {run.case.id!r} in variant {run.variant.name!r} matches sample {sample + 1} ({why}): {fix}"
+    )
+    return client.CallResult(None, None, "missing_recording", message)
+
+
+def _all_errored(run: CaseRun, kind: str, message: str) -> list[Row]:
+    """Every sample of ``run`` errored for one reason found before sending anything."""
+    return [_errored(run, i, client.CallResult(None, None, kind, message)) for i in range(run.samples)]
 
 
 def _base(run: CaseRun, sample: int) -> Row:
@@ -112,19 +143,119 @@ def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool) -
     failed = [o for o in outcomes if not o.passed]
     answer = checks.Answer.from_response(response)
     schema = [o.passed for o in outcomes if o.name == "json_schema"]
-    usage = response.get("usage") if isinstance(response.get("usage"), dict) else None
-    price = cost.price_for(run.model, response.get("model"))
+    usage = _usage(response)
     return _base(run, sample) | {
         "outcome": "failed" if failed else "passed",
         "failed_checks": ";".join(o.name for o in failed),
-        "reasons": " | ".join(f"{o.name}: {o.reason}" for o in failed),
+        "reasons": " | ".join(map(_reason, failed)),
         "json_valid": answer.is_json if checks.expects_json(run.case.checks, run.body) else None,
         "schema_valid": schema[0] if schema else None,
         "finish_reason": answer.finish_reason,
         "prompt_tokens": (usage or {}).get("prompt_tokens"),
         "completion_tokens": (usage or {}).get("completion_tokens"),
-        "cost_usd": cost.cost_usd(usage, price),
+        "cost_usd": _cost(run.model, response),
         "latency_ms": result.latency_ms,
         "replayed": replayed,
         "output": answer.content,
     }
+
+
+def _usage(response: Mapping[str, Any]) -> dict[str, Any] | None:
+    usage = response.get("usage")
+    return usage if isinstance(usage, dict) else None
+
+
+def _cost(model: str, response: Mapping[str, Any]) -> float | None:
+    """Priced as the requested model, else as the model the response names; None when neither has a price."""
+    return cost.cost_usd(_usage(response), cost.price_for(model, response.get("model")))
+
+
+def _reason(result: checks.CheckResult) -> str:
+    return f"{result.name}: {result.reason}"
+
+
+# ---------------------------------------------------------------------------------------------------- LLM-as-judge
+
+
+def _judged(run: CaseRun, options: RunOptions, rows: list[Row]) -> list[Row]:
+    """``rows`` with every answered sample graded by each of the case's judge checks (one judge request each).
+
+    The judge's requests go to their own cassette, opened after the answers' is closed: vcrpy answers every request
+    from the cassette opened last.
+    """
+    path = judge_cassette_for(run, options)
+    if options.replay and not path.is_file():
+        what = f"case {run.case.id!r} in variant {run.variant.name!r}"
+        message = f"no judge recording for {what} ({path}): run `{record_command(run.eval_name)}`"
+        return _judge_failed_all(rows, client.CallResult(None, None, "missing_recording", message))
+    with ExitStack() as stack:
+        try:
+            endpoints = {call.endpoint for call in run.judges}
+            apis = {e: stack.enter_context(_client(e, options)) for e in endpoints}
+        except (ConfigError, LocalServerError) as exc:
+            return _judge_failed_all(rows, client.CallResult(None, None, "judge_error", f"judge: {exc}"))
+        cassette = stack.enter_context(cassettes.use(path, options.record_mode))
+        return [_judge_sample(run, options, row, cassette, apis) if _answered(row) else row for row in rows]
+
+
+def _answered(row: Row) -> bool:
+    return row["outcome"] in ("passed", "failed")
+
+
+def _judge_sample(
+    run: CaseRun, options: RunOptions, row: Row, cassette: Cassette, apis: Mapping[Endpoint, openai.OpenAI]
+) -> Row:
+    answer = checks.Answer.parse(row["output"], row["finish_reason"])
+    results: list[checks.CheckResult] = []
+    replies: list[tuple[str, dict[str, Any]]] = []  # (judge model, its response) of every request sent
+    for call in run.judges:
+        text, missing = judge.graded_text(answer, call.spec)
+        if missing:  # e.g. the path is not in the answer: nothing worth a judge's tokens
+            results.append(checks.CheckResult(judge.NAME, False, missing))
+            continue
+        body = judge.request_body(call.model, call.spec.rubric, run.case.messages, text)
+        result = client.call(apis[call.endpoint], body)
+        if result.response is None:  # never a pass: the judge said nothing about the answer
+            failure = (
+                _unmatched(run, options, cassette, row["sample"], "judge recording")
+                if result.error == "missing_recording"
+                else replace(result, error="judge_error", message=f"judge {result.error}: {result.message}")
+            )
+            return _judge_failed(_with_judgement(row, results, replies), failure)  # keeps what the judge cost so far
+        results.append(judge.verdict(call.spec, result.response))
+        replies.append((call.model, result.response))
+    return _with_judgement(row, results, replies)
+
+
+def _with_judgement(
+    row: Row, results: Sequence[checks.CheckResult], replies: Sequence[tuple[str, dict[str, Any]]]
+) -> Row:
+    """The judge's verdicts added to the row's checks; its tokens and cost in columns of their own."""
+    failed = [r for r in results if not r.passed]
+    usages = [_usage(response) or {} for _, response in replies]
+    costs = [_cost(model, response) for model, response in replies]
+    priced = [c for c in costs if c is not None]
+    return row | {
+        "outcome": "failed" if failed else row["outcome"],
+        "failed_checks": ";".join(filter(None, [row["failed_checks"], *(r.name for r in failed)])),
+        "reasons": " | ".join(filter(None, [row["reasons"], *map(_reason, failed)])),
+        "judge_reasons": " | ".join(r.reason for r in results),
+        "judge_prompt_tokens": sum(int(u.get("prompt_tokens") or 0) for u in usages) if replies else None,
+        "judge_completion_tokens": sum(int(u.get("completion_tokens") or 0) for u in usages) if replies else None,
+        "judge_cost_usd": sum(priced) if replies and len(priced) == len(costs) else None,
+    }
+
+
+def _judge_failed(row: Row, result: client.CallResult) -> Row:
+    """An answered sample the judge could not grade: errored, keeping the answer for a look at it."""
+    return row | {
+        "outcome": "errored",
+        "error": result.error,
+        "error_message": result.message,
+        "failed_checks": "",
+        "reasons": "",
+    }
+
+
+def _judge_failed_all(rows: list[Row], result: client.CallResult) -> list[Row]:
+    return [_judge_failed(row, result) if _answered(row) else row for row in rows]

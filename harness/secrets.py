@@ -21,16 +21,34 @@ DROP_RESPONSE_HEADERS = frozenset(
     }
 )
 
-_PATTERNS = [
-    re.compile(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-*]{8,}"),
-    re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/\-]+=*"),
-    re.compile(r"\borg-[A-Za-z0-9]{8,}"),
-    re.compile(r"\bproj_[A-Za-z0-9]{8,}"),
-]
+# Each kind's random part is the `token` group. These patterns are loose on purpose — redacting a harmless word
+# costs nothing; `looks_real` is the stricter test the scanner adds, because a false alarm there blocks a commit.
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "openai-key": re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?(?P<token>[A-Za-z0-9_\-*]{8,})"),
+    "bearer-token": re.compile(r"(?i)\bbearer\s+(?P<token>[A-Za-z0-9._~+/\-]+=*)"),
+    "org-id": re.compile(r"\borg-(?P<token>[A-Za-z0-9]{8,})"),
+    "project-id": re.compile(r"\bproj_(?P<token>[A-Za-z0-9]{8,})"),
+}
+MIN_REAL_TOKEN = 16  # real keys and ids carry 20+ random characters; prose and identifiers rarely reach 16
 
 
 def redact(text: str) -> str:
     """``text`` with API keys, bearer tokens, org and project ids replaced by ``REDACTED``."""
-    for pattern in _PATTERNS:
+    for pattern in PATTERNS.values():
         text = pattern.sub("REDACTED", text)
     return text
+
+
+def looks_real(token: str) -> bool:
+    """Whether a matched random part could be a live credential: long, letters and digits mixed, not masked."""
+    return (
+        len(token) >= MIN_REAL_TOKEN
+        and "*" not in token
+        and any(c.isdigit() for c in token)
+        and any(c.isalpha() for c in token)
+    )
+
+
+def mask(secret: str) -> str:
+    """At most the first 4 and last 2 characters: enough to tell secrets apart, too little to use one."""
+    return f"{secret[:4]}…{secret[-2:]}" if len(secret) >= 12 else "…"

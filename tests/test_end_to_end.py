@@ -374,9 +374,9 @@ def test_replaying_more_samples_than_recorded_says_how_many(pytester: pytest.Pyt
 
 # ---------------------------------------------------------------------------------------------------- 4. secrets
 
-KEY = "sk-proj-FAKEkey0123456789abcdefghijABCDEFGHIJklmnop"
-ORG = "org-FAKEorg0123456789abcd"
-PROJECT = "proj_FAKEproj0123456789abcd"
+KEY = "sk-proj-FAKEkey0123456789abcdefghijABCDEFGHIJklmnop"  # promptvcr: allow-secret
+ORG = "org-FAKEorg0123456789abcd"  # promptvcr: allow-secret
+PROJECT = "proj_FAKEproj0123456789abcd"  # promptvcr: allow-secret
 # response-header values deliberately unlike any pattern secrets.redact knows: only dropping the header hides them
 RESPONSE_ORG = "fake-org-name-7f3a9c21"
 RESPONSE_PROJECT = "fake-project-name-42b1e0"

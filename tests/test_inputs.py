@@ -180,7 +180,7 @@ def test_unknown_check_name(pytester: pytest.Pytester, fake_openai: FakeOpenAI) 
         f"cases/a.yaml:{line_of(case, 'jsonvalid')}",
         "/cases/0/expect/1/jsonvalid",
         "'jsonvalid'",
-        "(known: json_valid, json_schema, contains, not_contains, regex, equals, max_chars, finish_reason)",
+        "(known: json_valid, json_schema, contains, not_contains, regex, equals, max_chars, finish_reason, judge)",
     )
 
 

