@@ -12,7 +12,7 @@ import pytest
 import yaml
 from dotenv import load_dotenv
 
-from . import compare, doctor, evals, local, preflight, scaffold, scan, status
+from . import chaos, compare, doctor, evals, loadgen, local, preflight, scaffold, scan, status
 from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
 
@@ -175,9 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     setup.add_argument("dir", nargs="?", default=".", metavar="DIR")
     setup.add_argument("--force", action="store_true", help="overwrite files that exist")
     sub.add_parser("serve-local", help="serve the local Gemma model with llama.cpp on 127.0.0.1 (see its --help)")
+    sub.add_parser("chaos-server", help=f"fault-injecting OpenAI-compatible server on 127.0.0.1. {chaos.DISCLAIMER}")
+    sub.add_parser("load", help="open-loop load (target RPS) against a loopback endpoint; see its --help")
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == ["serve-local"]:  # its own parser owns its flags
         return _guard(lambda: local.main(raw[1:]))
+    if raw[:1] == ["chaos-server"]:
+        return _guard(lambda: chaos.main(raw[1:]))
+    if raw[:1] == ["load"]:
+        return _guard(lambda: loadgen.main(raw[1:], Path.cwd(), resolve))
     ours, extra = (raw[: raw.index("--")], raw[raw.index("--") + 1 :]) if "--" in raw else (raw, [])
     args = parser.parse_args(ours)
     commands: dict[str, Callable[[], int]] = {

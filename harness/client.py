@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx2
@@ -31,6 +31,7 @@ class CallResult:
     latency_ms: float | None
     error: str | None = None
     message: str = ""
+    unreachable: bool = False  # nothing listens there (refused, DNS): no point sending it anything else
 
 
 def _refuse_network(request: httpx2.Request) -> httpx2.Response:
@@ -69,7 +70,8 @@ def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
     except openai.APITimeoutError as exc:
         return _failed("timeout", exc, start)
     except openai.APIConnectionError as exc:
-        return _failed("connection", exc, start)
+        failed = _failed("connection", exc, start)
+        return replace(failed, unreachable=isinstance(exc.__cause__, httpx2.ConnectError))
     except openai.RateLimitError as exc:
         return _failed("rate_limited", exc, start)
     except openai.InternalServerError as exc:

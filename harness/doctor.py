@@ -54,8 +54,10 @@ def probe(endpoint: Endpoint, online: bool) -> str:
     key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
     if key:
         request.add_header("Authorization", f"Bearer {key}")
+    # A loopback server is asked directly: an HTTP(S)_PROXY set in the environment must not receive the key.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if is_loopback(url) else None
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        with (opener.open if opener else urllib.request.urlopen)(request, timeout=TIMEOUT_S) as response:
             return f"answers (HTTP {response.status})"
     except urllib.error.HTTPError as exc:
         exc.close()

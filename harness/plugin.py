@@ -21,6 +21,7 @@ from dotenv import load_dotenv
 from . import evals, junit, local, models, preflight, report, runner
 from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
+from .progress import Progress
 
 _STATE = pytest.StashKey["_State"]()
 _ROWS = pytest.StashKey[list[runner.Row]]()
@@ -31,11 +32,16 @@ class _State:
         root = config.rootpath
         self.root = root
         self.budgets: dict[str, preflight.Budget] = {}
+        live = config.getoption("record_mode") != "none"
+        # workers of pytest-xdist have no terminal of their own; the controller shows pytest's progress
+        self.progress = Progress(self._say) if live and not hasattr(config, "workerinput") else None
+        self._config = config
         self.options = runner.RunOptions(
             record_mode=config.getoption("record_mode"),
             cassettes_dir=root / config.getoption("cassettes_dir"),
             local_url=self.local_url,
             budgets=self.budgets,
+            on_row=self.progress.sample if self.progress else None,
         )
         self.reports_dir = root / config.getoption("reports_dir")
         self.rows: list[runner.Row] = []
@@ -55,6 +61,11 @@ class _State:
 
     def close(self) -> None:
         self._stack.close()
+
+    def _say(self, line: str) -> None:
+        reporter = self._config.pluginmanager.get_plugin("terminalreporter")  # registered after our configure
+        if reporter is not None:
+            reporter.write_line(line)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rows = getattr(report, "promptvcr_rows", None)
@@ -150,6 +161,8 @@ class EvalFile(pytest.File):
         state = self.config.stash[_STATE]
         if not state.options.replay:
             self._preflight(ev, runs, state)
+        if state.progress is not None:
+            state.progress.plan(sum(run.samples for run in runs))
         for run in runs:
             item = CaseItem.from_parent(self, name=f"{run.case.id}[{run.variant.name}]", callobj=_test_for(run, ev))
             item.stash[_RUN] = run

@@ -34,6 +34,9 @@ class RunOptions:
     cassettes_dir: Path
     local_url: Callable[[], str]  # base_url of a running local server, started on first use
     budgets: Mapping[str, preflight.Budget] = field(default_factory=dict)  # by eval name, for live runs
+    # base_url → why it is considered down: one refused connection fails the rest of the run fast, not each sample
+    unreachable: dict[str, str] = field(default_factory=dict)
+    on_row: Callable[[Row], None] | None = None  # progress, told of every sample as it ends
 
     @property
     def replay(self) -> bool:
@@ -75,8 +78,14 @@ def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
                 message = f"budget: ${budget.spent_usd:.4f} spent of budget_usd ${budget.limit_usd:g}; not sent"
                 rows.append(_errored(run, sample, client.CallResult(None, None, "budget", message)))
                 continue
+            down = options.unreachable.get(str(api.base_url))
+            if down is not None:
+                rows.append(_errored(run, sample, client.CallResult(None, None, "connection", down)))
+                continue
             before, plays = len(cassette.data), cassette.play_count
             result = client.call(api, run.body)
+            if result.unreachable:
+                options.unreachable[str(api.base_url)] = f"{api.base_url} is not answering, not sent: {result.message}"
             if result.error == "missing_recording":
                 result = _unmatched(run, options, cassette, sample, "recording")
             elif result.latency_ms is not None and not options.replay:
@@ -85,6 +94,8 @@ def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
             if budget is not None and not row["replayed"] and result.error != "missing_recording":
                 budget.spend(row["cost_usd"], call.unit_cost_usd)
             rows.append(row)
+            if options.on_row is not None:
+                options.on_row(row)
     return _judged(run, options, rows) if run.judges else rows
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import PromptVCRError
 from .secrets import PATTERNS, looks_real, mask
 
 ALLOW_MARKER = "promptvcr: allow-secret"
@@ -123,6 +124,9 @@ def scan(paths: Iterable[Path] = (), cwd: Path | None = None) -> tuple[list[Find
 
 
 def main(paths: list[str]) -> int:
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:  # a mistyped path must not pass as "clean"
+        raise PromptVCRError(f"scan: no such file or folder: {', '.join(missing)}")
     findings, read = scan(Path(p) for p in paths)
     for finding in findings:
         print(finding)

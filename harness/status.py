@@ -4,6 +4,7 @@ Each case × variant's request body (as ``harness.evals`` renders it) is compare
 cassette, parsed JSON against parsed JSON — the rule replay matches by (``harness.cassettes``). A case is *changed*
 when no recorded body is its body (prompt, parameters or model edited), *incomplete* when fewer recorded answers
 match than it has samples, *missing* when it has no cassette; a cassette no case × variant uses is *orphaned*.
+A case with judge checks also needs, for each recorded answer, the judge request built from it in its judge cassette.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from . import cassettes, preflight, runner
+from . import cassettes, checks, judge, preflight, runner
 from .evals import CaseRun, Eval
 
 State = Literal["ok", "changed", "incomplete", "missing"]
@@ -32,23 +33,45 @@ class Entry:
     path: Path
     state: State
     detail: str
+    judge: bool = False  # about the judge's cassette, not the answers'
 
     @property
     def item(self) -> str:
+        """The pytest item (what `-k` selects); re-recording it redoes its answers and their judging."""
         return f"{self.run.case.id}[{self.run.variant.name}]"
 
+    @property
+    def label(self) -> str:
+        return f"{self.item} judge" if self.judge else self.item
 
-def recorded_bodies(path: Path) -> list[Any]:
-    """The parsed request body of each interaction of a vcrpy cassette (a body that isn't JSON stays as text)."""
+
+@dataclass(frozen=True)
+class Interaction:
+    request: Any  # the parsed JSON body (text when it isn't JSON)
+    response: Any  # the parsed JSON body of a 200 answer, else None
+
+
+def _parsed(body: Any) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return body
+
+
+def interactions(path: Path) -> list[Interaction]:
+    """The requests and answers of a vcrpy cassette."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    bodies: list[Any] = []
-    for interaction in data.get("interactions") or []:
-        body = (interaction.get("request") or {}).get("body")
-        try:
-            bodies.append(json.loads(body) if body else None)
-        except ValueError:
-            bodies.append(body)
-    return bodies
+    out: list[Interaction] = []
+    for raw in data.get("interactions") or []:
+        response = raw.get("response") or {}
+        ok = (response.get("status") or {}).get("code") == 200
+        out.append(
+            Interaction(
+                _parsed((raw.get("request") or {}).get("body")),
+                _parsed((response.get("body") or {}).get("string")) if ok else None,
+            )
+        )
+    return out
 
 
 def what_changed(wanted: dict[str, Any], recorded: Any) -> str:
@@ -61,31 +84,71 @@ def what_changed(wanted: dict[str, Any], recorded: Any) -> str:
     return ", ".join(names)
 
 
-def check(run: CaseRun, cassettes_dir: Path) -> Entry:
+def _read(path: Path) -> list[Interaction] | str:
+    """The cassette's interactions, or why it can't be read."""
+    try:
+        return interactions(path)
+    except (OSError, yaml.YAMLError, AttributeError) as exc:
+        return f"unreadable cassette: {exc}"
+
+
+def check(run: CaseRun, cassettes_dir: Path) -> list[Entry]:
+    """The entry of the answers' cassette, then (when its answers match and the case has judges) the judge's."""
     path = cassettes.cassette_path(cassettes_dir, run.eval_name, run.variant.name, run.case.id)
     if not path.is_file():
-        return Entry(run, path, "missing", "never recorded")
-    try:
-        bodies = recorded_bodies(path)
-    except (OSError, yaml.YAMLError, AttributeError) as exc:
-        return Entry(run, path, "changed", f"unreadable cassette: {exc}")
-    if not bodies:
-        return Entry(run, path, "missing", "the cassette holds no answer")
-    matching = sum(body == run.body for body in bodies)
-    if matching == 0:
-        return Entry(run, path, "changed", what_changed(run.body, bodies[0]))
-    if matching < run.samples:
-        return Entry(run, path, "incomplete", f"{matching} answer(s) recorded for {run.samples} sample(s)")
-    return Entry(run, path, "ok", "")
+        return [Entry(run, path, "missing", "never recorded")]
+    recorded = _read(path)
+    if isinstance(recorded, str):
+        return [Entry(run, path, "changed", recorded)]
+    if not recorded:
+        return [Entry(run, path, "missing", "the cassette holds no answer")]
+    matching = [i for i in recorded if i.request == run.body]
+    if not matching:
+        return [Entry(run, path, "changed", what_changed(run.body, recorded[0].request))]
+    if len(matching) < run.samples:
+        return [Entry(run, path, "incomplete", f"{len(matching)} answer(s) recorded for {run.samples} sample(s)")]
+    entries = [Entry(run, path, "ok", "")]
+    if run.judges:
+        entries.append(_check_judge(run, cassettes_dir, [i.response for i in matching[: run.samples]]))
+    return entries
+
+
+def _check_judge(run: CaseRun, cassettes_dir: Path, answers: list[Any]) -> Entry:
+    """Whether the judge cassette holds the request each judge check makes about each recorded answer (as
+    ``harness.runner`` builds it: nothing is asked about an errored answer or one lacking the judged path)."""
+    path = cassettes.cassette_path(cassettes_dir, run.eval_name, run.variant.name, run.case.id, judge=True)
+    wanted = []
+    for response in answers:
+        if not isinstance(response, dict):
+            continue
+        answer = checks.Answer.from_response(response)
+        for call in run.judges:
+            text, missing = judge.graded_text(answer, call.spec)
+            if not missing:
+                wanted.append(judge.request_body(call.model, call.spec.rubric, run.case.messages, text))
+    if not wanted:
+        return Entry(run, path, "ok", "", judge=True)
+    if not path.is_file():
+        return Entry(run, path, "missing", "the answers were never judged", judge=True)
+    recorded = _read(path)
+    if isinstance(recorded, str):
+        return Entry(run, path, "changed", recorded, judge=True)
+    bodies = [i.request for i in recorded]
+    unmatched = [body for body in wanted if body not in bodies]
+    if not unmatched:
+        return Entry(run, path, "ok", "", judge=True)
+    detail = what_changed(unmatched[0], bodies[0]) if bodies else "the cassette holds no judgement"
+    return Entry(run, path, "changed", detail, judge=True)
 
 
 def orphans(cassettes_dir: Path, evs: Iterable[Eval], every_eval: bool) -> list[Path]:
     """Cassettes of these evals that no case × variant uses; with ``every_eval``, also folders of no eval at all."""
     evs = list(evs)
     used = {
-        cassettes.cassette_path(cassettes_dir, run.eval_name, run.variant.name, run.case.id)
+        cassettes.cassette_path(cassettes_dir, run.eval_name, run.variant.name, run.case.id, judge=judged)
         for ev in evs
         for run in ev.runs
+        for judged in ((False, True) if run.judges else (False,))
     }
     folders = (
         [p for p in sorted(cassettes_dir.iterdir()) if p.is_dir()]
@@ -95,31 +158,48 @@ def orphans(cassettes_dir: Path, evs: Iterable[Eval], every_eval: bool) -> list[
     return sorted(p for folder in folders for p in folder.rglob("*.yaml") if p not in used)
 
 
+def only_missing(stale: list[Entry]) -> bool:
+    """Record mode `once` fixes these (it adds missing cassettes); anything else is redone with `all`."""
+    return all(e.state == "missing" for e in stale)
+
+
 def rerecord_command(ev: Eval, stale: list[Entry]) -> str:
-    """Missing cassettes only: record mode `once` adds them. Otherwise redo exactly the stale items (`all`)."""
-    if all(e.state == "missing" for e in stale):
+    if only_missing(stale):
         return runner.record_command(ev.name)
     command = f"promptvcr run {ev.name} --record-mode all"
-    if len(stale) < len(ev.runs):
+    if len(stale) < len(ev.runs):  # at most one entry per item: its answers', or else its judge's
         command += " -- -k " + shlex.quote(" or ".join(e.item for e in stale))
     return command
 
 
 def cost_line(stale: list[Entry]) -> str:
-    """Calls needed to re-record, and their worst-case cost by ``harness.preflight`` where the model is priced."""
-    calls = sum(e.run.samples for e in stale)
+    """Calls the re-recording makes, and the answers' worst-case cost by ``harness.preflight`` where priced.
+
+    `all` redoes an item's answers and their judging; `once` only adds what is missing, so a missing judge
+    cassette costs just the judge's calls. A judge's prompt holds an answer not known yet: its cost isn't estimated.
+    """
+    redo = not only_missing(stale)
+    calls = judge_calls = 0
     priced = 0.0
     unpriced: set[str] = set()
     for entry in stale:
-        unit = preflight.plan(entry.run).unit_cost_usd
+        run = entry.run
+        judge_calls += run.samples * len(run.judges)
+        if entry.judge and not redo:
+            continue
+        calls += run.samples
+        unit = preflight.plan(run).unit_cost_usd
         if unit is None:
-            unpriced.add(entry.run.model)
+            unpriced.add(run.model)
         else:
-            priced += unit * entry.run.samples
-    if not unpriced:
-        return f"{calls} call(s), worst case ${priced:.4f}"
-    cost = f"at least ${priced:.4f} + " if priced else ""
-    return f"{calls} call(s), {cost}unpriced ({', '.join(sorted(unpriced))})"
+            priced += unit * run.samples
+    if unpriced:
+        cost = f"{f'at least ${priced:.4f} + ' if priced else ''}unpriced ({', '.join(sorted(unpriced))})"
+    else:
+        cost = f"worst case ${priced:.4f}"
+    parts = [f"{calls} call(s), {cost}"] if calls else []
+    parts += [f"{judge_calls} judge call(s), not estimated"] if judge_calls else []
+    return " + ".join(parts)
 
 
 def describe(evs: list[Eval], cassettes_dir: Path, every_eval: bool) -> tuple[str, bool]:
@@ -133,7 +213,7 @@ def describe(evs: list[Eval], cassettes_dir: Path, every_eval: bool) -> tuple[st
     tolerated = False
     orphaned = orphans(cassettes_dir, evs, every_eval)
     for ev in evs:
-        entries = [check(run, cassettes_dir) for run in ev.runs]
+        entries = [entry for run in ev.runs for entry in check(run, cassettes_dir)]
         stale = [e for e in entries if e.state != "ok"]
         mine = [p for p in orphaned if p.is_relative_to(cassettes_dir / ev.name)]
         if not stale and not mine:
@@ -143,7 +223,7 @@ def describe(evs: list[Eval], cassettes_dir: Path, every_eval: bool) -> tuple[st
         if len(stale) == len(entries) and all(e.state == "missing" for e in stale):
             lines.append(f"  {'missing':<10} every case × variant (nothing under {rel(cassettes_dir / ev.name)})")
         else:
-            lines += [f"  {e.state:<10} {e.item}  {e.detail} ({rel(e.path)})" for e in stale]
+            lines += [f"  {e.state:<10} {e.label}  {e.detail} ({rel(e.path)})" for e in stale]
         lines += [f"  {'orphaned':<10} {rel(p)}  no case × variant uses it: delete it" for p in mine]
         if stale:
             lines.append(f"  to re-record: {cost_line(stale)}")

@@ -792,3 +792,23 @@ def test_recording_without_the_key_errors_every_sample_with_the_fix(
     rows = ep.read_csv(ep.latest(root) / "results.csv")
     assert len(rows) == len(CASES) * len(VARIANTS) * SAMPLES
     assert {(r["outcome"], r["error"]) for r in rows} == {("errored", "config")}
+
+
+def test_a_dead_endpoint_fails_the_run_fast_with_one_clear_error(pytester: pytest.Pytester) -> None:
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = _project(pytester.path, f"http://127.0.0.1:{port}/v1", samples=5, endpoint={"max_retries": 2})
+    start = time.monotonic()
+    result = _run(pytester, *RECORD)
+    elapsed = time.monotonic() - start
+    rows = ep.read_csv(ep.latest(root) / "results.csv")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert {(r["outcome"], r["error"]) for r in rows} == {("errored", "connection")}
+    assert len(rows) == len(CASES) * len(VARIANTS) * 5
+    # one sample tried (with the SDK's retries); every other one refused at once, naming the endpoint
+    assert sum("is not answering, not sent" in r["error_message"] for r in rows) == len(rows) - 1
+    assert elapsed < 15, f"{elapsed:.1f} s for a dead endpoint"

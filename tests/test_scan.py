@@ -131,6 +131,8 @@ def test_explicit_paths_are_scanned_as_given(repo: Path, capsys: pytest.CaptureF
     _git(repo, "add", ".")
     code, found, _ = _scan(capsys, "b.py", ".env.production")
     assert (code, found) == (1, {("b.py", 1, "org-id"), (".env.production", 1, "env-file")})
+    assert cli.main(["scan", "b.py", "typo.py"]) == 2
+    assert "no such file or folder: typo.py" in capsys.readouterr().err
 
 
 def test_outside_git_the_folder_is_walked(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import cli, scaffold
+from harness import cli, doctor, scaffold
 from tests.fakeserver import FakeOpenAI, cycling
 
 QUIET = ["-p", "no:cacheprovider"]
@@ -198,6 +198,8 @@ def test_doctor_shows_endpoints_keys_servers_and_retired_models(
     project: Path, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PVCR_DOCTOR_KEY", KEY)
+    for proxy in ("http_proxy", "HTTP_PROXY"):  # a proxy must not see requests to this machine (nor the key)
+        monkeypatch.setenv(proxy, f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.delenv("PVCR_DOCTOR_UNSET", raising=False)
     down = f"http://127.0.0.1:{_closed_port()}/v1"
 
@@ -226,3 +228,65 @@ def test_doctor_shows_endpoints_keys_servers_and_retired_models(
     assert "server: answers (HTTP 404: no /models here; check base_url)" in out
     assert "model: gpt-4 was shut down by OpenAI on 2026-10-23" in out
     assert "gemma-3-270m" not in out  # the local model has no retirement date
+
+
+def test_status_checks_the_judge_cassette_against_the_recorded_answers(
+    project: Path, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers = cycling(['{"capital": "Paris"}'])
+    verdict = cycling(['{"score": 1, "reason": "right city"}'])
+    fake_openai.respond = lambda body: verdict(body) if "<rubric>" in body["messages"][-1]["content"] else answers(body)
+    case_file = project / "cases" / "example.yaml"
+    rubric = {"judge": {"rubric": "Names the capital city.", "threshold": 0.5}}
+    _edit_yaml(case_file, lambda d: d["cases"][0].update(expect=[rubric]))
+    _edit_yaml(project / "evals" / "example.yaml", lambda d: d.update(judge={"model": "gpt-4o-mini"}))
+    _record(capsys)
+    judge_cassette = "cassettes/example/json_object/capital.judge.yaml"
+    assert (project / judge_cassette).is_file()
+    assert _cli(capsys, "status") == (0, "eval example: all 3 recordings match\nstatus: ok\n")
+
+    _edit_yaml(case_file, lambda d: d["cases"][0]["expect"][0]["judge"].update(rubric="Names the capital, briefly."))
+    code, out = _cli(capsys, "status")
+    assert code == 1
+    assert f"changed    capital[json_object] judge  prompt ({judge_cassette})" in out
+    assert "to re-record: 3 call(s), worst case $0.0000 + 3 judge call(s), not estimated" in out
+    assert "run: promptvcr run example --record-mode all -- -k 'capital[json_object]'" in out
+
+    (project / judge_cassette).unlink()
+    code, out = _cli(capsys, "status")
+    assert f"missing    capital[json_object] judge  the answers were never judged ({judge_cassette})" in out
+    assert "to re-record: 3 judge call(s), not estimated\n" in out
+    assert "run: make record EVAL=example" in out
+
+    _record(capsys)
+    _edit_yaml(case_file, lambda d: d["cases"][0].pop("expect"))
+    code, out = _cli(capsys, "status")
+    assert code == 1
+    assert f"orphaned   {judge_cassette}  no case × variant uses it" in out
+
+
+def test_status_counts_samples_recorded_short(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _record(capsys)
+    _edit_yaml(project / "evals" / "example.yaml", lambda d: d.update(samples=5))
+    code, out = _cli(capsys, "status")
+    assert code == 1
+    assert "incomplete capital[json_object]  3 answer(s) recorded for 5 sample(s)" in out
+    assert "incomplete capital-of-peru[json_object]  3 answer(s) recorded for 5 sample(s)" in out
+    assert "to re-record: 10 call(s), worst case $0.0000" in out
+    assert "run: promptvcr run example --record-mode all\n" in out
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:8765/v1", True),
+        ("http://127.3.2.1/v1", True),
+        ("http://localhost:8080/v1", True),
+        ("http://[::1]:8000/v1", True),
+        ("http://10.0.0.7:8000/v1", False),
+        ("https://api.openai.com/v1", False),
+        ("https://127.0.0.1.example.com/v1", False),
+    ],
+)
+def test_only_loopback_endpoints_are_probed_by_default(url: str, loopback: bool) -> None:
+    assert doctor.is_loopback(url) is loopback
