@@ -61,6 +61,8 @@ def _scrub_response(response: dict[str, Any]) -> dict[str, Any] | None:
     for name in list(headers):
         if name.lower() in DROP_RESPONSE_HEADERS:
             del headers[name]
+        else:  # any other header may still echo a key (a debug header, a proxy's)
+            headers[name] = [redact(value) for value in headers[name]]
     body = response["body"].get("string")
     # e.g. a proxy's 401 that echoes the key in full; the body stays bytes, as vcrpy replays it
     if isinstance(body, bytes):
@@ -123,11 +125,12 @@ def stamp_latency(cassette: Cassette, recorded_before: int, header: str, latency
         cassette.dirty = True
 
 
-def describe_miss(cassette: Cassette, samples: int) -> str:
-    """Why replay found no answer: nothing recorded, too few answers, or a request that no longer matches."""
+def describe_miss(cassette: Cassette, samples: int) -> tuple[str, str]:
+    """Why no recorded answer matched, and the record mode that fixes it: nothing recorded (once), too few
+    answers (new_episodes), or a request that no longer matches its recording (all)."""
     recorded = len(cassette.data)
     if recorded == 0:
-        return "nothing is recorded"
+        return "nothing is recorded", "once"
     if cassette.play_count > 0:
-        return f"{recorded} answer(s) recorded for {samples} sample(s)"
-    return "the request differs from the recording (prompt, parameters or model changed)"
+        return f"{recorded} answer(s) recorded for {samples} sample(s)", "new_episodes"
+    return "the request differs from the recording (prompt, parameters or model changed)", "all"

@@ -226,6 +226,9 @@ class ChaosServer:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._server.wait_closed()
+            await asyncio.sleep(
+                0
+            )  # one more loop pass: the closed transports' connection_lost callbacks release sockets
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

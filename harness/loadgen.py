@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import math
@@ -23,7 +24,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ MAX_REQUESTS = 200_000
 MAX_CONCURRENCY = 2_000
 RETRYABLE = {429, 500, 502, 503, 504}
 MAX_BACKOFF_S = 10.0
+POOL_SIZE = 16  # connections per httpx2 client (see _Clients)
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,27 @@ def _retry_delay(response: httpx2.Response | None, attempt: int) -> float:
     return min(MAX_BACKOFF_S, wait)
 
 
+class _Clients:
+    """Connections split over several clients: httpcore's pool scans every connection for each queued request, so
+    one pool of 100 costs ~3.5 ms CPU per request here against ~1.9 ms for pools of 16 (measured on this machine)."""
+
+    def __init__(self, clients: list[httpx2.AsyncClient]) -> None:
+        self.clients = clients
+        self.busy = [0] * len(clients)
+
+    @contextlib.contextmanager
+    def least_busy(self) -> Iterator[httpx2.AsyncClient]:
+        # under the global cap, the least busy client always has a free connection: nothing queues in a pool
+        index = self.busy.index(min(self.busy))
+        self.busy[index] += 1
+        try:
+            yield self.clients[index]
+        finally:
+            self.busy[index] -= 1
+
+
 async def _one(
-    client: httpx2.AsyncClient, config: LoadConfig, payload: bytes, due: float, slots: asyncio.Semaphore, state: _State
+    pool: _Clients, config: LoadConfig, payload: bytes, due: float, slots: asyncio.Semaphore, state: _State
 ) -> None:
     async with slots:
         sent = time.perf_counter()
@@ -182,7 +203,8 @@ async def _one(
                 state.attempts += 1
                 response: httpx2.Response | None = None
                 try:
-                    response = await client.post("/chat/completions", content=payload)
+                    with pool.least_busy() as client:
+                        response = await client.post("/chat/completions", content=payload)
                     outcome = str(response.status_code)
                     if response.status_code == 200 and not config.body.get("stream"):
                         try:
@@ -213,15 +235,24 @@ async def run_async(config: LoadConfig, progress: Callable[[str, bool], None] | 
     total = config.requests
     state = _State()
     slots = asyncio.Semaphore(config.concurrency)
-    limits = httpx2.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
+    shards = math.ceil(config.concurrency / POOL_SIZE)
+    per_client = math.ceil(config.concurrency / shards)
+    limits = httpx2.Limits(max_connections=per_client, max_keepalive_connections=per_client)
     headers = {"content-type": "application/json", "authorization": f"Bearer {config.api_key}"}
-    async with httpx2.AsyncClient(
-        base_url=config.base_url.rstrip("/"),
-        limits=limits,
-        timeout=httpx2.Timeout(config.timeout_s),
-        headers=headers,
-        trust_env=False,  # a proxy from the environment would put a hop between the load and the target
-    ) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx2.AsyncClient(
+                    base_url=config.base_url.rstrip("/"),
+                    limits=limits,
+                    timeout=httpx2.Timeout(config.timeout_s),
+                    headers=headers,
+                    trust_env=False,  # a proxy from the environment would put a hop between the load and the target
+                )
+            )
+            for _ in range(shards)
+        ]
+        pool = _Clients(clients)
         tasks: set[asyncio.Task[None]] = set()
         start = time.perf_counter() + 0.05  # a head start so request 0 is not late by the setup
         ticker = asyncio.create_task(_report_progress(state, total, start, config, progress)) if progress else None
@@ -231,7 +262,7 @@ async def run_async(config: LoadConfig, progress: Callable[[str, bool], None] | 
                 delay = due - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                task = asyncio.create_task(_one(client, config, payload, due, slots, state))
+                task = asyncio.create_task(_one(pool, config, payload, due, slots, state))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             await asyncio.gather(*tasks)

@@ -18,6 +18,7 @@ from vcr.cassette import Cassette
 from . import cassettes, checks, client, cost, judge, preflight
 from .errors import ConfigError, LocalServerError
 from .evals import CaseRun, Endpoint
+from .secrets import redact
 
 Row = dict[str, Any]
 
@@ -107,11 +108,12 @@ def _client(endpoint: Endpoint, options: RunOptions) -> openai.OpenAI:
 
 def _unmatched(run: CaseRun, options: RunOptions, cassette: Cassette, sample: int, what: str) -> client.CallResult:
     """A request of ``sample`` that no recording in ``cassette`` answered: why, and what to run."""
-    why = cassettes.describe_miss(cassette, run.samples)
+    why, mode = cassettes.describe_miss(cassette, run.samples)
+    item = f"{run.case.id}[{run.variant.name}]"
     fix = (
         f"run `{record_command(run.eval_name)}`"
-        if options.replay
-        else "`once` keeps existing cassettes: use --record-mode new_episodes (add) or all (redo)"
+        if mode == "once"
+        else f"run `promptvcr run {run.eval_name} --record-mode {mode} -- -k '{item}'` (`promptvcr status` lists all)"
     )
     message = (
         f"no {what} for case {run.case.id!r} in variant {run.variant.name!r} matches sample {sample + 1} ({why}): {fix}"
@@ -167,7 +169,7 @@ def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool) -
         "cost_usd": _cost(run.model, response),
         "latency_ms": result.latency_ms,
         "replayed": replayed,
-        "output": answer.content,
+        "output": redact(answer.content),  # the cassette body is redacted; the report says the same
     }
 
 

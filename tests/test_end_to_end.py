@@ -352,7 +352,7 @@ def test_prompt_changed_after_recording_says_it_differs(pytester: pytest.Pyteste
         message = reports[f"alpha[{variant}]"].longreprtext
         assert f"case 'alpha' in variant {variant!r}" in message
         assert "differs from the recording" in message
-        assert f"make record EVAL={EVAL}" in message
+        assert f"promptvcr run {EVAL} --record-mode all -- -k 'alpha[{variant}]'" in message
         assert "Traceback" not in message and "CannotOverwriteExistingCassetteException" not in message
     rows = [r for r in ep.results(root) if r["case"] == "alpha"]
     assert len(rows) == len(VARIANTS) * SAMPLES
@@ -367,7 +367,7 @@ def test_replaying_more_samples_than_recorded_says_how_many(pytester: pytest.Pyt
     message = _reports_by_item(rec)["alpha[mini]"].longreprtext
     assert f"1 of {SAMPLES + 1} samples errored" in message
     assert f"{SAMPLES} answer(s) recorded for {SAMPLES + 1} sample(s)" in message
-    assert f"make record EVAL={EVAL}" in message
+    assert f"promptvcr run {EVAL} --record-mode new_episodes -- -k 'alpha[mini]'" in message
     rows = ep.results(root)
     assert [r["outcome"] for r in rows] == ["passed"] * SAMPLES + ["errored"]
 
@@ -812,3 +812,24 @@ def test_a_dead_endpoint_fails_the_run_fast_with_one_clear_error(pytester: pytes
     # one sample tried (with the SDK's retries); every other one refused at once, naming the endpoint
     assert sum("is not answering, not sent" in r["error_message"] for r in rows) == len(rows) - 1
     assert elapsed < 15, f"{elapsed:.1f} s for a dead endpoint"
+
+
+@pytest.mark.usefixtures("planted_env")
+def test_a_key_echoed_anywhere_in_an_answer_stays_out_of_cassettes_reports_and_output(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI
+) -> None:
+    # beyond the known identity headers: a debug header, the answer text and the body around it
+    root = _project(pytester.path, fake_openai.base_url, min_pass_rate=1, endpoint={"api_key_env": "PVCR_TEST_KEY"})
+
+    def respond(body: dict[str, Any]) -> Reply:
+        answer = completion(f'{{"n": 1, "echo": "{KEY}"}}', model=body["model"])
+        answer["system_fingerprint"] = f"Bearer {KEY}"
+        return Reply(body=answer, headers={"x-debug-auth": f"Bearer {KEY}", "x-echo": KEY})
+
+    fake_openai.respond = respond
+    recorded = _run(pytester, *RECORD, "-rA", "-v")
+    _assert_sent_identity(fake_openai)
+    replayed = _run(pytester, "-rA", "-v")
+    assert _leaks(root, _output(recorded) + _output(replayed)) == []
+    rows = ep.results(root)
+    assert rows and all("REDACTED" in r["output"] for r in rows)  # the answer is kept, the key is not

@@ -276,7 +276,7 @@ def test_judge_replay_without_its_recording_says_so(pytester: pytest.Pytester, f
         assert (row["outcome"], row["error"]) == ("errored", "missing_recording")
         assert row["error_message"].startswith(f"no judge recording for case '{CASE}' in variant 'v' matches sample")
         assert "the request differs from the recording" in row["error_message"]
-        assert row["error_message"].endswith(f"run `make record EVAL={EVAL}`"), sample
+        assert f"run `promptvcr run {EVAL} --record-mode all -- -k '{CASE}[v]'`" in row["error_message"], sample
 
     (root / "cassettes" / EVAL / "v" / f"{CASE}.judge.yaml").unlink()
     assert _run(pytester).ret == pytest.ExitCode.TESTS_FAILED
