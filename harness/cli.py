@@ -1,4 +1,10 @@
-"""The ``promptvcr`` command: a thin front over the pytest run and the local server."""
+"""The ``promptvcr`` command: a thin front over the pytest run and the local server.
+
+`promptvcr run` hands over to ``pytest.main`` in this process. pytest rewrites the asserts of plugins it loads
+(anyio's among them) and warns, as an error under ``filterwarnings = error``, about any already imported: so this
+module imports nothing that pulls in the openai SDK, httpx2 or anyio at start; subcommands that need them import
+them when they run.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import pytest
 import yaml
 from dotenv import load_dotenv
 
-from . import chaos, compare, doctor, evals, loadgen, local, preflight, scaffold, scan, status
+from . import chaos, compare, doctor, evals, local, preflight, scaffold, scan
 from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
 
@@ -83,6 +89,8 @@ def _loaded(targets: list[str], root: Path) -> list[evals.Eval]:
 
 def _status(args: argparse.Namespace) -> int:
     """1 when a recording is changed, incomplete, missing or orphaned (see ``harness.status``)."""
+    from . import status  # imports the openai SDK: not before `run` hands over to pytest (see the module doc)
+
     root = Path.cwd()
     text, ok = status.describe(_loaded(args.evals, root), root / args.cassettes_dir, not args.evals)
     print(text)
@@ -183,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     if raw[:1] == ["chaos-server"]:
         return _guard(lambda: chaos.main(raw[1:]))
     if raw[:1] == ["load"]:
+        from . import loadgen  # imports httpx2: not before `run` hands over to pytest (see the module doc)
+
         return _guard(lambda: loadgen.main(raw[1:], Path.cwd(), resolve))
     ours, extra = (raw[: raw.index("--")], raw[raw.index("--") + 1 :]) if "--" in raw else (raw, [])
     args = parser.parse_args(ours)

@@ -360,6 +360,7 @@ def parser(prog: str = "promptvcr load") -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, root: Path, resolve: Callable[[str, Path], Path]) -> LoadConfig:
+    check_target(args.base_url, args.allow_remote)  # first: a refused target costs no file reading either
     if bool(args.body) == bool(args.eval) or bool(args.eval) != bool(args.case):
         raise ConfigError("give either --body FILE or --eval NAME --case ID")
     if args.body:

@@ -833,3 +833,21 @@ def test_a_key_echoed_anywhere_in_an_answer_stays_out_of_cassettes_reports_and_o
     assert _leaks(root, _output(recorded) + _output(replayed)) == []
     rows = ep.results(root)
     assert rows and all("REDACTED" in r["output"] for r in rows)  # the answer is kept, the key is not
+
+
+def test_the_promptvcr_command_records_and_replays_in_a_fresh_process(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI
+) -> None:
+    # a fresh process, as a user's shell runs it: nothing imported before pytest takes over (warnings are errors)
+    import subprocess
+    import sys
+
+    root = _project(pytester.path, fake_openai.base_url)
+    for extra in (["--record-mode", "once"], []):
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "run", EVAL, *extra, "--", "-p", "no:cacheprovider"],
+            cwd=root, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "promptvcr summary" in done.stdout
+    assert len(fake_openai.chat_requests) == len(CASES) * len(VARIANTS) * SAMPLES
