@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import json
 import math
@@ -74,6 +75,9 @@ class LoadReport:
     share_429: float
     concurrency: int
     max_in_flight: int
+    cpu_ms_per_attempt: (
+        float  # this process's CPU time over attempts: when it nears 1000 / rps, the client is the limit
+    )
 
     def text(self) -> str:
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items()))
@@ -87,7 +91,8 @@ class LoadReport:
                 f"sched. lag ms p50 {lag['p50']:.2f}  p99 {lag['p99']:.2f}  max {lag['max']:.2f}",
                 f"statuses      {statuses}",
                 f"attempts      {self.attempts} ({self.retries} retries), 429 share {self.share_429:.1%}",
-                f"in flight     max {self.max_in_flight} (cap {self.concurrency})",
+                f"in flight     max {self.max_in_flight} (cap {self.concurrency}); "
+                f"client CPU {self.cpu_ms_per_attempt:.2f} ms per attempt",
             ]
         )
 
@@ -215,6 +220,8 @@ async def _one(
                     outcome = "timeout"
                 except httpx2.TransportError:
                     outcome = "connection"
+                except httpx2.HTTPError as exc:  # e.g. an undecodable body: counted, never a lost request
+                    outcome = type(exc).__name__
                 state.count_429 += outcome == "429"
                 retryable = outcome in ("timeout", "connection") or (outcome.isdigit() and int(outcome) in RETRYABLE)
                 if not retryable or attempt == config.max_retries:
@@ -232,6 +239,7 @@ async def run_async(config: LoadConfig, progress: Callable[[str, bool], None] | 
     check_target(config.base_url, config.allow_remote)
     check_bounds(config)
     payload = json.dumps(config.body).encode()
+    cpu = time.process_time()
     total = config.requests
     state = _State()
     slots = asyncio.Semaphore(config.concurrency)
@@ -254,6 +262,9 @@ async def run_async(config: LoadConfig, progress: Callable[[str, bool], None] | 
         ]
         pool = _Clients(clients)
         tasks: set[asyncio.Task[None]] = set()
+        # what is alive now (imports, pandas…) leaves the collector's view: a full collection over it takes ~50 ms
+        # here, which would be a 50 ms scheduling stall
+        gc.freeze()
         start = time.perf_counter() + 0.05  # a head start so request 0 is not late by the setup
         ticker = asyncio.create_task(_report_progress(state, total, start, config, progress)) if progress else None
         try:
@@ -273,6 +284,7 @@ async def run_async(config: LoadConfig, progress: Callable[[str, bool], None] | 
             if ticker is not None:
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
+            gc.unfreeze()
         end = time.perf_counter()
     if progress:
         progress(_progress_line(state, total, start, end, config), True)
@@ -291,6 +303,7 @@ async def run_async(config: LoadConfig, progress: Callable[[str, bool], None] | 
         share_429=state.count_429 / state.attempts if state.attempts else 0.0,
         concurrency=config.concurrency,
         max_in_flight=state.max_in_flight,
+        cpu_ms_per_attempt=(time.process_time() - cpu) * 1000 / max(1, state.attempts),
     )
 
 

@@ -444,7 +444,8 @@ class _TypeScript:
             if variants is None:
                 if description is not None:
                     out += f"{indent}// {description}\n"
-                out += f"{indent}{key}{mark}: {self.type(prop, indent + '    ')}"
+                # A nested object's properties are not indented further (measured: indenting them costs tokens).
+                out += f"{indent}{key}{mark}: {self.type(prop, indent)}"
                 if prop.get("nullable"):
                     out += " | null"
                 out += ","

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import httpcore2  # noqa: F401  # see below
 import pytest
 
-from tests.fakeserver import FakeOpenAI
+from tests.fakeserver import FakeOpenAI, cycling
 
 pytest_plugins = ["pytester"]
 
@@ -14,8 +14,16 @@ pytest_plugins = ["pytester"]
 # connection would escape unmapped. Importing it here keeps one httpcore2 for the whole session.
 
 
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    """A fresh OpenAI-compatible test server on 127.0.0.1 answering '{"ok": true}' unless told otherwise."""
+@pytest.fixture(scope="session")
+def _fake_openai_server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
         yield server
+
+
+@pytest.fixture
+def fake_openai(_fake_openai_server: FakeOpenAI) -> FakeOpenAI:
+    """An OpenAI-compatible test server on 127.0.0.1, shared by the session and reset for every test: it has received
+    nothing and answers '{"ok": true}' unless the test says otherwise."""
+    _fake_openai_server.received.clear()
+    _fake_openai_server.respond = cycling(['{"ok": true}'])
+    return _fake_openai_server

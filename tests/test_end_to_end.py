@@ -12,7 +12,7 @@ import json
 import re
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import yaml
 
 from harness import cli
 from tests import evalproject as ep
-from tests.fakeserver import FakeOpenAI, Reply, completion, cycling
+from tests.fakeserver import FakeOpenAI, Reply, completion
 
 EVAL = "tiny"
 CASES = ("alpha", "beta")
@@ -33,20 +33,6 @@ QUIET = ("-p", "no:cacheprovider")
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(scope="module")
-def _shared_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def fake_openai(_shared_server: FakeOpenAI) -> FakeOpenAI:
-    """conftest's fake server, but one per module (stopping one takes ~0.5 s), reset for every test."""
-    _shared_server.received.clear()
-    _shared_server.respond = cycling(['{"ok": true}'])
-    return _shared_server
 
 
 def _project(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,20 +132,6 @@ def test_judge_checks_are_left_out_of_the_deterministic_checks() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- end to end
-
-
-@pytest.fixture(scope="module")
-def _shared_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def fake_openai(_shared_server: FakeOpenAI) -> FakeOpenAI:
-    """One server per module (stopping one takes ~0.5 s), reset for every test."""
-    _shared_server.received.clear()
-    _shared_server.respond = cycling(['{"ok": true}'])
-    return _shared_server
 
 
 def _graded(body: dict[str, Any]) -> str | None:
