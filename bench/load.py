@@ -15,6 +15,7 @@ never about a model.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -57,6 +58,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--rps", type=float, default=200.0)
     args = parser.parse_args()
+    # the machine is shared: its load says how much of a miss is this tool's and how much the neighbours'
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
     print(f"== open loop: {args.rps:g} RPS × {args.duration:g} s, chaos latency lognormal median 50 ms, p99 200 ms")
     with chaos_server("--latency", "lognormal:50:200") as url:
@@ -77,6 +80,7 @@ def main() -> int:
         report = loadgen.run(loadgen.LoadConfig(url, BODY, 5000.0, calls / 5000.0, concurrency=concurrency))
     print(report.text())
     print(f"total {report.duration_s:.2f} s / bound {bound:.1f} s  {report.duration_s / bound:.3f}")
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return 0
 
 

@@ -21,6 +21,7 @@ from vcr.persisters.filesystem import FilesystemPersister
 from vcr.request import Request
 from vcr.serialize import serialize
 
+from .redaction import Redactor, mask_json_text
 from .secrets import DROP_RESPONSE_HEADERS, KEEP_REQUEST_HEADERS, redact
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
@@ -109,12 +110,39 @@ _VCR = _vcr()
 
 
 @contextmanager
-def use(path: Path, record_mode: str) -> Iterator[Cassette]:
-    """Open the cassette at ``path``; ``all`` starts it afresh, the other modes keep what is recorded."""
+def use(path: Path, record_mode: str, redactor: Redactor | None = None) -> Iterator[Cassette]:
+    """Open the cassette at ``path``; ``all`` starts it afresh, the other modes keep what is recorded.
+
+    With a ``redactor`` (the eval's personal-data rules) request and response bodies are masked too; vcrpy applies
+    the request filter before matching as well, so a replay matches the masked form of the same request.
+    """
     if record_mode == "all":
         path.unlink(missing_ok=True)
-    with _VCR.use_cassette(str(path), record_mode=record_mode) as cassette:
+    filters: dict[str, Any] = {}
+    if redactor is not None and redactor.rules:
+        filters = {
+            "before_record_request": lambda request: _mask_request(_scrub_request(request), redactor),
+            "before_record_response": lambda response: _mask_response(_scrub_response(response), redactor),
+        }
+    with _VCR.use_cassette(str(path), record_mode=record_mode, **filters) as cassette:
         yield cassette
+
+
+def _mask_request(request: Request, redactor: Redactor) -> Request:
+    if request.body:
+        text = request.body.decode("utf-8") if isinstance(request.body, bytes) else request.body
+        request.body = mask_json_text(redactor, text).encode("utf-8")
+    return request
+
+
+def _mask_response(response: dict[str, Any] | None, redactor: Redactor) -> dict[str, Any] | None:
+    if response is not None:
+        body = response["body"].get("string")
+        if isinstance(body, bytes):
+            response["body"]["string"] = mask_json_text(redactor, body.decode("utf-8", "surrogateescape")).encode()
+        elif isinstance(body, str):
+            response["body"]["string"] = mask_json_text(redactor, body)
+    return response
 
 
 def stamp_latency(cassette: Cassette, recorded_before: int, header: str, latency_ms: float) -> None:

@@ -273,17 +273,17 @@ class ChaosServer:
         return True
 
     async def _chat(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
-        decision = decide(self.config, self._next)
-        self._next += 1
-        self.outcomes[decision.outcome] += 1
         try:
             body = json.loads(request.body)
         except ValueError:
             body = None
-        if not isinstance(body, dict):
+        if not isinstance(body, dict):  # the client's bug, not a drawn fault: it takes no N (counted in "paths")
             writer.write(_response(400, b'{"error": {"message": "the body is not a JSON object"}}'))
             await writer.drain()
             return True
+        decision = decide(self.config, self._next)
+        self._next += 1
+        self.outcomes[decision.outcome] += 1
         model, outcome, n = str(body.get("model") or "chaos-model"), decision.outcome, decision.n
         tags = {"x-chaos-request": str(n), "x-chaos-outcome": outcome}
         await asyncio.sleep(decision.latency_ms / 1000)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from . import cases, checks, render, schemas, yamlsrc
 from .errors import InputError, Problem
+from .redaction import Redactor, compile_rules
 
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8765/v1"
 OPENAI_URL = "https://api.openai.com/v1"
@@ -87,6 +88,7 @@ class CaseRun:
     body: dict[str, Any]
     samples: int
     judges: tuple[JudgeCall, ...] = ()
+    redactor: Redactor | None = None  # the eval's personal-data rules, applied to everything written
 
     @property
     def model(self) -> str:
@@ -113,6 +115,7 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
     if problems:
         raise InputError(problems)
     data = doc.data
+    redactor = _redactor(doc, problems)
     all_cases = _load_cases(doc, root, problems)
     judges = {case.id: _judges(doc, case, problems) for case in all_cases}
     variants = tuple(
@@ -143,7 +146,7 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
                     problems.append(replace(case.origins["response_format"], message=str(exc)))
                 continue
             samples = samples_override or data.get("samples") or case.samples or 1
-            runs.append(CaseRun(data["name"], case, variant, body, samples, judges[case.id]))
+            runs.append(CaseRun(data["name"], case, variant, body, samples, judges[case.id], redactor))
     gates = tuple(_gates(doc, {v.name for v in variants}, problems))
     traffic = _traffic(doc, [c.id for c in all_cases], problems)
     if problems:
@@ -159,6 +162,17 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
         traffic,
         data.get("monthly_budget_usd"),
     )
+
+
+def _redactor(doc: yamlsrc.Located, problems: list[Problem]) -> Redactor | None:
+    if "redact" not in doc.data:
+        return None
+    try:
+        return compile_rules(doc.data["redact"])
+    except ValueError as exc:
+        message, index = exc.args
+        problems.append(doc.problem(f"/redact/{index}", message))
+        return None
 
 
 def _judges(doc: yamlsrc.Located, case: cases.Case, problems: list[Problem]) -> tuple[JudgeCall, ...]:

@@ -274,11 +274,20 @@ def new_run_dir(reports_dir: Path) -> Path:
     return path
 
 
+# What the metadata-only log keeps of each call: enough to audit volume, cost, latency and failures, and no prompt,
+# answer or reason text, for data too sensitive to keep even masked.
+METADATA = (
+    "eval", "case", "variant", "model", "sample", "outcome", "error", "finish_reason", "prompt_tokens",
+    "completion_tokens", "cost_usd", "latency_ms", "replayed",
+)  # fmt: skip
+
+
 def write(
     run_dir: Path, df: pd.DataFrame, summaries: Sequence[VariantSummary], note: str, evals: Mapping[str, Eval]
 ) -> None:
     comparisons = compare.compare_variants(df, baselines(evals))
     df.to_csv(run_dir / "results.csv", index=False)
+    df[list(METADATA)].to_json(run_dir / "calls.jsonl", orient="records", lines=True)
     summary_frame(summaries).to_csv(run_dir / "summary.csv", index=False)
     (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons), encoding="utf-8")
     (run_dir / "junit.xml").write_bytes(junit.junit_xml(df, evals))

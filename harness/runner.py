@@ -18,6 +18,7 @@ from vcr.cassette import Cassette
 from . import cassettes, checks, client, cost, judge, preflight
 from .errors import ConfigError, LocalServerError
 from .evals import CaseRun, Endpoint
+from .redaction import mask_json
 from .secrets import redact
 
 Row = dict[str, Any]
@@ -73,7 +74,7 @@ def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
         return _all_errored(run, "config" if isinstance(exc, ConfigError) else "connection", str(exc))
     budget = None if options.replay else options.budgets.get(run.eval_name)
     rows: list[Row] = []
-    with api, cassettes.use(path, options.record_mode) as cassette:
+    with api, cassettes.use(path, options.record_mode, run.redactor) as cassette:
         for sample in range(run.samples):
             if budget is not None and not budget.reserve(call.unit_cost_usd):
                 message = f"budget: ${budget.spent_usd:.4f} spent of budget_usd ${budget.limit_usd:g}; not sent"
@@ -85,6 +86,9 @@ def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
                 continue
             before, plays = len(cassette.data), cassette.play_count
             result = client.call(api, run.body)
+            if run.redactor is not None and result.response is not None:
+                # checks see what the cassette keeps, so a replay judges the very same text
+                result = replace(result, response=mask_json(run.redactor, result.response))
             if result.unreachable:
                 options.unreachable[str(api.base_url)] = f"{api.base_url} is not answering, not sent: {result.message}"
             if result.error == "missing_recording":
@@ -207,7 +211,7 @@ def _judged(run: CaseRun, options: RunOptions, rows: list[Row]) -> list[Row]:
             apis = {e: stack.enter_context(_client(e, options)) for e in endpoints}
         except (ConfigError, LocalServerError) as exc:
             return _judge_failed_all(rows, client.CallResult(None, None, "judge_error", f"judge: {exc}"))
-        cassette = stack.enter_context(cassettes.use(path, options.record_mode))
+        cassette = stack.enter_context(cassettes.use(path, options.record_mode, run.redactor))
         return [_judge_sample(run, options, row, cassette, apis) if _answered(row) else row for row in rows]
 
 

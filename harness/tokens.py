@@ -196,6 +196,10 @@ class Format:
     json_assistant_extra: int = 4  # each assistant turn when a json_schema constrains the answer
     forced_function: int = 9  # tool_choice naming one function, beyond the name
     forced_function_system: int = 7
+    # Each strict function with a property that has no description costs this much beyond its rendering (measured,
+    # cause unknown), except for the first `strict_bare_free` such functions.
+    strict_bare: int = -1
+    strict_bare_free: int = 0
 
 
 FORMATS: Mapping[str, Format] = {
@@ -215,6 +219,7 @@ FORMATS: Mapping[str, Format] = {
         per_call=10,
         forced_function=-1,
         forced_function_system=-1,
+        strict_bare_free=1,
     ),
     "o3-mini": Format(priming=2),
     # Fitted on one recorded source (15 lines): each message costs 12 more than in chatml.
@@ -319,6 +324,8 @@ class _Counter:
                 self.inexact(f"a {tool.get('type')!r} tool")
         if tools:
             n += self.tokens(render_tools(tools)) + (self.fmt.tools_system if has_system else self.fmt.tools)
+            bare = sum(1 for fn in tools if _strict_bare(fn))
+            n += self.fmt.strict_bare * max(0, bare - self.fmt.strict_bare_free)
             forced = _forced_function(body)
             if forced is not None:
                 n += self.tokens(forced) + (self.fmt.forced_function_system if has_system else self.fmt.forced_function)
@@ -341,6 +348,13 @@ def _forced_function(body: Mapping[str, Any]) -> str | None:
         name = (choice.get("function") or {}).get("name") or choice.get("name")
         return str(name) if name else None
     return None
+
+
+def _strict_bare(fn: Mapping[str, Any]) -> bool:
+    properties = (fn.get("parameters") or {}).get("properties") or {}
+    return bool(fn.get("strict")) and any(
+        isinstance(p, Mapping) and "description" not in p for p in properties.values()
+    )
 
 
 def _canonical_json(arguments: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -250,3 +251,32 @@ def test_percentiles() -> None:
     values = [float(v) for v in range(1, 101)]
     assert loadgen.percentiles(values) == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
     assert loadgen.percentiles([]) == {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_in_place_on_a_tty_periodic_lines_otherwise() -> None:
+    tty, log = _Stream(True), _Stream(False)
+    for stream in (tty, log):
+        show = loadgen._printer(stream)
+        show("a", False)
+        show("b", False)
+        show("c", True)
+    assert tty.getvalue() == "\r\x1b[Ka\r\x1b[Kb\r\x1b[Kc\n"
+    assert log.getvalue() == "a\nc\n"  # "b" came within 5 s of "a"
+
+
+def test_a_body_that_is_not_json_is_a_400_and_takes_no_turn() -> None:
+    with chaos.running(chaos.ChaosConfig()) as server, httpx2.Client() as client:
+        assert client.post(server.base_url + "/chat/completions", content=b"nope").status_code == 400
+        assert client.get(server.base_url + "/chat/completions").status_code == 405
+        assert client.get(f"http://127.0.0.1:{server.port}/nowhere").status_code == 404
+        assert post(client, server).json()["id"] == "chatcmpl-chaos-0"
+        assert stats(client, server)["chat_requests"] == 1
