@@ -18,6 +18,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,9 +32,20 @@ BODY = {"model": "chaos-model", "messages": [{"role": "user", "content": "Tell m
 LAG_TARGET_MS = 20.0
 
 
+def busy_s() -> float:
+    """CPU seconds every process on this machine has used since boot (/proc/stat: all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 @contextmanager
-def chaos_server(*flags: str) -> Iterator[str]:
-    """A chaos server subprocess; yields its base_url (the first line it prints)."""
+def chaos_server(*flags: str) -> Iterator[tuple[str, int]]:
+    """A chaos server subprocess; yields its base_url (the first line it prints) and its pid."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "chaos-server", *flags],
         cwd=REPO,
@@ -45,7 +57,7 @@ def chaos_server(*flags: str) -> Iterator[str]:
         base_url = proc.stdout.readline().strip()
         if not base_url.startswith("http://127.0.0.1:"):
             raise SystemExit(f"the chaos server did not start (it printed {base_url!r})")
-        yield base_url
+        yield base_url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -62,9 +74,17 @@ def main() -> int:
     print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
     print(f"== open loop: {args.rps:g} RPS × {args.duration:g} s, chaos latency lognormal median 50 ms, p99 200 ms")
-    with chaos_server("--latency", "lognormal:50:200") as url:
+    with chaos_server("--latency", "lognormal:50:200") as (url, pid):
+        before = (busy_s(), time.process_time(), process_cpu_s(pid), time.monotonic())
         report = loadgen.run(loadgen.LoadConfig(url, BODY, args.rps, args.duration, concurrency=100))
+        after = (busy_s(), time.process_time(), process_cpu_s(pid), time.monotonic())
     print(report.text())
+    machine, client, server, wall = (b - a for a, b in zip(before, after, strict=True))
+    others = max(0.0, machine - client - server)
+    print(
+        f"CPU over the run (2 cores = {2 * wall:.0f} core-s): load client {client:.1f} s, chaos server {server:.1f} s, "
+        f"other processes {others:.1f} s"
+    )
     lag = report.lag_ms["p99"]
     print(f"achieved / target RPS  {report.achieved_rps / args.rps:.3f}")
     print(
@@ -75,7 +95,7 @@ def main() -> int:
     print("\n== throughput: 1,000 calls, fixed 200 ms latency, concurrency 50 (ideal bound 4.0 s)")
     calls, concurrency, latency_s = 1000, 50, 0.2
     bound = calls / concurrency * latency_s
-    with chaos_server("--latency", "fixed:200") as url:
+    with chaos_server("--latency", "fixed:200") as (url, _):
         # a schedule far above what 50 connections can carry: the cap, not the schedule, sets the pace
         report = loadgen.run(loadgen.LoadConfig(url, BODY, 5000.0, calls / 5000.0, concurrency=concurrency))
     print(report.text())

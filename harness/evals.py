@@ -47,6 +47,7 @@ class Variant:
     overrides: dict[str, Any]
     endpoint: Endpoint
     xfail: str | None
+    fallback: tuple[str, ...] = ()  # model names, or CACHED: see eval.schema.json
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
             {k: v for k, v in raw.items() if k in render.PARAM_KEYS},
             Endpoint.parse(raw.get("endpoint", data.get("endpoint"))),
             raw.get("xfail"),
+            tuple(raw.get("fallback", ())),
         )
         for name, raw in data["variants"].items()
     )

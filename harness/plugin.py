@@ -101,6 +101,8 @@ class _State:
         title = "promptvcr gates FAILED" if failed else "promptvcr summary"
         terminalreporter.write_sep("=", title, red=failed, green=not failed)
         terminalreporter.write_line(report.text_table(self.summaries))
+        for line in report.fallback_lines(self.rows):
+            terminalreporter.write_line(line, yellow=True)
         terminalreporter.write_line(f"reports: {self.run_dir} (latest: {self.reports_dir / 'latest'})")
 
 

@@ -12,6 +12,7 @@ import math
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,6 +281,17 @@ METADATA = (
     "eval", "case", "variant", "model", "sample", "outcome", "error", "finish_reason", "prompt_tokens",
     "completion_tokens", "cost_usd", "latency_ms", "replayed",
 )  # fmt: skip
+
+
+def fallback_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Which answers came from a variant's fallback chain rather than its own model (the incident plan at work)."""
+    counts = Counter(
+        (r["eval"], r["variant"], r["answered_by"]) for r in rows if r.get("answered_by") not in (None, "primary")
+    )
+    return [
+        f"promptvcr: {n} answer(s) of {ev} / {variant} came from {source} (answered_by in results.csv)"
+        for (ev, variant, source), n in sorted(counts.items())
+    ]
 
 
 def write(

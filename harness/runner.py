@@ -26,7 +26,8 @@ Row = dict[str, Any]
 COLUMNS = (
     "eval", "case", "variant", "model", "sample", "outcome", "failed_checks", "reasons", "error", "error_message",
     "json_valid", "schema_valid", "finish_reason", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms",
-    "replayed", "output", "judge_reasons", "judge_prompt_tokens", "judge_completion_tokens", "judge_cost_usd",
+    "replayed", "answered_by", "output", "judge_reasons", "judge_prompt_tokens", "judge_completion_tokens",
+    "judge_cost_usd",
 )  # fmt: skip
 
 
@@ -85,23 +86,55 @@ def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
                 rows.append(_errored(run, sample, client.CallResult(None, None, "connection", down)))
                 continue
             before, plays = len(cassette.data), cassette.play_count
-            result = client.call(api, run.body)
-            if run.redactor is not None and result.response is not None:
-                # checks see what the cassette keeps, so a replay judges the very same text
-                result = replace(result, response=mask_json(run.redactor, result.response))
-            if result.unreachable:
-                options.unreachable[str(api.base_url)] = f"{api.base_url} is not answering, not sent: {result.message}"
-            if result.error == "missing_recording":
-                result = _unmatched(run, options, cassette, sample, "recording")
-            elif result.latency_ms is not None and not options.replay:
+            result, answered_by = _answer(run, options, api, cassette, sample)
+            if result.latency_ms is not None and not options.replay:
                 cassettes.stamp_latency(cassette, before, client.LATENCY_HEADER, result.latency_ms)
-            row = _row(run, sample, result, replayed=cassette.play_count > plays)
+            row = _row(run, sample, result, replayed=cassette.play_count > plays, answered_by=answered_by)
             if budget is not None and not row["replayed"] and result.error != "missing_recording":
                 budget.spend(row["cost_usd"], call.unit_cost_usd)
             rows.append(row)
             if options.on_row is not None:
                 options.on_row(row)
     return _judged(run, options, rows) if run.judges else rows
+
+
+# Failures of the endpoint, not of the prompt: the ones a fallback answers for. (A missing recording too: in replay,
+# a primary that failed while recording has none, since failures are not recorded; its fallback's answer has one.)
+FALLBACK_ON = frozenset({"rate_limited", "timeout", "server_error", "connection", "missing_recording"})
+CACHED = "cached"
+
+
+def _answer(
+    run: CaseRun, options: RunOptions, api: openai.OpenAI, cassette: Cassette, sample: int
+) -> tuple[client.CallResult, str]:
+    """The sample's answer and who gave it: ``primary``, ``fallback:<model>`` or ``cached``."""
+    result, answered_by = _send(run, options, api, cassette, sample, run.body), "primary"
+    for step in run.variant.fallback:
+        if result.response is not None or result.error not in FALLBACK_ON:
+            break
+        if step == CACHED:
+            masked = mask_json(run.redactor, run.body) if run.redactor else run.body
+            cached = cassettes.last_good_answer(cassette, masked)
+            if cached is not None:
+                result, answered_by = client.CallResult(cached, None), CACHED
+        else:
+            body = {**run.body, "model": step}
+            result, answered_by = _send(run, options, api, cassette, sample, body), f"fallback:{step}"
+    return result, answered_by
+
+
+def _send(
+    run: CaseRun, options: RunOptions, api: openai.OpenAI, cassette: Cassette, sample: int, body: dict[str, Any]
+) -> client.CallResult:
+    result = client.call(api, body)
+    if run.redactor is not None and result.response is not None:
+        # checks see what the cassette keeps, so a replay judges the very same text
+        result = replace(result, response=mask_json(run.redactor, result.response))
+    if result.unreachable:
+        options.unreachable[str(api.base_url)] = f"{api.base_url} is not answering, not sent: {result.message}"
+    if result.error == "missing_recording":
+        return _unmatched(run, options, cassette, sample, "recording")
+    return result
 
 
 def _client(endpoint: Endpoint, options: RunOptions) -> openai.OpenAI:
@@ -152,7 +185,7 @@ def _errored(run: CaseRun, sample: int, result: client.CallResult, replayed: boo
     }
 
 
-def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool) -> Row:
+def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool, answered_by: str = "primary") -> Row:
     if result.response is None:
         return _errored(run, sample, result, replayed)
     response = result.response
@@ -170,9 +203,11 @@ def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool) -
         "finish_reason": answer.finish_reason,
         "prompt_tokens": (usage or {}).get("prompt_tokens"),
         "completion_tokens": (usage or {}).get("completion_tokens"),
-        "cost_usd": _cost(run.model, response),
+        # priced as the model that answered; a cached answer cost nothing now
+        "cost_usd": 0.0 if answered_by == CACHED else _cost(_answering_model(run, answered_by), response),
         "latency_ms": result.latency_ms,
         "replayed": replayed,
+        "answered_by": answered_by,
         "output": redact(answer.content),  # the cassette body is redacted; the report says the same
     }
 
@@ -180,6 +215,10 @@ def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool) -
 def _usage(response: Mapping[str, Any]) -> dict[str, Any] | None:
     usage = response.get("usage")
     return usage if isinstance(usage, dict) else None
+
+
+def _answering_model(run: CaseRun, answered_by: str) -> str:
+    return answered_by.removeprefix("fallback:") if answered_by.startswith("fallback:") else run.model
 
 
 def _cost(model: str, response: Mapping[str, Any]) -> float | None:

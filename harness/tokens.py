@@ -194,6 +194,10 @@ class Format:
     schema_system: int = 4
     per_call: int = 6  # an assistant tool call and its result, beyond the names and arguments
     json_assistant_extra: int = 4  # each assistant turn when a json_schema constrains the answer
+    # A schema with a top-level "title" costs that title's tokens once more, plus this (measured; the title is
+    # evidently shown a second time, where it merges with its surroundings).
+    schema_title: int = -1
+    schema_title_system: int = -2
     forced_function: int = 9  # tool_choice naming one function, beyond the name
     forced_function_system: int = 7
     # Each strict function with a property that has no description costs this much beyond its rendering (measured,
@@ -220,6 +224,7 @@ FORMATS: Mapping[str, Format] = {
         forced_function=-1,
         forced_function_system=-1,
         strict_bare_free=1,
+        schema_title_system=-1,
     ),
     "o3-mini": Format(priming=2),
     # Fitted on one recorded source (15 lines): each message costs 12 more than in chatml.
@@ -335,6 +340,9 @@ class _Counter:
             joined = has_system or bool(tools)
             n += self.tokens(render_response_format(schema))
             n += self.fmt.schema_system if joined else self.fmt.schema
+            title = (schema.get("schema") or {}).get("title")
+            if isinstance(title, str) and title:
+                n += self.tokens(title) + (self.fmt.schema_title_system if joined else self.fmt.schema_title)
             # Assistant answers (not bare tool calls) are marked as JSON when a schema constrains the answer.
             n += self.fmt.json_assistant_extra * sum(
                 1 for m in messages if m.get("role") == "assistant" and m.get("content")

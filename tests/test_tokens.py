@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from harness import cost, models, tokens
+from harness.errors import PromptVCRError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,8 +43,8 @@ RATE_FLOORS = {
     "plain": 0.996,
     "names": 0.99,
     "content_parts": 0.994,
-    "tools": 0.615,
-    "json_schema": 0.54,
+    "tools": 0.695,
+    "json_schema": 0.70,
     "reasoning": 0.98,
 }
 
@@ -190,6 +191,47 @@ def test_call_arguments_count_as_compact_json() -> None:
     assert tokens.prompt_tokens(history('{"city": "Paris"}')) == tokens.prompt_tokens(history('{"city":"Paris"}'))
 
 
+def test_nested_object_properties_are_not_indented() -> None:
+    window = {"type": "object", "properties": {"start": {"type": "string", "description": "ISO start"}}}
+    fn = {"name": "schedule", "parameters": {"type": "object", "properties": {"window": window}}}
+    assert "window?: {\n// ISO start\nstart?: string,\n}," in tokens.render_tools([fn])
+
+
+def _tool(strict: bool, description: str | None) -> dict[str, Any]:
+    city: dict[str, Any] = {"type": "string"} if description is None else {"type": "string", "description": description}
+    parameters = {"type": "object", "properties": {"city": city}, "required": ["city"], "additionalProperties": False}
+    return {"type": "function", "function": {"name": "get_weather", "parameters": parameters, "strict": strict}}
+
+
+def test_a_strict_function_with_an_undescribed_property_costs_one_less() -> None:
+    def count(model: str, *tools: dict[str, Any]) -> int:
+        return tokens.prompt_tokens(_body(model, {"role": "user", "content": "Weather?"}, tools=list(tools)))
+
+    assert count("gpt-4o", _tool(True, None)) == count("gpt-4o", _tool(False, None)) - 1
+    assert count("gpt-4o", _tool(True, "City")) == count("gpt-4o", _tool(False, "City"))
+    # Reasoning models: the first such function costs nothing less.
+    assert count("gpt-5", _tool(True, None)) == count("gpt-5", _tool(False, None))
+
+
+def test_a_schema_title_is_counted_once_more() -> None:
+    enc = tokens.encoding("o200k_base")
+
+    def count(schema: dict[str, Any], first: str) -> int:
+        response_format = {"type": "json_schema", "json_schema": {"name": "SimpleBook", "schema": schema}}
+        return tokens.prompt_tokens(
+            _body("gpt-4o", {"role": first, "content": "A book?"}, response_format=response_format)
+        )
+
+    plain = {"type": "object", "properties": {"title": {"type": "string"}}}
+    titled = {"type": "object", "properties": {"title": {"type": "string"}}, "title": "SimpleBook"}
+    shown = len(enc.encode_ordinary(json.dumps(titled, separators=(",", ":")))) - len(
+        enc.encode_ordinary(json.dumps(plain, separators=(",", ":")))
+    )
+    again = len(enc.encode_ordinary("SimpleBook"))
+    assert count(titled, "user") - count(plain, "user") == shown + again - 1
+    assert count(titled, "system") - count(plain, "system") == shown + again - 2
+
+
 def test_an_image_part_is_only_estimated() -> None:
     image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}}
     body = _body("gpt-4o", {"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]})
@@ -216,7 +258,7 @@ def test_a_text_only_request_is_an_exact_estimate() -> None:
 def test_an_unknown_model_names_itself_and_the_registry_file() -> None:
     with pytest.raises(tokens.UnknownModelError, match=r"'gpt-9-ultra'.*harness/data/models\.yaml") as info:
         tokens.prompt_tokens(_body("gpt-9-ultra", {"role": "user", "content": "Hi"}))
-    assert isinstance(info.value, tokens.PromptVCRError)
+    assert isinstance(info.value, PromptVCRError)
 
 
 def test_a_registry_entry_with_an_unknown_format_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
