@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="promptvcr", description="Evaluate and regression-test prompts for the OpenAI Chat Completions API."
     )
+    parser.add_argument("--profile", metavar="NAME", help="key profile from profiles.yaml (also PROMPTVCR_PROFILE)")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run evals (replay by default); extra arguments after -- go to pytest")
     run.add_argument("evals", nargs="*", metavar="EVAL", help="eval name, file stem or path (default: every eval)")
@@ -196,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return _guard(lambda: loadgen.main(raw[1:], Path.cwd(), resolve))
     ours, extra = (raw[: raw.index("--")], raw[raw.index("--") + 1 :]) if "--" in raw else (raw, [])
     args = parser.parse_args(ours)
+    if args.profile:
+        os.environ["PROMPTVCR_PROFILE"] = args.profile  # read wherever evals are loaded, pytest's run included
     commands: dict[str, Callable[[], int]] = {
         "validate": lambda: _validate(args),
         "compare": lambda: _compare(args),

@@ -102,7 +102,8 @@ def describe(evs: list[Eval], online: bool, today: dt.date) -> str:
             which = "" if len(endpoints) == 1 else f" [variants {', '.join(variants)}]"
             if url not in probed:
                 probed[url] = probe(endpoint, online)
-            lines.append(f"  endpoint {endpoint.kind} {url}{which}")
+            profile = f" (profile {endpoint.profile})" if endpoint.profile else ""
+            lines.append(f"  endpoint {endpoint.kind} {url}{profile}{which}")
             lines.append(f"    key:    {key_status(endpoint)}")
             lines.append(f"    server: {probed[url]}")
         notes = model_notes(sorted({run.model for run in ev.runs}), today)

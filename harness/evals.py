@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from . import cases, checks, render, schemas, yamlsrc
+from . import cases, checks, profiles, render, schemas, yamlsrc
 from .errors import InputError, Problem
+from .profiles import Profile
 from .redaction import Redactor, compile_rules
 
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8765/v1"
@@ -25,12 +26,15 @@ class Endpoint:
     api_key_env: str | None
     timeout_s: float
     max_retries: int
+    profile: str | None = None  # the key profile that chose api_key_env and base_url (see harness.profiles)
 
     @classmethod
-    def parse(cls, raw: Any) -> Endpoint:
+    def parse(cls, raw: Any, profile: Profile | None = None) -> Endpoint:
         if raw == "local":
             return cls("local", DEFAULT_LOCAL_URL, None, 300.0, 1)
         if raw in (None, "openai"):
+            if profile is not None:
+                return cls("openai", profile.base_url or OPENAI_URL, profile.api_key_env, 60.0, 2, profile.name)
             return cls("openai", OPENAI_URL, "OPENAI_API_KEY", 60.0, 2)
         return cls(
             "custom",
@@ -116,14 +120,15 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
     if problems:
         raise InputError(problems)
     data = doc.data
+    profile = profiles.selected(root)
     redactor = _redactor(doc, problems)
     all_cases = _load_cases(doc, root, problems)
-    judges = {case.id: _judges(doc, case, problems) for case in all_cases}
+    judges = {case.id: _judges(doc, case, problems, profile) for case in all_cases}
     variants = tuple(
         Variant(
             name,
             {k: v for k, v in raw.items() if k in render.PARAM_KEYS},
-            Endpoint.parse(raw.get("endpoint", data.get("endpoint"))),
+            Endpoint.parse(raw.get("endpoint", data.get("endpoint")), profile),
             raw.get("xfail"),
             tuple(raw.get("fallback", ())),
         )
@@ -177,10 +182,12 @@ def _redactor(doc: yamlsrc.Located, problems: list[Problem]) -> Redactor | None:
         return None
 
 
-def _judges(doc: yamlsrc.Located, case: cases.Case, problems: list[Problem]) -> tuple[JudgeCall, ...]:
+def _judges(
+    doc: yamlsrc.Located, case: cases.Case, problems: list[Problem], profile: Profile | None
+) -> tuple[JudgeCall, ...]:
     """The case's judge checks with their model and endpoint; a check that has no model is a problem in its file."""
     config = doc.data.get("judge") or {}
-    endpoint = Endpoint.parse(config.get("endpoint", doc.data.get("endpoint")))
+    endpoint = Endpoint.parse(config.get("endpoint", doc.data.get("endpoint")), profile)
     calls: list[JudgeCall] = []
     for spec, origin in case.judges:
         model = spec.model or config.get("model")

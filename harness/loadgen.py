@@ -7,7 +7,8 @@ Request i is scheduled at start + i / rps whatever the answers do (open loop: a 
 offered load), up to a concurrency cap. The report gives the achieved rate, latency p50/p95/p99 (from the moment a
 request was sent), final status counts, the 429 share of attempts, retries, and the generator's own scheduling lag:
 how late each request was sent against its scheduled time — when that lag is large, the figures describe the load
-generator (or the cap), not the server.
+generator (or the cap), not the server. With retries, a request keeps its concurrency slot while it waits to retry,
+and its latency runs from its first attempt to its last answer.
 
 Only loopback targets unless ``allow_remote``; bounded by MAX_DURATION_S and MAX_REQUESTS.
 """
@@ -203,7 +204,7 @@ async def _one(
         state.last_send = sent
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
-        outcome = "?"
+        outcome = "cancelled"  # stays so only when the run is stopped while this request is in flight
         try:
             for attempt in range(config.max_retries + 1):
                 state.attempts += 1

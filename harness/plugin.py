@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from dotenv import load_dotenv
 
-from . import evals, junit, local, models, preflight, report, runner
+from . import evals, junit, local, models, preflight, profiles, report, runner
 from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
 from .progress import Progress
@@ -128,6 +128,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--cassettes-dir", default="cassettes", metavar="DIR", help="where cassettes live (default: cassettes)"
     )
+    group.addoption("--profile", default=None, metavar="NAME", help="key profile from profiles.yaml (dev, prod, …)")
     group.addoption(
         "--reports-dir", default="reports", metavar="DIR", help="where reports are written (default: reports)"
     )
@@ -135,6 +136,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     load_dotenv(config.rootpath / ".env", override=False)
+    if config.getoption("profile"):
+        os.environ[profiles.ENV] = config.getoption("profile")  # read where evals are loaded, workers included
     state = _State(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "promptvcr-state")

@@ -280,3 +280,19 @@ def test_a_body_that_is_not_json_is_a_400_and_takes_no_turn() -> None:
         assert client.get(f"http://127.0.0.1:{server.port}/nowhere").status_code == 404
         assert post(client, server).json()["id"] == "chatcmpl-chaos-0"
         assert stats(client, server)["chat_requests"] == 1
+
+
+def test_load_sends_an_eval_case(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(REPO)  # `--eval NAME` is looked up under ./evals, as every subcommand does
+    out = tmp_path / "report.json"
+    with chaos.running(chaos.ChaosConfig()) as server:
+        argv = ["load", server.base_url, "--rps", "20", "--requests", "10", "--eval", "json-modes"]
+        assert cli.main([*argv, "--case", "programmers-joke", "--json", str(out)]) == 0
+        received = server.stats()
+    assert json.loads(out.read_text())["statuses"] == {"200": 10} and received["chat_requests"] == 10
+
+
+def test_load_of_streamed_requests() -> None:
+    with chaos.running(chaos.ChaosConfig()) as server:
+        report = loadgen.run(loadgen.LoadConfig(server.base_url, BODY | {"stream": True}, 50, 0.2))
+    assert report.statuses == {"200": 10}

@@ -43,7 +43,7 @@ RATE_FLOORS = {
     "plain": 0.996,
     "names": 0.99,
     "content_parts": 0.994,
-    "tools": 0.695,
+    "tools": 0.70,
     "json_schema": 0.70,
     "reasoning": 0.98,
 }
@@ -195,6 +195,15 @@ def test_nested_object_properties_are_not_indented() -> None:
     window = {"type": "object", "properties": {"start": {"type": "string", "description": "ISO start"}}}
     fn = {"name": "schedule", "parameters": {"type": "object", "properties": {"window": window}}}
     assert "window?: {\n// ISO start\nstart?: string,\n}," in tokens.render_tools([fn])
+
+
+def test_a_union_with_null_is_inline_unless_the_other_variant_is_an_object() -> None:
+    status = {"anyOf": [{"type": "string", "enum": ["pending", "done"]}, {"type": "null"}]}
+    arguments = {"anyOf": [{"type": "object"}, {"type": "null"}]}
+    fn = {"name": "f", "parameters": {"type": "object", "properties": {"status": status, "arguments": arguments}}}
+    text = tokens.render_tools([fn])
+    assert 'status?: "pending" | "done" | null,' in text
+    assert "arguments?:\n | {\n   }\n | any\n," in text
 
 
 def _tool(strict: bool, description: str | None) -> dict[str, Any]:

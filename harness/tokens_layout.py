@@ -1,0 +1,187 @@
+"""The text the server writes into the prompt for tool definitions and json_schema response formats.
+
+Tools are shown as a TypeScript namespace (the layout of openai/harmony's renderer, with the differences the recorded
+counts show), a json_schema as compact JSON; ``harness.tokens`` counts these texts and adds the fixed framing around
+them. The rules and their evidence are described in ``docs/tokens.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def _default_comment(value: Any, schema: Mapping[str, Any]) -> str:
+    if isinstance(value, str):
+        return f"default: {value}" if schema.get("enum") else f'default: "{value}"'
+    return f"default: {json.dumps(value)}"
+
+
+def _variants(schema: Mapping[str, Any]) -> list[Any] | None:
+    # anyOf is shown like oneOf: one "| type" line per variant.
+    variants = schema.get("oneOf", schema.get("anyOf"))
+    if _nullable(schema) is not None:
+        return None
+    return variants if isinstance(variants, list) and "type" not in schema else None
+
+
+def _nullable(schema: Mapping[str, Any]) -> Any:
+    """The other variant of a two-variant union with null whose other variant is not an object or array, else None.
+
+    Such a union is shown inline, like a `type` list ("string | null"); measured: one line per variant is 2 tokens
+    high there, but right when the other variant is an object (crewAI's `dict | None`, 147 exact lines).
+    """
+    variants = schema.get("oneOf", schema.get("anyOf"))
+    if "type" in schema or not isinstance(variants, list) or len(variants) != 2:
+        return None
+    others = [v for v in variants if not (isinstance(v, Mapping) and v.get("type") == "null")]
+    if len(others) != 1 or not isinstance(others[0], Mapping) or others[0].get("type") in ("object", "array"):
+        return None
+    return others[0]
+
+
+class _TypeScript:
+    """JSON Schema → the TypeScript-like text the server shows the model (the layout of openai/harmony's renderer).
+
+    Property titles count only for strict functions (measured: a non-strict function's titles cost nothing).
+    """
+
+    def __init__(self, strict: bool, root: Mapping[str, Any]) -> None:
+        self.strict = strict
+        self.definitions = {**(root.get("definitions") or {}), **(root.get("$defs") or {})}
+        self.expanding: set[str] = set()
+
+    def type(self, schema: Any, indent: str) -> str:
+        if not isinstance(schema, Mapping):
+            return "any"
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            # Local references are shown expanded, as if the definition were written in place.
+            name = ref.rsplit("/", 1)[-1]
+            if name not in self.definitions or name in self.expanding:
+                return "any"
+            self.expanding.add(name)
+            try:
+                return self.type(self.definitions[name], indent)
+            finally:
+                self.expanding.discard(name)
+        other = _nullable(schema)
+        if other is not None:
+            return f"{self.type(other, indent)} | null"
+        variants = _variants(schema)
+        if variants is not None:
+            return "".join(f"\n{indent} | {self.variant(v, indent, None)}" for v in variants)
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            return " | ".join("number" if k == "integer" else str(k) for k in kind)
+        if kind == "object":
+            return self.object(schema, indent)
+        if kind == "string":
+            values = [f'"{v}"' for v in schema.get("enum") or [] if isinstance(v, str)]
+            return " | ".join(values) if values else "string"
+        if kind in ("number", "integer"):
+            return "number"
+        if kind == "boolean":
+            return "boolean"
+        if kind == "array":
+            return f"{self.type(schema['items'], indent)}[]" if "items" in schema else "Array<any>"
+        return "any"
+
+    def variant(self, variant: Any, indent: str, skip_description: str | None) -> str:
+        text = self.type(variant, indent + "   ")
+        if not isinstance(variant, Mapping):
+            return text
+        if variant.get("nullable") and "null" not in text:
+            text += " | null"
+        comments = []
+        description = variant.get("description")
+        if isinstance(description, str) and description != skip_description:
+            comments.append(description)
+        if "default" in variant:
+            comments.append(_default_comment(variant["default"], variant))
+        return text + (f" // {' '.join(comments)}" if comments else "")
+
+    def object(self, schema: Mapping[str, Any], indent: str) -> str:
+        required = set(schema.get("required") or [])
+        out = "{\n"
+        for key, prop in (schema.get("properties") or {}).items():
+            prop = prop if isinstance(prop, Mapping) else {}
+            mark = "" if key in required else "?"
+            if self.strict and isinstance(prop.get("title"), str):
+                out += f"{indent}// {prop['title']}\n{indent}//\n"
+            variants = _variants(prop)
+            description = prop.get("description") if isinstance(prop.get("description"), str) else None
+            if variants is None:
+                if description is not None:
+                    out += f"{indent}// {description}\n"
+                # A nested object's properties are not indented further (measured: indenting them costs tokens).
+                out += f"{indent}{key}{mark}: {self.type(prop, indent)}"
+                if prop.get("nullable"):
+                    out += " | null"
+                out += ","
+                if "default" in prop:
+                    out += f" // {_default_comment(prop['default'], prop)}"
+                out += "\n"
+                continue
+            # A union property: its description above it (unless the first variant repeats it), one line per variant.
+            first = variants[0] if variants and isinstance(variants[0], Mapping) else {}
+            above = description is not None and first.get("description") != description
+            if above:
+                out += f"{indent}// {description}\n"
+            if "default" in prop:
+                out += f"{indent}// {_default_comment(prop['default'], prop)}\n"
+            out += f"{indent}{key}{mark}:\n"
+            for i, variant in enumerate(variants):
+                skip = description if (i > 0 or not above) else (variant or {}).get("description")
+                out += f"{indent} | {self.variant(variant, indent, skip)}\n"
+            out += f"{indent},\n"
+        return out + f"{indent}}}"
+
+
+def render_tools(functions: Sequence[Mapping[str, Any]]) -> str:
+    """The function definitions as the server writes them into the prompt (a TypeScript namespace)."""
+    lines = ["# Tools\n\n## functions\n\nnamespace functions {\n"]
+    for fn in functions:
+        for line in str(fn.get("description") or "").splitlines():
+            lines.append(f"// {line}")
+        params = fn.get("parameters") or {}
+        if params.get("properties"):
+            signature = _TypeScript(bool(fn.get("strict")), params).type(params, "")
+            lines.append(f"type {fn['name']} = (_: {signature}) => any;\n")
+        else:
+            lines.append(f"type {fn['name']} = () => any;\n")
+    lines.append("} // namespace functions")
+    return "\n".join(lines)
+
+
+# Keywords the server leaves out of the schema it shows the model: strict mode implies them.
+_IMPLIED_KEYWORDS = frozenset({"additionalProperties", "required"})
+_SUBSCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+_SUBSCHEMAS = frozenset({"items", "anyOf", "oneOf", "allOf", "not", "prefixItems", "additionalItems"})
+
+
+def _shown_schema(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_shown_schema(s) for s in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _IMPLIED_KEYWORDS:
+            continue
+        if key in _SUBSCHEMA_MAPS and isinstance(value, Mapping):
+            out[key] = {name: _shown_schema(sub) for name, sub in value.items()}
+        elif key in _SUBSCHEMAS:
+            out[key] = _shown_schema(value)
+        else:
+            out[key] = value
+    return out
+
+
+def render_response_format(spec: Mapping[str, Any]) -> str:
+    """A json_schema response format as the server writes it into the prompt (compact JSON under a heading)."""
+    text = f"# Response Formats\n\n## {spec.get('name', '')}\n\n"
+    if spec.get("description"):
+        text += f"// {spec['description']}\n"
+    return text + json.dumps(_shown_schema(spec.get("schema") or {}), separators=(",", ":"), ensure_ascii=False)
