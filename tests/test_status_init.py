@@ -10,6 +10,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,12 @@ def test_status_flags_an_edited_prompt_and_replay_fails_with_the_fix(
     assert "the request differs from the recording" in out
     assert command in out  # the same command `promptvcr status` gives
     assert len(fake_openai.chat_requests) == sent  # replay sends nothing
+    if shutil.which("make"):  # the scaffolded `make eval` itself, in a fresh process, as CI runs it
+        done = subprocess.run(
+            ["make", "eval", f"PROMPTVCR={sys.executable} -m harness"], cwd=project, capture_output=True, text=True
+        )
+        assert done.returncode != 0 and command in done.stdout, done.stdout + done.stderr
+        assert len(fake_openai.chat_requests) == sent
 
     # the printed command re-records exactly the changed case
     code, out = _cli(capsys, *shlex.split(command)[1:], *QUIET)
