@@ -100,7 +100,7 @@ def test_init_in_an_existing_repository_overwrites_only_with_force(
 def test_scaffolded_makefile_runs_the_installed_command(tmp_path: Path) -> None:
     scaffold.init(tmp_path, force=False)
     dry = subprocess.run(
-        ["make", "-n", "eval", "test", "record", "status", "scan", "EVAL=example"],
+        ["make", "--no-print-directory", "-n", "eval", "test", "record", "status", "scan", "EVAL=example"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
