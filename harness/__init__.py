@@ -9,6 +9,7 @@ from .cost import cost_usd, price_for
 from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
 from .evals import CaseRun, Eval, load
 from .stats import wilson
+from .tokens import TokenCountError, UnknownModelError, count_text, estimate_prompt_tokens, prompt_tokens
 
 __all__ = [
     "Answer",
@@ -21,10 +22,15 @@ __all__ = [
     "LocalServerError",
     "Problem",
     "PromptVCRError",
+    "TokenCountError",
+    "UnknownModelError",
     "compile_check",
     "cost_usd",
+    "count_text",
+    "estimate_prompt_tokens",
     "load",
     "price_for",
+    "prompt_tokens",
     "run_checks",
     "wilson",
 ]
