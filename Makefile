@@ -68,3 +68,13 @@ clean:
 .PHONY: bench-load
 bench-load: $(STAMP)
 	$(BIN)/python bench/load.py
+
+## Token-count accuracy on the shared corpus of real OpenAI traffic (../shared/corpus): exact-match rate per model
+## family and category, with the distribution of misses (docs/tokens.md explains them).
+.PHONY: bench-tokens
+bench-tokens: $(STAMP)
+	$(BIN)/python bench/tokens.py
+
+## Every benchmark.
+.PHONY: bench
+bench: bench-tokens bench-load
