@@ -11,7 +11,10 @@ import pytest
 
 from harness import cost, tokens
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "openai_real_traffic_streaming.jsonl.gz"
+# ../shared beside the repository (as CI lays it out), or this workplace's own copy
+_NAME = "corpus/openai_real_traffic_streaming.jsonl.gz"
+_ROOTS = (Path(__file__).resolve().parents[1].parent / "shared", Path("/work/shared"))
+CORPUS = next((root / _NAME for root in _ROOTS if (root / _NAME).is_file()), _ROOTS[0] / _NAME)
 
 
 def _chunk(content: str | None = None, usage: dict[str, int] | None = None) -> str:
