@@ -6,12 +6,13 @@ case × variant, each with its final request body, so nothing about YAML is left
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from . import cases, checks, profiles, render, schemas, yamlsrc
 from .errors import InputError, Problem
+from .limits import Limits
 from .profiles import Profile
 from .redaction import Redactor, compile_rules
 
@@ -27,6 +28,15 @@ class Endpoint:
     timeout_s: float
     max_retries: int
     profile: str | None = None  # the key profile that chose api_key_env and base_url (see harness.profiles)
+    limits: Limits = field(
+        default_factory=Limits
+    )  # the eval's `limits`: concurrency, requests and tokens per minute, retry time
+
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at once: the eval's ``limits.concurrency``, else 2 for the local server (its two
+        slots; more would only queue there) and 8 elsewhere."""
+        return self.limits.concurrency or (2 if self.kind == "local" else 8)
 
     @classmethod
     def parse(cls, raw: Any, profile: Profile | None = None) -> Endpoint:
@@ -121,14 +131,15 @@ def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
         raise InputError(problems)
     data = doc.data
     profile = profiles.selected(root)
+    limits = Limits.parse(data.get("limits"))
     redactor = _redactor(doc, problems)
     all_cases = _load_cases(doc, root, problems)
-    judges = {case.id: _judges(doc, case, problems, profile) for case in all_cases}
+    judges = {case.id: _judges(doc, case, problems, profile, limits) for case in all_cases}
     variants = tuple(
         Variant(
             name,
             {k: v for k, v in raw.items() if k in render.PARAM_KEYS},
-            Endpoint.parse(raw.get("endpoint", data.get("endpoint")), profile),
+            replace(Endpoint.parse(raw.get("endpoint", data.get("endpoint")), profile), limits=limits),
             raw.get("xfail"),
             tuple(raw.get("fallback", ())),
         )
@@ -183,11 +194,11 @@ def _redactor(doc: yamlsrc.Located, problems: list[Problem]) -> Redactor | None:
 
 
 def _judges(
-    doc: yamlsrc.Located, case: cases.Case, problems: list[Problem], profile: Profile | None
+    doc: yamlsrc.Located, case: cases.Case, problems: list[Problem], profile: Profile | None, limits: Limits
 ) -> tuple[JudgeCall, ...]:
     """The case's judge checks with their model and endpoint; a check that has no model is a problem in its file."""
     config = doc.data.get("judge") or {}
-    endpoint = Endpoint.parse(config.get("endpoint", doc.data.get("endpoint")), profile)
+    endpoint = replace(Endpoint.parse(config.get("endpoint", doc.data.get("endpoint")), profile), limits=limits)
     calls: list[JudgeCall] = []
     for spec, origin in case.judges:
         model = spec.model or config.get("model")

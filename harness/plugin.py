@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from typing import Any
 import pytest
 from dotenv import load_dotenv
 
-from . import evals, junit, local, models, preflight, profiles, report, runner
+from . import client, evals, journal, junit, local, models, preflight, profiles, report, runner, scheduler
 from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
 from .progress import Progress
 
 _STATE = pytest.StashKey["_State"]()
+OUTCOMES = frozenset({"passed", "failed", "errored", "skipped"})
 _ROWS = pytest.StashKey[list[runner.Row]]()
 
 
@@ -32,34 +34,119 @@ class _State:
         root = config.rootpath
         self.root = root
         self.budgets: dict[str, preflight.Budget] = {}
-        live = config.getoption("record_mode") != "none"
-        # workers of pytest-xdist have no terminal of their own; the controller shows pytest's progress
-        self.progress = Progress(self._say) if live and not hasattr(config, "workerinput") else None
-        self._config = config
-        self.options = runner.RunOptions(
-            record_mode=config.getoption("record_mode"),
-            cassettes_dir=root / config.getoption("cassettes_dir"),
-            local_url=self.local_url,
-            budgets=self.budgets,
-            on_row=self.progress.sample if self.progress else None,
-        )
         self.reports_dir = root / config.getoption("reports_dir")
+        self.worker = getattr(config, "workerinput", None)  # set on pytest-xdist workers
+        record_mode = config.getoption("record_mode")
+        self.run_dir: Path | None = None
+        resume = config.getoption("resume")
+        if resume:
+            self.run_dir = self._resumed_run(record_mode)
+            record_mode = journal.read_state(self.run_dir)["record_mode"]
+        self.live = record_mode != "none"
+        # workers of pytest-xdist have no terminal of their own; the controller shows pytest's progress
+        self.progress = Progress(self._say) if self.live and self.worker is None else None
+        self._config = config
+        self._lock = threading.Lock()
+        self._local: str | None = None
+        self.connections = client.Connections(not self.live, self.local_url)
+        self.pool = scheduler.Pool(self.connections.workers)
+        self.journal: journal.Journal | None = None
+        kept = journal.kept(self.run_dir) if resume and self.run_dir is not None else {}
+        self.options = runner.RunOptions(
+            record_mode=record_mode,
+            cassettes_dir=root / config.getoption("cassettes_dir"),
+            connections=self.connections,
+            budgets=self.budgets,
+            on_row=self._sample_ended,
+            resume=bool(resume),
+            done=kept,
+        )
+        self.judged: set[tuple[str, str, str]] = set()  # cases whose rows are journaled once judged
+        self.jobs: dict[str, scheduler.Job] = {}  # by item nodeid, started ahead (see harness.scheduler)
         self.rows: list[runner.Row] = []
+        self.planned: dict[tuple[str, str, str], int] = {}  # (eval, variant, case) → samples, of the items that ran
         self.eval_paths: dict[str, str] = {}
         self.summaries: list[report.VariantSummary] = []
-        self.run_dir: Path | None = None
         self.problem: str | None = None
+        self.notes: list[str] = []
         self._stack = ExitStack()
-        self._local: str | None = None
+
+    def _resumed_run(self, record_mode: str) -> Path:
+        if self.worker is not None:
+            return Path(self.worker["promptvcr_run_dir"])
+        run_dir = journal.unfinished(self.reports_dir)
+        recorded_as = journal.read_state(run_dir).get("record_mode")
+        if record_mode not in ("none", recorded_as):
+            raise pytest.UsageError(
+                f"--resume continues {run_dir.name}, recorded with --record-mode {recorded_as}: drop --record-mode "
+                f"{record_mode}, or start a new run without --resume"
+            )
+        return run_dir
+
+    def start_journal(self, argv: list[str]) -> None:
+        """A live run's folder and results journal, before anything is sent (workers: the controller's folder)."""
+        if not self.live:
+            return
+        if self.worker is not None:
+            self.run_dir = Path(self.worker["promptvcr_run_dir"])
+            self.journal = journal.Journal(self.run_dir, f".{self.worker['workerid']}")
+            return
+        if self.run_dir is None:
+            self.run_dir = report.new_run_dir(self.reports_dir)
+            journal.start(self.run_dir, self.options.record_mode, argv)
+        else:
+            journal.finish(self.run_dir, "running")
+        self.journal = journal.Journal(self.run_dir)
+
+    def _sample_ended(self, row: runner.Row) -> None:
+        if self.progress is not None:
+            self.progress.sample(row)
+        if self.journal is not None and (row["eval"], row["variant"], row["case"]) not in self.judged:
+            self.journal.append(row)
+
+    def case_rows(self, item: pytest.Item, run: evals.CaseRun) -> list[runner.Row]:
+        if not self.live:
+            return runner.run_case(run, self.options)
+        if run.judges:
+            self.judged.add((run.eval_name, run.variant.name, run.case.id))
+        job = self.jobs.pop(item.nodeid, None) or scheduler.Job(runner.Case(run, self.options), self.pool)
+        rows = job.rows(self.tick)
+        if self.journal is not None and run.judges:
+            for row in rows:
+                self.journal.append(row)
+        self.tick()
+        return rows
+
+    def tick(self) -> None:
+        if self.progress is not None:
+            self.progress.tick()
+
+    def start_ahead(self, items: list[pytest.Item]) -> None:
+        """Without pytest-xdist: every case's samples queued now, in item order (see harness.scheduler)."""
+        for item in items:
+            run = item.stash.get(_RUN, None)
+            if run is not None:
+                if run.judges:
+                    self.judged.add((run.eval_name, run.variant.name, run.case.id))
+                job = self.jobs[item.nodeid] = scheduler.Job(runner.Case(run, self.options), self.pool)
+                job.start()
+
+    def kept(self, run: evals.CaseRun) -> Mapping[int, runner.Row]:
+        return self.options.done.get((run.eval_name, run.variant.name, run.case.id), {})
 
     def local_url(self) -> str:
         """A running local server: PROMPTVCR_LOCAL_URL, one already on the default port, or one we start."""
-        if self._local is None:
-            wanted = os.environ.get("PROMPTVCR_LOCAL_URL", evals.DEFAULT_LOCAL_URL)
-            self._local = self._stack.enter_context(local.ensure_running(wanted))
-        return self._local
+        with self._lock:
+            if self._local is None:
+                wanted = os.environ.get("PROMPTVCR_LOCAL_URL", evals.DEFAULT_LOCAL_URL)
+                self._local = self._stack.enter_context(local.ensure_running(wanted))
+            return self._local
 
     def close(self) -> None:
+        self.pool.stop()
+        if self.journal is not None:
+            self.journal.close()
+        self.connections.close()
         self._stack.close()
 
     def _say(self, line: str) -> None:
@@ -72,27 +159,70 @@ class _State:
         if rows:
             name, path = report.promptvcr_eval  # set in pytest_runtest_makereport
             self.rows.extend(rows)
+            eval_name, variant, case, samples = report.promptvcr_item
+            self.planned[(eval_name, variant, case)] = samples
             self.eval_paths[name] = path
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(session.config, "workerinput") or not self.rows:
-            return  # a pytest-xdist worker (the controller aggregates), or no eval ran
+        self.pool.stop()  # -x, Ctrl-C: nothing more is sent
+        if self.worker is not None:
+            return  # a pytest-xdist worker: the controller aggregates
+        rows = journal.rows(self.run_dir) if self.run_dir is not None else self.rows
+        if not rows:
+            return  # no eval ran
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
         try:
             loaded = {name: evals.load(Path(path), self.root) for name, path in self.eval_paths.items()}
+            loaded |= self._evals_of(rows, loaded)
         except PromptVCRError as exc:  # an eval file changed while the session ran
             self.problem = str(exc)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
-        df = report.frame(self.rows)
+        accounted = self._accounting(rows, interrupted)
+        if accounted and not interrupted:
+            self.problem = accounted
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.rows = rows
+        df = report.frame(rows)
         self.summaries = report.summarize(df, loaded)
-        self.run_dir = report.new_run_dir(self.reports_dir)
-        mode = "replayed from cassettes" if self.options.replay else f"record mode {self.options.record_mode}"
-        report.write(self.run_dir, df, self.summaries, f"{len(df)} samples, {mode}.", loaded)
+        self.run_dir = self.run_dir or report.new_run_dir(self.reports_dir)
+        mode = "replayed from cassettes" if not self.live else f"record mode {self.options.record_mode}"
+        partial = " Partial: the run was stopped before every sample ran." if interrupted else ""
+        report.write(self.run_dir, df, self.summaries, f"{len(df)} samples, {mode}.{partial}", loaded)
+        if self.live:
+            status = "interrupted" if interrupted else "complete"
+            journal.finish(self.run_dir, status, evals=self.eval_paths | {n: str(e.path) for n, e in loaded.items()})
         if any(s.failed for s in self.summaries) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def _evals_of(self, rows: list[runner.Row], loaded: dict[str, evals.Eval]) -> dict[str, evals.Eval]:
+        """Evals with rows but no finished item in this session (a resumed run's, a stopped item's)."""
+        state = journal.read_state(self.run_dir) if self.run_dir is not None else {}
+        paths = state.get("evals") or {}
+        missing = {str(r["eval"]) for r in rows} - loaded.keys()
+        return {name: evals.load(Path(paths[name]), self.root) for name in missing if name in paths}
+
+    def _accounting(self, rows: list[runner.Row], interrupted: bool) -> str | None:
+        """Results == planned: every sample of every item that ran has one row, with an outcome (and an error class
+        when it errored). Interrupted, it says how far the run got instead."""
+        if interrupted:
+            how = ": continue with `promptvcr run --resume`" if self.live else ""
+            self.notes.append(f"promptvcr: interrupted with {len(rows)} sample(s) done{how}")
+            return None
+        samples: dict[tuple[str, str, str], set[int]] = {}
+        for row in rows:
+            samples.setdefault((row["eval"], row["variant"], row["case"]), set()).add(int(row["sample"]))
+        lost = sum(len(set(range(n)) - samples.get(item, set())) for item, n in self.planned.items())
+        bad = [r for r in rows if r.get("outcome") not in OUTCOMES or (r["outcome"] == "errored" and not r["error"])]
+        if lost or bad:
+            return (
+                f"promptvcr: {sum(self.planned.values())} samples planned; {lost} without a result, {len(bad)} without"
+                " an outcome or error class — a bug in promptvcr: please report it with reports/latest/results.csv"
+            )
+        return None
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.problem:
+        if self.problem and not self.summaries:
             terminalreporter.write_sep("=", "promptvcr: no report", red=True)
             terminalreporter.write_line(self.problem)
         if not self.summaries:
@@ -103,6 +233,10 @@ class _State:
         terminalreporter.write_line(report.text_table(self.summaries))
         for line in report.fallback_lines(self.rows):
             terminalreporter.write_line(line, yellow=True)
+        for line in self.notes:
+            terminalreporter.write_line(line, yellow=True)
+        if self.problem:
+            terminalreporter.write_line(self.problem, red=True)
         terminalreporter.write_line(f"reports: {self.run_dir} (latest: {self.reports_dir / 'latest'})")
 
 
@@ -111,6 +245,17 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i = n = 0
+    if not sep or n < 1 or not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"{text!r}: use I/N with 1 <= I <= N, e.g. 1/4")
+    return i, n
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -132,6 +277,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--reports-dir", default="reports", metavar="DIR", help="where reports are written (default: reports)"
     )
+    group.addoption(
+        "--resume",
+        action="store_true",
+        help="continue the newest live run that did not finish: send only samples without an answer",
+    )
+    group.addoption(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="run the I-th of N parts of the items (1-based), e.g. one per CI machine; `promptvcr merge` joins them",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -141,6 +298,36 @@ def pytest_configure(config: pytest.Config) -> None:
     state = _State(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "promptvcr-state")
+    state.start_journal([str(a) for a in config.invocation_params.args])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: a worker journals into the controller's run folder."""
+    state = node.config.stash[_STATE]
+    if state.run_dir is not None:
+        node.workerinput["promptvcr_run_dir"] = str(state.run_dir)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--shard I/N``: every N-th item from the I-th on, in collection order — the same on every machine."""
+    shard = config.getoption("shard")
+    if shard is None:
+        return
+    index, count = shard
+    keep = [item for n, item in enumerate(items) if n % count == index - 1]
+    dropped = [item for n, item in enumerate(items) if n % count != index - 1]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    state = session.config.stash[_STATE]
+    if state.live and state.worker is None and not session.config.getoption("collectonly", False):
+        state.start_ahead(session.items)
+    return (yield)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -167,7 +354,7 @@ class EvalFile(pytest.File):
         if not state.options.replay:
             self._preflight(ev, runs, state)
         if state.progress is not None:
-            state.progress.plan(sum(run.samples for run in runs))
+            state.progress.plan(sum(run.samples - len(state.kept(run)) for run in runs))
         for run in runs:
             item = CaseItem.from_parent(self, name=f"{run.case.id}[{run.variant.name}]", callobj=_test_for(run, ev))
             item.stash[_RUN] = run
@@ -179,7 +366,11 @@ class EvalFile(pytest.File):
             problem = preflight.budget_problem(ev, [preflight.plan(run) for run in runs])
             if problem:
                 raise PromptVCRError(problem)
-            state.budgets[ev.name] = preflight.Budget(ev.budget_usd)
+            budget = state.budgets[ev.name] = preflight.Budget(ev.budget_usd)
+            for run in runs:  # a resumed run's answers were paid for
+                kept = [row["cost_usd"] for row in state.kept(run).values() if not row["replayed"]]
+                if kept:
+                    budget.spend(sum(float(c or 0.0) for c in kept), None)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         for model in sorted({run.model for run in runs}):
             warning = models.shutdown_warning(model, dt.date.today())
@@ -204,7 +395,7 @@ class CaseItem(pytest.Function):
 def _test_for(run: evals.CaseRun, ev: evals.Eval) -> Callable[[pytest.FixtureRequest], None]:
     def promptvcr_case(request: pytest.FixtureRequest) -> None:
         state = request.config.stash[_STATE]
-        rows = runner.run_case(run, state.options)
+        rows = state.case_rows(request.node, run)
         request.node.stash[_ROWS] = rows
         _verdict(run, ev, rows, state.options)
 
@@ -231,5 +422,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     rep: Any = yield
     if call.when == "call" and _ROWS in item.stash:
         rep.promptvcr_rows = item.stash[_ROWS]
-        rep.promptvcr_eval = [item.stash[_RUN].eval_name, str(item.path)]
+        run = item.stash[_RUN]
+        rep.promptvcr_eval = [run.eval_name, str(item.path)]
+        rep.promptvcr_item = [run.eval_name, run.variant.name, run.case.id, run.samples]
     return rep  # type: ignore[no-any-return]  # pluggy wrappers return what they received

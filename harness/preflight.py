@@ -128,16 +128,22 @@ class Budget:
     def __init__(self, limit_usd: float) -> None:
         self.limit_usd = limit_usd
         self.spent_usd = 0.0
+        self._held_usd = 0.0  # worst cases of calls in flight: concurrent calls can't overshoot together
         self._lock = threading.Lock()
 
     def reserve(self, worst_usd: float | None) -> bool:
+        """Hold a call's worst case if it still fits; ``spend`` settles it."""
         with self._lock:
-            return worst_usd is not None and self.spent_usd + worst_usd <= self.limit_usd
+            if worst_usd is None or self.spent_usd + self._held_usd + worst_usd > self.limit_usd:
+                return False
+            self._held_usd += worst_usd
+            return True
 
-    def spend(self, usd: float | None, fallback_usd: float | None) -> None:
-        """Book a call's real cost; an unpriced answer books its worst case so the limit still holds."""
+    def spend(self, usd: float | None, held_usd: float | None) -> None:
+        """Book a call's real cost, releasing what ``reserve`` held; an unpriced cost books the worst case."""
         with self._lock:
-            self.spent_usd += usd if usd is not None else (fallback_usd or 0.0)
+            self._held_usd = max(0.0, self._held_usd - (held_usd or 0.0))
+            self.spent_usd += usd if usd is not None else (held_usd or 0.0)
 
 
 def describe(ev: Eval) -> tuple[str, bool]:

@@ -1,11 +1,13 @@
 """Progress of a live run: a status line every few seconds between pytest's own output.
 
 Replays take a second or two and print nothing extra; a recording run of hundreds of calls says how far it is,
-how many samples errored, what it has spent and when it should end.
+how many samples errored, what it has spent and when it should end. Samples end in worker threads (``sample``);
+only the main thread writes (``tick``), between pytest's own lines.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,18 +24,28 @@ class Progress:
         self.done = 0
         self.errors = 0
         self.spent_usd = 0.0
+        self._lock = threading.Lock()
+        self._shown_done = -1
 
     def plan(self, samples: int) -> None:
         self.planned += samples
 
     def sample(self, row: dict[str, Any]) -> None:
-        self.done += 1
-        self.errors += row.get("outcome") == "errored"
-        self.spent_usd += float(row.get("cost_usd") or 0.0)
+        with self._lock:
+            self.done += 1
+            self.errors += row.get("outcome") == "errored"
+            self.spent_usd += float(row.get("cost_usd") or 0.0)
+
+    def tick(self) -> None:
+        """Write the status line if it is due: every few seconds, and once when every sample is done."""
         now = self._clock()
-        if now - self._last >= self._every or self.done == self.planned:
-            self._last = now
-            self._write(self.line(now))
+        with self._lock:
+            finished = self.done == self.planned and self._shown_done != self.done
+            if not finished and now - self._last < self._every:
+                return
+            self._last, self._shown_done = now, self.done
+            line = self.line(now)
+        self._write(line)
 
     def line(self, now: float) -> str:
         elapsed = now - self._start

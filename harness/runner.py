@@ -6,18 +6,18 @@ they are aggregated once (``harness.report``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import openai
-from vcr.cassette import Cassette
 
 from . import cassettes, checks, client, cost, judge, preflight
 from .errors import ConfigError, LocalServerError
 from .evals import CaseRun, Endpoint
+from .limits import Gate, retry_after
 from .redaction import mask_json
 from .secrets import redact
 
@@ -35,11 +35,13 @@ COLUMNS = (
 class RunOptions:
     record_mode: str
     cassettes_dir: Path
-    local_url: Callable[[], str]  # base_url of a running local server, started on first use
+    connections: client.Connections  # SDK clients and rate-limit gates, one per endpoint for the session
     budgets: Mapping[str, preflight.Budget] = field(default_factory=dict)  # by eval name, for live runs
     # base_url → why it is considered down: one refused connection fails the rest of the run fast, not each sample
     unreachable: dict[str, str] = field(default_factory=dict)
-    on_row: Callable[[Row], None] | None = None  # progress, told of every sample as it ends
+    on_row: Callable[[Row], None] | None = None  # told of every sample as it ends (progress, the results journal)
+    resume: bool = False  # continuing a killed run: its re-recording logs are kept (see harness.cassettes)
+    done: Mapping[tuple[str, str, str], Mapping[int, Row]] = field(default_factory=dict)  # (eval, variant, case)
 
     @property
     def replay(self) -> bool:
@@ -58,44 +60,157 @@ def judge_cassette_for(run: CaseRun, options: RunOptions) -> Path:
     return cassettes.cassette_path(options.cassettes_dir, run.eval_name, run.variant.name, run.case.id, judge=True)
 
 
-def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
-    """One row per sample, in sample order; never raises for what an endpoint or a cassette does."""
-    call = preflight.plan(run)
-    if call.overflow:
-        return _all_errored(run, "context_overflow", call.overflow_message())
-    path = cassette_for(run, options)
-    if options.replay and not path.is_file():
-        what = f"case {run.case.id!r} in variant {run.variant.name!r}"
-        return _all_errored(
-            run, "missing_recording", f"no recording for {what} ({path}): run `{record_command(run.eval_name)}`"
+class Case:
+    """One case × variant being run: what is known before sending, and its cassette while samples use it."""
+
+    def __init__(self, run: CaseRun, options: RunOptions) -> None:
+        self.run = run
+        self.options = options
+        self.call = preflight.plan(run)
+        self.kept = dict(options.done.get((run.eval_name, run.variant.name, run.case.id), {}))
+        self.pending = [s for s in range(run.samples) if s not in self.kept]
+        self.refusal = self._refusal()  # every sample's row when nothing may be sent, else None
+        self.cassette: cassettes.Cassette | None = None
+        self.api: openai.OpenAI | None = None
+        self.gate: Gate | None = None
+        body = run.body
+        # a pace in tokens/min counts what the endpoint counts: the prompt and the output it may write
+        prompt = self.call.prompt_tokens or len(json.dumps(body.get("messages"))) // 4
+        self.tokens = prompt + (self.call.max_output or 0)
+
+    def _refusal(self) -> list[Row] | None:
+        run = self.run
+        if self.call.overflow:
+            return _all_errored(run, "context_overflow", self.call.overflow_message())
+        path = cassette_for(run, self.options)
+        if self.options.replay and not path.is_file():
+            what = f"case {run.case.id!r} in variant {run.variant.name!r}"
+            message = f"no recording for {what} ({path}): run `{record_command(run.eval_name)}`"
+            return _all_errored(run, "missing_recording", message)
+        return None
+
+    def open(self) -> list[Row] | None:
+        """Get the client and open the cassette; the rows of every pending sample when no client can be had."""
+        run, options = self.run, self.options
+        try:
+            self.api = options.connections.client(run.variant.endpoint)
+        except (ConfigError, LocalServerError) as exc:  # no key, no local server: nothing can be sent
+            kind = "config" if isinstance(exc, ConfigError) else "connection"
+            return [_errored(run, s, client.CallResult(None, None, kind, str(exc))) for s in self.pending]
+        self.gate = None if options.replay else options.connections.gate(run.variant.endpoint)
+        self.cassette = cassettes.Cassette(
+            cassette_for(run, options), options.record_mode, run.redactor, options.resume
         )
-    try:
-        api = _client(run.variant.endpoint, options)
-    except (ConfigError, LocalServerError) as exc:  # no key, no local server: nothing can be sent
-        return _all_errored(run, "config" if isinstance(exc, ConfigError) else "connection", str(exc))
-    budget = None if options.replay else options.budgets.get(run.eval_name)
-    rows: list[Row] = []
-    with api, cassettes.use(path, options.record_mode, run.redactor) as cassette:
-        for sample in range(run.samples):
-            if budget is not None and not budget.reserve(call.unit_cost_usd):
-                message = f"budget: ${budget.spent_usd:.4f} spent of budget_usd ${budget.limit_usd:g}; not sent"
-                rows.append(_errored(run, sample, client.CallResult(None, None, "budget", message)))
-                continue
-            down = options.unreachable.get(str(api.base_url))
+        for row in self.kept.values():  # answers a killed run already used: not played to another sample
+            if row["answered_by"] in ("primary", None) and row["outcome"] in ("passed", "failed"):
+                self.cassette.play(self.cassette.key(run.body))
+            elif str(row["answered_by"]).startswith("fallback:"):
+                self.cassette.play(self.cassette.key(_fallback_body(run, row["answered_by"])))
+        return None
+
+    def close(self) -> None:
+        if self.cassette is not None:
+            self.cassette.close()
+
+    def sample(self, sample: int) -> Row:
+        """Send (or replay) one sample and check its answer; never raises for what an endpoint or a cassette does."""
+        assert self.api is not None and self.cassette is not None  # opened first
+        run, options = self.run, self.options
+        budget = None if options.replay else options.budgets.get(run.eval_name)
+        if budget is not None and not budget.reserve(self.call.unit_cost_usd):
+            message = f"budget: ${budget.spent_usd:.4f} spent of budget_usd ${budget.limit_usd:g}; not sent"
+            return _errored(run, sample, client.CallResult(None, None, "budget", message))
+        with cassettes.playing(self.cassette):
+            result, answered_by = self._answer(sample)
+        row = _row(run, sample, result, replayed=result.replayed, answered_by=answered_by)
+        if budget is not None:
+            budget.spend(_billed(row, result), self.call.unit_cost_usd)
+        return row
+
+    def _answer(self, sample: int) -> tuple[client.CallResult, str]:
+        """The sample's answer and who gave it: ``primary``, ``fallback:<model>`` or ``cached``."""
+        run = self.run
+        result, answered_by = self._send(sample, run.body), "primary"
+        for step in run.variant.fallback:
+            if result.response is not None or result.error not in FALLBACK_ON:
+                break
+            if step == CACHED:
+                assert self.cassette is not None
+                cached = self.cassette.last_good_answer(run.body)
+                if cached is not None:
+                    result, answered_by = client.CallResult(cached, None), CACHED
+            else:
+                body = {**run.body, "model": step}
+                result, answered_by = self._send(sample, body), f"fallback:{step}"
+        return result, answered_by
+
+    def _send(self, sample: int, body: dict[str, Any]) -> client.CallResult:
+        """One request, retried while the endpoint's gate allows (429s pause every thread sending that model)."""
+        assert self.api is not None and self.cassette is not None
+        run, options, api, gate = self.run, self.options, self.api, self.gate
+        model, base_url, attempt = str(body["model"]), str(api.base_url), 0
+        while True:
+            down = options.unreachable.get(base_url)
             if down is not None:
-                rows.append(_errored(run, sample, client.CallResult(None, None, "connection", down)))
-                continue
-            before, plays = len(cassette.data), cassette.play_count
-            result, answered_by = _answer(run, options, api, cassette, sample)
-            if result.latency_ms is not None and not options.replay:
-                cassettes.stamp_latency(cassette, before, client.LATENCY_HEADER, result.latency_ms)
-            row = _row(run, sample, result, replayed=cassette.play_count > plays, answered_by=answered_by)
-            if budget is not None and not row["replayed"] and result.error != "missing_recording":
-                budget.spend(row["cost_usd"], call.unit_cost_usd)
-            rows.append(row)
-            if options.on_row is not None:
-                options.on_row(row)
-    return _judged(run, options, rows) if run.judges else rows
+                return client.CallResult(None, None, "connection", down)
+            if gate is None:
+                result = client.call(api, body)
+                break
+            with gate.slot(model, self.tokens):
+                result = client.call(api, body)
+            gate.learn(model, result.headers)
+            after = retry_after(result.headers)
+            wait = (
+                None
+                if result.unreachable
+                else gate.retry_wait(model, result.error, after, attempt, run.variant.endpoint.max_retries)
+            )
+            if wait is None:
+                break
+            gate.wait_to_retry(wait)
+            attempt += 1
+        if attempt and result.error:
+            result = replace(result, message=f"{result.message} (gave up after {attempt + 1} attempts)")
+        if run.redactor is not None and result.response is not None:
+            # checks see what the cassette keeps, so a replay judges the very same text
+            result = replace(result, response=mask_json(run.redactor, result.response))
+        if result.unreachable:
+            options.unreachable[base_url] = f"{api.base_url} is not answering, not sent: {result.message}"
+        if result.error == "missing_recording":
+            return _unmatched(run, self.cassette, sample, "recording")
+        return result
+
+
+def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
+    """One row per sample, in sample order, each sent after the other (a replay: no waiting to share)."""
+    case = Case(run, options)
+    if case.refusal is not None:
+        return case.refusal
+    rows = case.open() or []
+    if not rows:
+        try:
+            for sample in case.pending:
+                row = case.sample(sample)
+                rows.append(row)
+                if options.on_row is not None:
+                    options.on_row(row)
+        finally:
+            case.close()
+    return finish(case, rows)
+
+
+def finish(case: Case, rows: list[Row]) -> list[Row]:
+    """The case's rows in sample order, the kept ones of a resumed run included, judged when the case asks."""
+    new = _judged(case.run, case.options, rows) if case.run.judges else rows
+    return sorted([*case.kept.values(), *new], key=lambda row: int(row["sample"]))
+
+
+def _billed(row: Row, result: client.CallResult) -> float | None:
+    """What a sample cost: its price when answered live (None: unpriced, booked as the worst case); nothing when
+    replayed or refused; unknown (the worst case) when the call died in flight, after the endpoint may have run it."""
+    if row["replayed"] or result.error in ("missing_recording", "refused_by_endpoint", "rate_limited", "server_error"):
+        return 0.0
+    return row["cost_usd"] if result.response is not None else None
 
 
 # Failures of the endpoint, not of the prompt: the ones a fallback answers for. (A missing recording too: in replay,
@@ -104,48 +219,13 @@ FALLBACK_ON = frozenset({"rate_limited", "timeout", "server_error", "connection"
 CACHED = "cached"
 
 
-def _answer(
-    run: CaseRun, options: RunOptions, api: openai.OpenAI, cassette: Cassette, sample: int
-) -> tuple[client.CallResult, str]:
-    """The sample's answer and who gave it: ``primary``, ``fallback:<model>`` or ``cached``."""
-    result, answered_by = _send(run, options, api, cassette, sample, run.body), "primary"
-    for step in run.variant.fallback:
-        if result.response is not None or result.error not in FALLBACK_ON:
-            break
-        if step == CACHED:
-            masked = mask_json(run.redactor, run.body) if run.redactor else run.body
-            cached = cassettes.last_good_answer(cassette, masked)
-            if cached is not None:
-                result, answered_by = client.CallResult(cached, None), CACHED
-        else:
-            body = {**run.body, "model": step}
-            result, answered_by = _send(run, options, api, cassette, sample, body), f"fallback:{step}"
-    return result, answered_by
+def _fallback_body(run: CaseRun, answered_by: str) -> dict[str, Any]:
+    return {**run.body, "model": answered_by.removeprefix("fallback:")}
 
 
-def _send(
-    run: CaseRun, options: RunOptions, api: openai.OpenAI, cassette: Cassette, sample: int, body: dict[str, Any]
-) -> client.CallResult:
-    result = client.call(api, body)
-    if run.redactor is not None and result.response is not None:
-        # checks see what the cassette keeps, so a replay judges the very same text
-        result = replace(result, response=mask_json(run.redactor, result.response))
-    if result.unreachable:
-        options.unreachable[str(api.base_url)] = f"{api.base_url} is not answering, not sent: {result.message}"
-    if result.error == "missing_recording":
-        return _unmatched(run, options, cassette, sample, "recording")
-    return result
-
-
-def _client(endpoint: Endpoint, options: RunOptions) -> openai.OpenAI:
-    """A client for ``endpoint``; raises ConfigError (no key) or LocalServerError (no local server)."""
-    base_url = options.local_url() if endpoint.kind == "local" and not options.replay else None
-    return client.make_client(endpoint, replay=options.replay, base_url=base_url)
-
-
-def _unmatched(run: CaseRun, options: RunOptions, cassette: Cassette, sample: int, what: str) -> client.CallResult:
+def _unmatched(run: CaseRun, cassette: cassettes.Cassette, sample: int, what: str) -> client.CallResult:
     """A request of ``sample`` that no recording in ``cassette`` answered: why, and what to run."""
-    why, mode = cassettes.describe_miss(cassette, run.samples)
+    why, mode = cassette.describe_miss(run.samples)
     item = f"{run.case.id}[{run.variant.name}]"
     fix = (
         f"run `{record_command(run.eval_name)}`"
@@ -236,21 +316,18 @@ def _reason(result: checks.CheckResult) -> str:
 def _judged(run: CaseRun, options: RunOptions, rows: list[Row]) -> list[Row]:
     """``rows`` with every answered sample graded by each of the case's judge checks (one judge request each).
 
-    The judge's requests go to their own cassette, opened after the answers' is closed: vcrpy answers every request
-    from the cassette opened last.
+    The judge's requests go to their own cassette, so that the answers' one holds answers only.
     """
     path = judge_cassette_for(run, options)
     if options.replay and not path.is_file():
         what = f"case {run.case.id!r} in variant {run.variant.name!r}"
         message = f"no judge recording for {what} ({path}): run `{record_command(run.eval_name)}`"
         return _judge_failed_all(rows, client.CallResult(None, None, "missing_recording", message))
-    with ExitStack() as stack:
-        try:
-            endpoints = {call.endpoint for call in run.judges}
-            apis = {e: stack.enter_context(_client(e, options)) for e in endpoints}
-        except (ConfigError, LocalServerError) as exc:
-            return _judge_failed_all(rows, client.CallResult(None, None, "judge_error", f"judge: {exc}"))
-        cassette = stack.enter_context(cassettes.use(path, options.record_mode, run.redactor))
+    try:
+        apis = {e: options.connections.client(e) for e in {call.endpoint for call in run.judges}}
+    except (ConfigError, LocalServerError) as exc:
+        return _judge_failed_all(rows, client.CallResult(None, None, "judge_error", f"judge: {exc}"))
+    with cassettes.use(path, options.record_mode, run.redactor, options.resume) as cassette:
         return [_judge_sample(run, options, row, cassette, apis) if _answered(row) else row for row in rows]
 
 
@@ -259,7 +336,7 @@ def _answered(row: Row) -> bool:
 
 
 def _judge_sample(
-    run: CaseRun, options: RunOptions, row: Row, cassette: Cassette, apis: Mapping[Endpoint, openai.OpenAI]
+    run: CaseRun, options: RunOptions, row: Row, cassette: cassettes.Cassette, apis: Mapping[Endpoint, openai.OpenAI]
 ) -> Row:
     answer = checks.Answer.parse(row["output"], row["finish_reason"])
     results: list[checks.CheckResult] = []
@@ -273,7 +350,7 @@ def _judge_sample(
         result = client.call(apis[call.endpoint], body)
         if result.response is None:  # never a pass: the judge said nothing about the answer
             failure = (
-                _unmatched(run, options, cassette, row["sample"], "judge recording")
+                _unmatched(run, cassette, row["sample"], "judge recording")
                 if result.error == "missing_recording"
                 else replace(result, error="judge_error", message=f"judge {result.error}: {result.message}")
             )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import cli, evals, models, preflight, runner, tokens
+from harness import cli, client, evals, models, preflight, runner, tokens
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 
@@ -71,8 +71,10 @@ def test_a_live_run_stops_before_its_spend_passes_the_budget(tmp_path: Path, fak
         body=completion('{"n": 3}', model="gpt-3.5-turbo", prompt_tokens=call.prompt_tokens or 0, completion_tokens=200)
     )
     budget = preflight.Budget(2.5 * call.unit_cost_usd)
-    options = runner.RunOptions("once", root / "cassettes", local_url=lambda: "", budgets={run.eval_name: budget})
+    connections = client.Connections(replay=False, local_url=lambda: "")
+    options = runner.RunOptions("once", root / "cassettes", connections, budgets={run.eval_name: budget})
     rows = runner.run_case(run, options)
+    connections.close()
     assert len(fake_openai.chat_requests) == 2
     assert [r["error"] for r in rows] == [None, None, "budget", "budget", "budget"]
     assert "not sent" in rows[2]["error_message"]

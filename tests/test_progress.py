@@ -17,9 +17,13 @@ def test_progress_line_every_interval_and_at_the_end() -> None:
     ):
         now[0] = 3.0 * (step + 1)  # 3 s, 6 s, 9 s
         progress.sample(row)
+        progress.tick()
     assert lines == ["promptvcr: 2/4 samples, 1 errored, $0.0100 spent, 6s elapsed, ETA 6s"]
     now[0] = 12.0
     progress.sample({"outcome": "passed", "cost_usd": 0.02})
+    progress.tick()
+    progress.tick()  # the final line once
+    assert len(lines) == 2
     assert lines[-1] == "promptvcr: 4/4 samples, 1 errored, $0.0300 spent, 12s elapsed"
 
 
