@@ -54,7 +54,18 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
         argv += ["--variant", variant]
     if args.samples:
         argv += ["--samples", str(args.samples)]
+    if args.resume:
+        argv.append("--resume")
+    if args.shard:
+        argv += ["--shard", args.shard]
     return int(pytest.main(argv + extra))
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from . import merge  # pandas and the report modules: only when merging
+
+    root = Path.cwd()
+    return merge.merge([Path(t) for t in args.runs], Path(args.reports_dir), lambda name: resolve(name, root), root)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -151,6 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--record-mode", choices=RECORD_MODES, default="none")
     run.add_argument("--variant", action="append", default=[])
     run.add_argument("--samples", type=int)
+    run.add_argument(
+        "--resume", action="store_true", help="continue the newest live run that did not finish (killed, Ctrl-C)"
+    )
+    run.add_argument("--shard", metavar="I/N", help="run the I-th of N parts of the items; join with `promptvcr merge`")
+    joiner = sub.add_parser(
+        "merge",
+        help="join the reports of the shards of one run (--shard I/N) into one; exit 1 when a gate fails",
+        description="RUN: a reports/<run-id> directory or its results.csv, one per shard.",
+    )
+    joiner.add_argument("runs", nargs="+", metavar="RUN")
+    joiner.add_argument("--reports-dir", default="reports", metavar="DIR", help="where the merged report is written")
     check = sub.add_parser("validate", help="check eval and case files without sending anything")
     check.add_argument("evals", nargs="*", metavar="EVAL")
     estimate = sub.add_parser("estimate", help="planned calls, prompt tokens, worst-case output and cost per variant")
@@ -203,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: dict[str, Callable[[], int]] = {
         "validate": lambda: _validate(args),
         "compare": lambda: _compare(args),
+        "merge": lambda: _merge(args),
         "estimate": lambda: _estimate(args),
         "status": lambda: _status(args),
         "scan": lambda: scan.main(args.paths),

@@ -79,6 +79,8 @@ GITIGNORE = """\
 .env.*
 !.env.example
 reports/
+# answers of an interrupted recording, until `promptvcr run --resume` puts them in their cassette
+*.yaml.wal
 """
 
 WORKFLOW = """\

@@ -216,6 +216,11 @@ def describe(evs: list[Eval], cassettes_dir: Path, every_eval: bool) -> tuple[st
         entries = [entry for run in ev.runs for entry in check(run, cassettes_dir)]
         stale = [e for e in entries if e.state != "ok"]
         mine = [p for p in orphaned if p.is_relative_to(cassettes_dir / ev.name)]
+        logs = sorted((cassettes_dir / ev.name).rglob(f"*{cassettes.WAL_SUFFIX}"))
+        if logs:  # answers a killed run paid for and the cassette doesn't hold yet: not stale, but not done
+            blocking += len(logs)
+            lines += [f"eval {ev.name}: an interrupted recording left answers outside their cassette"]
+            lines += [f"  {'unsaved':<10} {rel(p)}  continue with `promptvcr run --resume` to keep them" for p in logs]
         if not stale and not mine:
             lines.append(f"eval {ev.name}: all {len(entries)} recordings match")
             continue

@@ -297,3 +297,16 @@ def test_status_counts_samples_recorded_short(project: Path, capsys: pytest.Capt
 )
 def test_only_loopback_endpoints_are_probed_by_default(url: str, loopback: bool) -> None:
     assert doctor.is_loopback(url) is loopback
+
+
+def test_status_flags_answers_left_in_a_log_by_a_killed_recording(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _record(capsys)
+    assert _cli(capsys, "status")[0] == 0
+    cassette = next((project / "cassettes").rglob("capital.yaml"))
+    log = cassette.with_name(cassette.name + ".wal")  # what a SIGKILL between an answer and the cassette leaves
+    log.write_text('{"promptvcr_wal": 1, "extends": "fresh"}\n', encoding="utf-8")
+    code, out = _cli(capsys, "status")
+    assert code == 1
+    assert "unsaved" in out and "capital.yaml.wal" in out and "promptvcr run --resume" in out

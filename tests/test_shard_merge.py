@@ -1,0 +1,118 @@
+"""Scale-out: `--shard I/N` splits the items, `promptvcr merge` joins the shards' reports into the unsplit run's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from tests import evalproject as ep
+from tests.fakeserver import FakeOpenAI
+
+EVAL = "sharded"
+CASES = ("alpha", "beta", "gamma", "delta", "epsilon")
+VARIANTS = {"mini": {"model": "m-mini"}, "maxi": {"model": "m-maxi"}}
+SAMPLES = 4
+QUIET = ("-p", "no:cacheprovider")
+
+
+def _project(root: Path, base_url: str) -> None:
+    ep.init_project(root)
+    case_file = ep.write_cases(root, EVAL, [ep.json_case(c, min_pass_rate=0) for c in CASES])
+    gates = [{"metric": "json_valid_rate", "op": ">=", "value": 0.2}]
+    ep.write_eval(root, EVAL, base_url=base_url, cases=[case_file], variants=VARIANTS, samples=SAMPLES, gates=gates)
+
+
+def _key(row: dict[str, str]) -> tuple[str, ...]:
+    return tuple(row.values())
+
+
+def _merge(root: Path, *runs: Path) -> int:
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        return cli.main(["merge", *map(str, runs)])
+    finally:
+        os.chdir(cwd)
+
+
+def test_shards_recorded_apart_and_merged_equal_the_unsplit_run(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = pytester.path
+    _project(root, fake_openai.base_url)
+    fake_openai.respond = ep.Numbered()
+    shards: list[Path] = []
+    items: set[str] = set()
+    for index in (1, 2, 3):  # 10 items over 3 shards: 4, 3, 3
+        result = pytester.runpytest("evals", *QUIET, "--record-mode", "once", "--shard", f"{index}/3", "-v")
+        assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+        ran = {line.split("::")[1].split(" ")[0] for line in result.outlines if "::" in line and "PASSED" in line}
+        assert ran and not ran & items  # every shard runs items no other shard ran
+        items |= ran
+        shards.append(ep.latest(root))
+    assert len(items) == len(CASES) * len(VARIANTS)
+    # each sample was sent by exactly one shard
+    assert len(fake_openai.chat_requests) == len(CASES) * len(VARIANTS) * SAMPLES
+
+    unsplit = pytester.runpytest("evals", *QUIET)  # the whole eval, replayed from what the shards recorded
+    assert unsplit.ret == pytest.ExitCode.OK, unsplit.stdout.str()
+    whole_rows, whole_summary = ep.results(root), ep.summary(root)
+    whole_md = (ep.latest(root) / "summary.md").read_text(encoding="utf-8")
+
+    capsys.readouterr()
+    assert _merge(root, *shards) == 0
+    assert "merged" in capsys.readouterr().out
+    merged = ep.latest(root)
+    assert merged not in shards
+    assert sorted(ep.without(ep.results(root), "replayed"), key=_key) == sorted(
+        ep.without(whole_rows, "replayed"), key=_key
+    )
+    assert ep.summary(root) == whole_summary
+    # the A/B verdicts are the same; only the run's one-line note differs
+    assert (merged / "summary.md").read_text(encoding="utf-8").split("\n")[3:] == whole_md.split("\n")[3:]
+
+
+def test_replayed_shards_merge_to_the_same_rows_and_a_failing_gate_fails_the_merge(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = pytester.path
+    _project(root, fake_openai.base_url)
+    fake_openai.respond = ep.Numbered()
+    assert pytester.runpytest("evals", *QUIET, "--record-mode", "once").ret == pytest.ExitCode.OK
+    assert pytester.runpytest("evals", *QUIET).ret == pytest.ExitCode.OK
+    whole = ep.results(root)
+    shards = []
+    for index in (1, 2):
+        assert pytester.runpytest("evals", *QUIET, "--shard", f"{index}/2").ret == pytest.ExitCode.OK
+        shards.append(ep.latest(root))
+    assert _merge(root, *shards) == 0
+    assert sorted(ep.results(root), key=_key) == sorted(whole, key=_key)
+
+    # the same shard twice is the same work twice: refused, with both places named
+    capsys.readouterr()
+    assert _merge(root, shards[0], shards[0]) == 2
+    assert "both have sample" in capsys.readouterr().err
+
+    # a gate the merged rows fail fails the merge, as it fails the unsplit run
+    ep.write_eval(
+        root,
+        EVAL,
+        base_url=fake_openai.base_url,
+        cases=[f"cases/{EVAL}.yaml"],
+        variants=VARIANTS,
+        samples=SAMPLES,
+        gates=[{"metric": "json_valid_rate", "op": ">=", "value": 0.99}],
+    )
+    assert _merge(root, *shards) == 1
+    assert "gates FAILED" in capsys.readouterr().out
+
+
+def test_a_bad_shard_option_is_a_usage_error(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    _project(pytester.path, fake_openai.base_url)
+    for bad in ("3/2", "0/2", "1", "a/b"):
+        result = pytester.runpytest("evals", *QUIET, "--shard", bad)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        assert "use I/N" in result.stderr.str()
