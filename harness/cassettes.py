@@ -1,4 +1,4 @@
-"""Cassettes: one file per case × variant in vcrpy's YAML format, played and recorded by an httpx2 transport of ours.
+"""Cassettes: one file per case × variant in vcrpy's YAML format, played and recorded by harness.transport.
 
 Why not vcrpy's own patching: it patches httpx2 process-wide for one cassette at a time, so concurrent samples of
 different cases cannot each play their own, and its matcher scans every interaction for every request (8.8 ms a
@@ -19,28 +19,26 @@ import json
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-import httpx2
 from vcr.serializers import yamlserializer
 
+from .journal import ends_a_line
 from .redaction import Redactor, mask_json_text
-from .secrets import DROP_RESPONSE_HEADERS, KEEP_REQUEST_HEADERS, redact
+from .secrets import redact
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 RETRYABLE = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 LATENCY_HEADER = "x-promptvcr-latency-ms"
 REPLAYED_HEADER = "x-promptvcr-replayed"  # on replayed answers only, never stored
+SAMPLE_HEADER = "x-promptvcr-sample"  # the sample an answer was recorded for
 FORMAT_VERSION = 1  # vcrpy's cassette format version
 WAL_SUFFIX = ".wal"
 FRESH = "fresh"
-# httpx2 has decoded the body already; these would describe the bytes on the wire, not the ones we hand on
-_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 Interaction = dict[str, Any]  # {"request": {...}, "response": {...}}, as in vcrpy's YAML
 
@@ -89,10 +87,11 @@ class Cassette:
                 self._unsaved = len(logged)
             elif mode != "none":
                 wal.unlink()  # a log of another version of the file, or of an abandoned re-recording
-        self._index: dict[str, list[int]] = {}
+        # answers by request and by the sample that got them live (None: a cassette from before samples were noted)
+        self._index: dict[tuple[str, int | None], list[int]] = {}
         for number, interaction in enumerate(self.data):
-            self._index.setdefault(body_key(parsed(interaction["request"].get("body"))), []).append(number)
-        self._cursor: dict[str, int] = {}
+            self._index.setdefault(_key_and_sample(interaction), []).append(number)
+        self._cursor: dict[tuple[str, int | None], int] = {}
         self.play_count = 0
         self._lock = threading.Lock()
         self._log: Any = None  # the open .wal file, once something was recorded
@@ -113,24 +112,30 @@ class Cassette:
 
     # -- playing and recording -------------------------------------------------------------------------------------
 
-    def play(self, key: str) -> dict[str, Any] | None:
-        """The next recorded response to this request that has not been played yet."""
+    def play(self, key: str, sample: int | None, *, peek: bool = False) -> dict[str, Any] | None:
+        """The recorded response to this request that ``sample`` got when it was live, else the next one that no
+        sample claims and that has not been played yet; ``peek`` leaves it unplayed."""
         with self._lock:
-            numbers = self._index.get(key, [])
-            cursor = self._cursor.get(key, 0)
-            if cursor >= len(numbers):
-                return None
-            self._cursor[key] = cursor + 1
-            self.play_count += 1
-            response: dict[str, Any] = self.data[numbers[cursor]]["response"]
-            return response
+            for slot in ((key, sample), (key, None)) if sample is not None else ((key, None),):
+                numbers = self._index.get(slot, [])
+                cursor = self._cursor.get(slot, 0)
+                if cursor < len(numbers):
+                    if not peek:
+                        self._cursor[slot] = cursor + 1
+                        self.play_count += 1
+                    response: dict[str, Any] = self.data[numbers[cursor]]["response"]
+                    return response
+            return None
 
-    def record(self, key: str, request: dict[str, Any], response: dict[str, Any]) -> None:
+    def record(self, key: str, sample: int | None, request: dict[str, Any], response: dict[str, Any]) -> None:
         """Keep a live interaction (already scrubbed): in memory, counted as played, and in the log at once."""
+        if sample is not None:  # so that a replay gives each sample its own answer, whatever order they came in
+            response["headers"][SAMPLE_HEADER] = [str(sample)]
         interaction = {"request": request, "response": response}
         with self._lock:
-            self._index.setdefault(key, []).append(len(self.data))
-            self._cursor[key] = self._cursor.get(key, 0) + 1
+            slot = (key, sample)
+            self._index.setdefault(slot, []).append(len(self.data))
+            self._cursor[slot] = self._cursor.get(slot, 0) + 1
             self.data.append(interaction)
             self._unsaved += 1
             if self._log is None:
@@ -138,6 +143,8 @@ class Cassette:
                 self._log = _wal(self.path).open("a", encoding="utf-8")
                 if self._log.tell() == 0:
                     self._log.write(json.dumps({"promptvcr_wal": 1, "extends": self._extends}) + "\n")
+                elif not ends_a_line(_wal(self.path)):
+                    self._log.write("\n")  # a line a kill cut short stays a line of its own, not glued to the next
             self._log.write(json.dumps(interaction, ensure_ascii=False) + "\n")
             self._log.flush()  # in the kernel's hands: a SIGKILL of this process no longer loses it
 
@@ -160,7 +167,8 @@ class Cassette:
 
     def last_good_answer(self, body: Any) -> dict[str, Any] | None:
         """The newest recorded 200 answer to a request with this JSON body (the fallback of last resort)."""
-        numbers = self._index.get(self.key(body), [])
+        key = self.key(body)
+        numbers = sorted(n for (k, _), ns in self._index.items() if k == key for n in ns)
         for number in reversed(numbers):
             response = self.data[number]["response"]
             if response["status"]["code"] == 200:
@@ -178,6 +186,11 @@ class Cassette:
         if self.play_count > 0:
             return f"{recorded} answer(s) recorded for {samples} sample(s)", "new_episodes"
         return "the request differs from the recording (prompt, parameters or model changed)", "all"
+
+
+def _key_and_sample(interaction: Interaction) -> tuple[str, int | None]:
+    tag = interaction["response"].get("headers", {}).get(SAMPLE_HEADER)
+    return body_key(parsed(interaction["request"].get("body"))), int(tag[0]) if tag else None
 
 
 def _digest(raw: bytes) -> str:
@@ -204,10 +217,17 @@ def _read_wal(path: Path) -> tuple[str | None, list[Interaction]]:
         try:
             entries.append(json.loads(line))
         except ValueError:
-            break
+            continue  # a line a kill cut short, then continued on its own line by the next run
     if not entries or not isinstance(entries[0], dict) or "extends" not in entries[0]:
         return None, []
     return str(entries[0]["extends"]), [e for e in entries[1:] if isinstance(e, dict) and "response" in e]
+
+
+def settle(path: Path, mode: str, redactor: Redactor | None = None, resume: bool = False) -> None:
+    """Write what a cassette's log holds and drop a stale log, for a case with nothing left to send: its run may
+    have been killed after its last answer and before the cassette was written, or before its log was removed."""
+    if mode != "none" and _wal(path).is_file():
+        Cassette(path, mode, redactor, resume).close()
 
 
 def save(path: Path, interactions: list[Interaction]) -> None:
@@ -224,11 +244,13 @@ def save(path: Path, interactions: list[Interaction]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed before its rename
+        stale.unlink(missing_ok=True)
 
 
 @contextmanager
 def use(path: Path, record_mode: str, redactor: Redactor | None = None, resume: bool = False) -> Iterator[Cassette]:
-    """Open the cassette at ``path`` for this thread's requests (see ``Transport``); written when the block ends."""
+    """Open the cassette at ``path`` for this thread's requests; written when the block ends."""
     cassette = Cassette(path, record_mode, redactor, resume)
     try:
         with playing(cassette):
@@ -237,86 +259,23 @@ def use(path: Path, record_mode: str, redactor: Redactor | None = None, resume: 
         cassette.close()
 
 
-_PLAYING: ContextVar[Cassette | None] = ContextVar("promptvcr_cassette", default=None)
+_PLAYING: ContextVar[tuple[Cassette, int | None] | None] = ContextVar("promptvcr_cassette", default=None)
 
 
 @contextmanager
-def playing(cassette: Cassette) -> Iterator[None]:
-    """Requests sent by this thread (or task) inside the block are answered from, or recorded into, ``cassette``."""
-    token = _PLAYING.set(cassette)
+def playing(cassette: Cassette, sample: int | None = None) -> Iterator[None]:
+    """Requests sent by this thread (or task) inside the block are answered from, or recorded into, ``cassette``,
+    as those of ``sample`` (see ``harness.transport``)."""
+    token = _PLAYING.set((cassette, sample))
     try:
         yield
     finally:
         _PLAYING.reset(token)
 
 
-class Transport(httpx2.BaseTransport):
-    """Answers from the cassette that the sending thread plays; what it may record goes to ``network`` first.
-
-    In replay there is no network: a request that no recording answers raises ``NoRecording``, nothing is sent.
-    """
-
-    def __init__(self, network: httpx2.BaseTransport | None) -> None:
-        self._network = network
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        cassette = _PLAYING.get()
-        if cassette is None:
-            raise RuntimeError("a request was sent outside any cassette (harness.cassettes.playing)")
-        body = request.read()
-        key = cassette.key_of(body)
-        answer = cassette.play(key)
-        if answer is not None:
-            return _replayed(answer, request)
-        if not cassette.records or self._network is None:
-            raise NoRecording(cassette.path)
-        start = time.perf_counter()
-        live = self._network.handle_request(request)
-        try:
-            content = live.read()
-        finally:
-            live.close()
-        latency = f"{(time.perf_counter() - start) * 1000:.1f}"  # stored, so a replay reports what this run saw
-        headers = [(k, v) for k, v in live.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
-        headers.append((LATENCY_HEADER, latency))
-        if live.status_code not in RETRYABLE:  # a recorded 429 or 503 would replay as a failure
-            stored = _stored_request(cassette, request, body), _stored_response(cassette, live, headers, content)
-            cassette.record(key, *stored)
-        return httpx2.Response(live.status_code, headers=headers, content=content, request=request)
-
-    def close(self) -> None:
-        if self._network is not None:
-            self._network.close()
-
-
-def _replayed(answer: dict[str, Any], request: httpx2.Request) -> httpx2.Response:
-    body = answer["body"].get("string") or b""
-    headers = [(k, v) for k, values in answer["headers"].items() for v in values if k.lower() not in _WIRE_HEADERS]
-    headers.append((REPLAYED_HEADER, "1"))
-    content = body.encode("utf-8") if isinstance(body, str) else body
-    return httpx2.Response(answer["status"]["code"], headers=headers, content=content, request=request)
-
-
-def _stored_request(cassette: Cassette, request: httpx2.Request, body: bytes) -> dict[str, Any]:
-    headers = {k: [v] for k, v in request.headers.items() if k.lower() in KEEP_REQUEST_HEADERS}
-    return {
-        "body": cassette.scrubbed(body),
-        "headers": headers,
-        "method": request.method,
-        "uri": redact(str(request.url)),
-    }
-
-
-def _stored_response(
-    cassette: Cassette, live: httpx2.Response, headers: list[tuple[str, str]], content: bytes
-) -> dict[str, Any]:
-    kept: dict[str, list[str]] = {}
-    for name, value in headers:
-        if name.lower() not in DROP_RESPONSE_HEADERS:  # any other header may still echo a key (a proxy's)
-            kept.setdefault(name, []).append(redact(value))
-    # the body too: e.g. a proxy's 401 that echoes the key in full
-    return {
-        "body": {"string": cassette.scrubbed(content)},
-        "headers": kept,
-        "status": {"code": live.status_code, "message": live.reason_phrase},
-    }
+def current() -> tuple[Cassette, int | None]:
+    """The cassette this thread plays, and for which sample."""
+    now = _PLAYING.get()
+    if now is None:
+        raise RuntimeError("a request was sent outside any cassette (harness.cassettes.playing)")
+    return now

@@ -36,14 +36,9 @@ FAULTS = ("429", "500", "503", "reset", "timeout", "truncated", "malformed", "st
 OUTCOMES = ("ok", *FAULTS)
 # z of the 99th percentile of the standard normal: a lognormal's p99 is median × exp(sigma × z99).
 Z99 = 2.3263478740408408
-REASONS = {
-    200: "OK",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-}
-REASONS |= {503: "Service Unavailable", 400: "Bad Request"}
+TICK_S = 0.1  # /stats counts chat requests per tick since the start, so a test can check a pace by counts
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests"}
+REASONS |= {500: "Internal Server Error", 503: "Service Unavailable"}
 ANSWER = '{"joke": "I told my computer a joke about UDP. I am not sure it got it."}'
 DISCLAIMER = "Test tooling: canned answers, synthetic latencies and faults; never a source of quality numbers."
 
@@ -87,6 +82,7 @@ class ChaosConfig:
     latency: Latency = field(default_factory=Latency)
     rates: dict[str, float] = field(default_factory=dict)  # fault (one of FAULTS) → probability per chat request
     retry_after_s: int = 1
+    retry_after_ms: int | None = None  # also sent as retry-after-ms (as OpenAI does), for waits under a second
     hold_s: float = 30.0  # how long "timeout" and "stall" hold a connection before closing it
     stall_chunks: int = 3
 
@@ -197,6 +193,8 @@ class ChaosServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._next = 0
+        self._started = time.monotonic()
+        self._per_tick: Counter[int] = Counter()  # sparse: an idle server keeps nothing
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -211,11 +209,14 @@ class ChaosServer:
             "paths": dict(self.paths),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "tick_s": TICK_S,
+            "per_tick": {str(tick): count for tick, count in sorted(self._per_tick.items())},
             "seed": self.config.seed,
         }
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._connection, HOST, self.port, backlog=1024)
+        self._started = time.monotonic()
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
@@ -226,9 +227,8 @@ class ChaosServer:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._server.wait_closed()
-            await asyncio.sleep(
-                0
-            )  # one more loop pass: the closed transports' connection_lost callbacks release sockets
+            # one more loop pass: the closed transports' connection_lost callbacks release sockets
+            await asyncio.sleep(0)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -284,6 +284,7 @@ class ChaosServer:
         decision = decide(self.config, self._next)
         self._next += 1
         self.outcomes[decision.outcome] += 1
+        self._per_tick[int((time.monotonic() - self._started) / TICK_S)] += 1
         model, outcome, n = str(body.get("model") or "chaos-model"), decision.outcome, decision.n
         tags = {"x-chaos-request": str(n), "x-chaos-outcome": outcome}
         await asyncio.sleep(decision.latency_ms / 1000)
@@ -296,7 +297,7 @@ class ChaosServer:
             await asyncio.sleep(self.config.hold_s)
             return False
         if outcome in ("429", "500", "503"):
-            headers = tags | ({"retry-after": str(self.config.retry_after_s)} if outcome == "429" else {})
+            headers = tags | (self._retry_after() if outcome == "429" else {})
             kind = {"429": "rate_limit_exceeded", "500": "server_error", "503": "service_unavailable"}[outcome]
             error = {"error": {"message": f"chaos: injected {outcome}", "type": kind, "code": kind}}
             writer.write(_response(int(outcome), json.dumps(error).encode(), headers))
@@ -317,6 +318,12 @@ class ChaosServer:
             writer.write(_response(200, data, tags))
         await writer.drain()
         return True
+
+    def _retry_after(self) -> dict[str, str]:
+        headers = {"retry-after": str(self.config.retry_after_s)}
+        if self.config.retry_after_ms is not None:
+            headers["retry-after-ms"] = str(self.config.retry_after_ms)
+        return headers
 
     async def _stream(
         self, writer: asyncio.StreamWriter, n: int, model: str, tags: dict[str, str], stall: bool
@@ -390,6 +397,9 @@ def _parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--rate-{fault}", type=float, default=0.0, metavar="P", help=f"share of {fault} answers")
     parser.add_argument("--retry-after", type=int, default=1, metavar="S", help="Retry-After of a 429 (seconds)")
     parser.add_argument(
+        "--retry-after-ms", type=int, default=None, metavar="MS", help="also send retry-after-ms with a 429"
+    )
+    parser.add_argument(
         "--hold", type=float, default=30.0, metavar="S", help="how long timeout and stall hold a connection"
     )
     parser.add_argument("--stall-chunks", type=int, default=3, metavar="N", help="SSE chunks sent before a stall")
@@ -399,7 +409,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     rates = {fault: getattr(args, f"rate_{fault}") for fault in FAULTS if getattr(args, f"rate_{fault}")}
-    config = ChaosConfig(args.seed, args.latency, rates, args.retry_after, args.hold, args.stall_chunks)
+    config = ChaosConfig(
+        args.seed, args.latency, rates, args.retry_after, args.retry_after_ms, args.hold, args.stall_chunks
+    )
     server = ChaosServer(config, args.port, args.host)
 
     async def serve() -> None:

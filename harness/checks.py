@@ -193,6 +193,17 @@ def _json_valid(arg: Any) -> Callable[[Answer], CheckResult]:
 
 
 def _json_schema(arg: Any) -> Callable[[Answer], CheckResult]:
+    # every case of a file often shares one schema, and checking a schema against its meta-schema is the slow part
+    key = json.dumps(arg, sort_keys=True)
+    if key not in _SCHEMA_CHECKS:
+        _SCHEMA_CHECKS[key] = _compiled_schema_check(arg)
+    return _SCHEMA_CHECKS[key]
+
+
+_SCHEMA_CHECKS: dict[str, Callable[[Answer], CheckResult]] = {}
+
+
+def _compiled_schema_check(arg: Any) -> Callable[[Answer], CheckResult]:
     cls = validator_for(arg, default=_UNKNOWN_DRAFT) if "$schema" in arg else jsonschema.Draft202012Validator
     if cls is _UNKNOWN_DRAFT:
         raise CheckArgError(f"unknown $schema {arg['$schema']!r}: use a JSON Schema draft's URI", "/$schema")

@@ -19,11 +19,12 @@ from typing import Any
 import httpx2
 import openai
 
-from .cassettes import LATENCY_HEADER, REPLAYED_HEADER, NoRecording, Transport
+from .cassettes import LATENCY_HEADER, REPLAYED_HEADER, Cassette, NoRecording
 from .errors import ConfigError
 from .evals import Endpoint
 from .limits import Gate
 from .secrets import redact
+from .transport import Transport
 
 # Placeholder used in replay: recordings never contain a key, so none is needed to replay them.
 REPLAY_KEY = "replay-needs-no-key"
@@ -89,7 +90,24 @@ def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
     return _parsed(raw.text, latency, headers, replayed=bool(raw.headers.get(REPLAYED_HEADER)))
 
 
-def _parsed(text: str, latency: float, headers: dict[str, str], replayed: bool) -> CallResult:
+def replayed(cassette: Cassette, sample: int | None, body: dict[str, Any]) -> CallResult | None:
+    """The recorded 200 answer to ``body`` for ``sample``, read straight from the cassette: the SDK would only
+    serialize the body and hand back the same text (half a replay's time). None for anything else — an error
+    status, or no recording — which ``call`` then handles as it would live."""
+    key = cassette.key(body)
+    answer = cassette.play(key, sample, peek=True)
+    if answer is None or answer["status"]["code"] != 200:
+        return None
+    cassette.play(key, sample)
+    headers = {k.lower(): values[-1] for k, values in answer["headers"].items() if values}
+    text = answer["body"].get("string") or ""
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    latency = float(headers[LATENCY_HEADER]) if LATENCY_HEADER in headers else None
+    pacing = {k: v for k, v in headers.items() if k.startswith(("x-ratelimit-", "retry-after"))}
+    return _parsed(text, latency, pacing, replayed=True)
+
+
+def _parsed(text: str, latency: float | None, headers: dict[str, str], replayed: bool) -> CallResult:
     try:
         response = json.loads(text)
     except ValueError:

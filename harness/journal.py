@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,6 +38,8 @@ class Journal:
         self.path = run_dir / f"results{suffix}.jsonl"
         self._lock = threading.Lock()
         self._file: TextIO = self.path.open("a", encoding="utf-8")
+        if self._file.tell() and not ends_a_line(self.path):
+            self._file.write("\n")  # a row a kill cut short stays a line of its own, not glued to the next row
 
     def append(self, row: Row) -> None:
         line = json.dumps(row, ensure_ascii=False, default=str) + "\n"
@@ -49,6 +52,12 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._file.close()
+
+
+def ends_a_line(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def rows(run_dir: Path) -> list[Row]:

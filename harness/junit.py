@@ -47,9 +47,9 @@ def junit_xml(df: pd.DataFrame, evals: Mapping[str, Eval]) -> bytes:
     """
     suite = ET.Element("testsuite", name="promptvcr")
     counts: Counter[str] = Counter()
+    runs = {(ev.name, r.case.id, r.variant.name): r for ev in evals.values() for r in ev.runs}
     for (eval_name, case, variant), group in df.groupby(["eval", "case", "variant"], sort=True):
-        ev = evals[str(eval_name)]
-        run = next(r for r in ev.runs if r.case.id == case and r.variant.name == variant)
+        run = runs[(str(eval_name), str(case), str(variant))]
         rows: list[Row] = [{str(k): v for k, v in r.items()} for r in group.to_dict("records")]
         kind, message = case_verdict(rows, run.case.min_pass_rate)
         seconds = pd.to_numeric(group["latency_ms"], errors="coerce").fillna(0).sum() / 1000

@@ -114,6 +114,8 @@ class Gate:
         self.limits = limits
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
+        self._probe = threading.Lock()
+        self._answered = threading.Event()  # the endpoint's first request has ended
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._paces: dict[tuple[str, str], Pace] = {}
@@ -127,14 +129,27 @@ class Gate:
 
     @contextmanager
     def slot(self, model: str, tokens: float) -> Iterator[None]:
-        """Wait for the model's pace (and any pause), then hold one of the endpoint's concurrency slots."""
+        """Wait for the model's pace (and any pause), then hold one of the endpoint's concurrency slots.
+
+        The first request to an endpoint goes alone (the others wait for its answer): a dead endpoint then costs
+        one attempt, not one per slot, and its rate-limit headers are known before the others go.
+        """
         self._sleep_for(self._book(model, tokens))
+        probing = False
+        if not self._answered.is_set():
+            self._probe.acquire()
+            probing = not self._answered.is_set()
+            if not probing:
+                self._probe.release()
         self._slots.acquire()
         try:
             self._sleep_for(self._pause_left(model))  # a 429 may have paused the model while this one waited
             yield
         finally:
             self._slots.release()
+            if probing:
+                self._answered.set()
+                self._probe.release()
 
     def _book(self, model: str, tokens: float) -> float:
         now = self._clock()

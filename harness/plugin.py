@@ -66,6 +66,7 @@ class _State:
         self.rows: list[runner.Row] = []
         self.planned: dict[tuple[str, str, str], int] = {}  # (eval, variant, case) → samples, of the items that ran
         self.eval_paths: dict[str, str] = {}
+        self.collected: dict[str, evals.Eval] = {}  # loaded once, at collection (pytest-xdist's controller doesn't)
         self.summaries: list[report.VariantSummary] = []
         self.problem: str | None = None
         self.notes: list[str] = []
@@ -172,7 +173,10 @@ class _State:
             return  # no eval ran
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
         try:
-            loaded = {name: evals.load(Path(path), self.root) for name, path in self.eval_paths.items()}
+            loaded = {
+                name: self.collected.get(name) or evals.load(Path(path), self.root)
+                for name, path in self.eval_paths.items()
+            }
             loaded |= self._evals_of(rows, loaded)
         except PromptVCRError as exc:  # an eval file changed while the session ran
             self.problem = str(exc)
@@ -325,7 +329,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
     state = session.config.stash[_STATE]
-    if state.live and state.worker is None and not session.config.getoption("collectonly", False):
+    # pytest's own loop stops a session whose collection failed before running anything: so must we
+    stopping = session.testsfailed and not session.config.option.continue_on_collection_errors
+    if state.live and state.worker is None and not stopping and not session.config.option.collectonly:
         state.start_ahead(session.items)
     return (yield)
 
@@ -351,6 +357,8 @@ class EvalFile(pytest.File):
         variants = self.config.getoption("variant")
         runs = [run for run in ev.runs if not variants or run.variant.name in variants]
         state = self.config.stash[_STATE]
+        state.eval_paths[ev.name] = str(self.path)
+        state.collected[ev.name] = ev
         if not state.options.replay:
             self._preflight(ev, runs, state)
         if state.progress is not None:

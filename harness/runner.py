@@ -17,7 +17,7 @@ import openai
 from . import cassettes, checks, client, cost, judge, preflight
 from .errors import ConfigError, LocalServerError
 from .evals import CaseRun, Endpoint
-from .limits import Gate, retry_after
+from .limits import retry_after
 from .redaction import mask_json
 from .secrets import redact
 
@@ -72,7 +72,8 @@ class Case:
         self.refusal = self._refusal()  # every sample's row when nothing may be sent, else None
         self.cassette: cassettes.Cassette | None = None
         self.api: openai.OpenAI | None = None
-        self.gate: Gate | None = None
+        # made now, not when the case opens: the pool sizes itself on the gates of the cases queued ahead
+        self.gate = None if options.replay else options.connections.gate(run.variant.endpoint)
         body = run.body
         # a pace in tokens/min counts what the endpoint counts: the prompt and the output it may write
         prompt = self.call.prompt_tokens or len(json.dumps(body.get("messages"))) // 4
@@ -97,20 +98,26 @@ class Case:
         except (ConfigError, LocalServerError) as exc:  # no key, no local server: nothing can be sent
             kind = "config" if isinstance(exc, ConfigError) else "connection"
             return [_errored(run, s, client.CallResult(None, None, kind, str(exc))) for s in self.pending]
-        self.gate = None if options.replay else options.connections.gate(run.variant.endpoint)
         self.cassette = cassettes.Cassette(
             cassette_for(run, options), options.record_mode, run.redactor, options.resume
         )
-        for row in self.kept.values():  # answers a killed run already used: not played to another sample
-            if row["answered_by"] in ("primary", None) and row["outcome"] in ("passed", "failed"):
-                self.cassette.play(self.cassette.key(run.body))
-            elif str(row["answered_by"]).startswith("fallback:"):
-                self.cassette.play(self.cassette.key(_fallback_body(run, row["answered_by"])))
+        # Answers are claimed by the sample they were recorded for; a kept sample that replayed an older answer
+        # noted for no sample claims it now, so that no other sample gets it again.
+        for sample, row in self.kept.items():
+            if row["replayed"] and str(row["answered_by"]).startswith(("primary", "fallback:")):
+                body = run.body if row["answered_by"] == "primary" else _fallback_body(run, row["answered_by"])
+                self.cassette.play(self.cassette.key(body), sample)
         return None
 
     def close(self) -> None:
         if self.cassette is not None:
             self.cassette.close()
+
+    def settle(self) -> None:
+        """Nothing left to send (a resumed run had every answer): the cassette still gets what its log holds."""
+        if not self.options.replay and self.refusal is None:
+            path = cassette_for(self.run, self.options)
+            cassettes.settle(path, self.options.record_mode, self.run.redactor, self.options.resume)
 
     def sample(self, sample: int) -> Row:
         """Send (or replay) one sample and check its answer; never raises for what an endpoint or a cassette does."""
@@ -120,7 +127,7 @@ class Case:
         if budget is not None and not budget.reserve(self.call.unit_cost_usd):
             message = f"budget: ${budget.spent_usd:.4f} spent of budget_usd ${budget.limit_usd:g}; not sent"
             return _errored(run, sample, client.CallResult(None, None, "budget", message))
-        with cassettes.playing(self.cassette):
+        with cassettes.playing(self.cassette, sample):
             result, answered_by = self._answer(sample)
         row = _row(run, sample, result, replayed=result.replayed, answered_by=answered_by)
         if budget is not None:
@@ -150,14 +157,14 @@ class Case:
         run, options, api, gate = self.run, self.options, self.api, self.gate
         model, base_url, attempt = str(body["model"]), str(api.base_url), 0
         while True:
-            down = options.unreachable.get(base_url)
-            if down is not None:
-                return client.CallResult(None, None, "connection", down)
-            if gate is None:
-                result = client.call(api, body)
+            if gate is None:  # a replay: a recorded answer needs no SDK round trip (an error status still does)
+                result = client.replayed(self.cassette, sample, body) or client.call(api, body)
                 break
             with gate.slot(model, self.tokens):
-                result = client.call(api, body)
+                down = options.unreachable.get(base_url)  # seen again once a slot is ours: a probe may have failed
+                result = client.CallResult(None, None, "connection", down) if down else client.call(api, body)
+            if down is not None:
+                return result
             gate.learn(model, result.headers)
             after = retry_after(result.headers)
             wait = (
@@ -347,7 +354,8 @@ def _judge_sample(
             results.append(checks.CheckResult(judge.NAME, False, missing))
             continue
         body = judge.request_body(call.model, call.spec.rubric, run.case.messages, text)
-        result = client.call(apis[call.endpoint], body)
+        with cassettes.playing(cassette, row["sample"]):
+            result = client.call(apis[call.endpoint], body)
         if result.response is None:  # never a pass: the judge said nothing about the answer
             failure = (
                 _unmatched(run, cassette, row["sample"], "judge recording")

@@ -78,6 +78,10 @@ class Job:
             for row in self.case.refusal or ():
                 if self._on_row is not None:
                     self._on_row(row)
+            try:
+                self.case.settle()
+            except Exception as exc:  # e.g. the cassette could not be written: raised in the item, as below
+                self._error = exc
             self._done.set()
             return
         for sample in self.case.pending:
@@ -90,12 +94,12 @@ class Job:
             except Exception as exc:  # a bug of ours: the sample still ends, with a row that says so
                 message = f"{type(exc).__name__}: {exc}"
                 row = _errored(self.case.run, sample, client.CallResult(None, None, "internal", message))
+            if self._on_row is not None:  # before it counts as done: the item may end the moment the last one does
+                self._on_row(row)
             with self._lock:
                 self._rows.append(row)
                 self._left -= 1
                 last = self._left == 0
-            if self._on_row is not None:
-                self._on_row(row)
             if last:
                 self.case.close()
         except BaseException as exc:  # e.g. the cassette could not be written: raised again in the main thread

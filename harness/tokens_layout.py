@@ -41,6 +41,38 @@ def _nullable(schema: Mapping[str, Any]) -> Any:
     return others[0]
 
 
+def _comment_lines(text: str) -> list[str]:
+    """A description as the server shows it: "// " lines, the text and each line stripped, an empty line as "//".
+
+    Measured: docstring descriptions (indented lines, paragraph breaks) are exact only so (pydantic-ai, ellmer,
+    dd-trace-py, Mirascope); harmony's "// " + raw line is 14–38 tokens high on them.
+    """
+    return [f"// {line.strip()}" if line.strip() else "//" for line in text.strip().splitlines()]
+
+
+def _comment(text: str, indent: str) -> str:
+    return "".join(f"{indent}{line}\n" for line in _comment_lines(text))
+
+
+# Property keywords the renderer writes as comments ("title" even on snapshots that do not show it).
+_COMMENTED = frozenset({"description", "title", "default", "examples"})
+
+
+def _uncommented(schema: Any) -> bool:
+    """Whether an object's properties, and those of the objects nested in them, carry no commented keyword."""
+    if not isinstance(schema, Mapping):
+        return True
+    properties = schema.get("properties") or {}
+    return all(
+        isinstance(p, Mapping)
+        and not (_COMMENTED & set(p))
+        and _variants(p) is None
+        and _uncommented(p.get("items"))
+        and _uncommented(p)
+        for p in properties.values()
+    )
+
+
 class _TypeScript:
     """JSON Schema → the TypeScript-like text the server shows the model (the layout of openai/harmony's renderer).
 
@@ -50,6 +82,7 @@ class _TypeScript:
 
     def __init__(self, strict: bool, root: Mapping[str, Any], titles: bool = False) -> None:
         self.strict = strict
+        self.one_line = False
         self.titles = titles
         self.definitions = {**(root.get("definitions") or {}), **(root.get("$defs") or {})}
         self.expanding: set[str] = set()
@@ -106,6 +139,10 @@ class _TypeScript:
 
     def object(self, schema: Mapping[str, Any], indent: str) -> str:
         required = set(schema.get("required") or [])
+        if self.one_line:
+            properties = (schema.get("properties") or {}).items()
+            fields = (f"{key}{'' if key in required else '?'}: {self.type(prop, '')}" for key, prop in properties)
+            return "{" + ", ".join(fields) + "}"
         out = "{\n"
         for key, prop in (schema.get("properties") or {}).items():
             prop = prop if isinstance(prop, Mapping) else {}
@@ -120,7 +157,7 @@ class _TypeScript:
             description = prop.get("description") if isinstance(prop.get("description"), str) else None
             if variants is None:
                 if description is not None:
-                    out += f"{indent}// {description}\n"
+                    out += _comment(description, indent)
                 # A nested object's properties are not indented further (measured: indenting them costs tokens).
                 out += f"{indent}{key}{mark}: {self.type(prop, indent)}"
                 if prop.get("nullable"):
@@ -133,8 +170,8 @@ class _TypeScript:
             # A union property: its description above it (unless the first variant repeats it), one line per variant.
             first = variants[0] if variants and isinstance(variants[0], Mapping) else {}
             above = description is not None and first.get("description") != description
-            if above:
-                out += f"{indent}// {description}\n"
+            if description is not None and above:
+                out += _comment(description, indent)
             if "default" in prop:
                 out += f"{indent}// {_default_comment(prop['default'], prop)}\n"
             out += f"{indent}{key}{mark}:\n"
@@ -152,11 +189,19 @@ def render_tools(functions: Sequence[Mapping[str, Any]], *, titles: bool = False
     """
     lines = ["# Tools\n\n## functions\n\nnamespace functions {\n"]
     for fn in functions:
-        for line in str(fn.get("description") or "").splitlines():
-            lines.append(f"// {line}")
+        lines.extend(_comment_lines(str(fn.get("description") or "")))
         params = fn.get("parameters") or {}
+        # The parameters' own title and description (pydantic's model name and docstring) follow as comments.
+        for key in ("title", "description"):
+            if isinstance(params.get(key), str):
+                lines.extend(_comment_lines(params[key]))
         if params.get("properties"):
-            signature = _TypeScript(bool(fn.get("strict")), params, titles).type(params, "")
+            typescript = _TypeScript(bool(fn.get("strict")), params, titles)
+            signature = typescript.type(params, "")
+            if not fn.get("strict") and _uncommented(params):
+                # Non-strict parameters without any comment are written on one line: "(_: {a: number, b?: string})".
+                typescript.one_line = True
+                signature = typescript.type(params, "")
             lines.append(f"type {fn['name']} = (_: {signature}) => any;\n")
         else:
             lines.append(f"type {fn['name']} = () => any;\n")

@@ -42,6 +42,19 @@ class Located:
         return Problem(self.path, self.line(ptr), ptr, message)
 
 
+# libyaml's loader when PyYAML has it (its nodes carry line marks too): collection parses every case file
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse(text: str, loader_class: Any) -> tuple[yaml.Node | None, Any]:
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def load(path: Path) -> Located:
     """Parse ``path``; raise InputError with the line of any syntax error or duplicate key."""
     try:
@@ -50,16 +63,15 @@ def load(path: Path) -> Located:
         raise InputError([Problem(path, 1, "", f"cannot read the file: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
         raise InputError([Problem(path, 1, "", f"not UTF-8 text ({exc.reason})")]) from None
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        raise InputError([_syntax_problem(path, text, exc)]) from None
-    except yaml.YAMLError as exc:
-        raise InputError([Problem(path, 1, "", f"YAML error: {exc}")]) from None
-    finally:
-        loader.dispose()
+        node, data = _parse(text, _FAST_LOADER)
+    except yaml.YAMLError:  # parsed again by PyYAML's own loader, whose messages say more than libyaml's
+        try:
+            node, data = _parse(text, yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            raise InputError([_syntax_problem(path, text, exc)]) from None
+        except yaml.YAMLError as exc:
+            raise InputError([Problem(path, 1, "", f"YAML error: {exc}")]) from None
     lines: dict[str, int] = {}
     problems: list[Problem] = []
     if node is not None:

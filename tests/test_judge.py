@@ -172,7 +172,8 @@ def _project(
     """One case, one variant, a sample per answer; the eval's judge is JUDGE_MODEL unless ``judge_config`` says."""
     ep.init_project(root)
     case_file = _write_case(root, [{"judge": check or {"rubric": RUBRIC, "threshold": THRESHOLD}}])
-    extra = {"judge": judge_config or {"model": JUDGE_MODEL}}
+    # one request at a time, so that sample i gets ANSWERS[i] (the server answers them in turn)
+    extra = {"judge": judge_config or {"model": JUDGE_MODEL}, "limits": {"concurrency": 1}}
     variants = {"v": {"model": ANSWER_MODEL}}
     ep.write_eval(root, EVAL, base_url=base_url, cases=[case_file], variants=variants, samples=len(ANSWERS), **extra)
     return root

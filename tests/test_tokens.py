@@ -43,7 +43,7 @@ RATE_FLOORS = {
     "plain": 0.996,
     "names": 0.99,
     "content_parts": 0.994,
-    "tools": 0.815,
+    "tools": 0.888,
     "json_schema": 0.82,
     "reasoning": 0.98,
 }
@@ -213,13 +213,55 @@ def _tool(strict: bool, description: str | None) -> dict[str, Any]:
 
 
 def test_a_strict_function_with_an_undescribed_property_costs_one_less() -> None:
-    def count(model: str, *tools: dict[str, Any]) -> int:
-        return tokens.prompt_tokens(_body(model, {"role": "user", "content": "Weather?"}, tools=list(tools)))
+    enc = tokens.encoding("o200k_base")
 
-    assert count("gpt-4o", _tool(True, None)) == count("gpt-4o", _tool(False, None)) - 1
-    assert count("gpt-4o", _tool(True, "City")) == count("gpt-4o", _tool(False, "City"))
+    def beyond_rendering(model: str, tool: dict[str, Any]) -> int:
+        body = _body(model, {"role": "user", "content": "Weather?"}, tools=[tool])
+        return tokens.prompt_tokens(body) - len(enc.encode_ordinary(tokens.render_tools([tool["function"]])))
+
+    assert beyond_rendering("gpt-4o", _tool(True, None)) == beyond_rendering("gpt-4o", _tool(True, "City")) - 1
+    assert beyond_rendering("gpt-4o", _tool(False, None)) == beyond_rendering("gpt-4o", _tool(False, "City"))
     # Reasoning models: the first such function costs nothing less.
-    assert count("gpt-5", _tool(True, None)) == count("gpt-5", _tool(False, None))
+    assert beyond_rendering("gpt-5", _tool(True, None)) == beyond_rendering("gpt-5", _tool(True, "City"))
+
+
+def test_non_strict_parameters_without_comments_are_written_on_one_line() -> None:
+    add = {"a": {"type": "integer"}, "b": {"type": "number"}, "tags": {"type": "array", "items": {"type": "string"}}}
+    fn = {"name": "add", "parameters": {"type": "object", "properties": add, "required": ["a", "b"]}}
+    assert "type add = (_: {a: number, b: number, tags?: string[]}) => any;" in tokens.render_tools([fn])
+    # A description, default or title (even one the snapshot does not show) keeps the one-property-per-line layout,
+    # and so does strict mode.
+    for extra in ({"description": "First"}, {"default": 1}, {"title": "A"}):
+        described = {**fn, "parameters": {**fn["parameters"], "properties": {**add, "a": {"type": "integer", **extra}}}}
+        assert "(_: {\n" in tokens.render_tools([described])
+    assert "(_: {\n" in tokens.render_tools([{**fn, "strict": True}])
+
+
+def test_descriptions_are_stripped_line_by_line() -> None:
+    doc = "Add two numbers.\n\n    Args:\n        a: first\n    "
+    fn = {"name": "add", "description": doc, "parameters": {"type": "object", "properties": {}}}
+    assert "// Add two numbers.\n//\n// Args:\n// a: first\ntype add = () => any;" in tokens.render_tools([fn])
+    city = {"type": "string", "description": "The city.\n  Valid: any "}
+    fn = {"name": "f", "parameters": {"type": "object", "properties": {"city": city}}}
+    assert "// The city.\n// Valid: any\ncity?: string," in tokens.render_tools([fn])
+
+
+def test_the_parameters_title_and_description_follow_the_function_description() -> None:
+    params = {"title": "Book", "description": "A book.", "type": "object", "properties": {"t": {"type": "string"}}}
+    text = tokens.render_tools([{"name": "f", "description": "Extract.", "parameters": params, "strict": True}])
+    assert "// Extract.\n// Book\n// A book.\ntype f = (_: {\n" in text
+
+
+def test_a_strict_type_list_costs_a_fixed_34() -> None:
+    def count(kind: Any, strict: bool) -> int:
+        tz = {"type": kind, "description": "Time zone"}
+        parameters = {"type": "object", "properties": {"tz": tz}, "required": ["tz"], "additionalProperties": False}
+        tool = {"type": "function", "function": {"name": "now", "parameters": parameters, "strict": strict}}
+        return tokens.prompt_tokens(_body("gpt-4o", {"role": "user", "content": "Time?"}, tools=[tool]))
+
+    shown = tokens.count_text(" | null", "gpt-4o")
+    assert count(["string", "null"], True) == count("string", True) + shown + 34
+    assert count(["string", "null"], False) == count("string", False) + shown
 
 
 def test_a_schema_title_is_counted_once_more() -> None:
@@ -249,16 +291,17 @@ def test_a_json_schema_is_shown_with_ascii_escapes_and_without_defaults_or_bound
 
 
 def test_non_strict_titles_show_on_newer_snapshots_without_structured_outputs() -> None:
-    city = {"type": "string", "title": "City"}
+    city = {"type": "string", "title": "City", "description": "A city"}
     fn = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": city}, "required": ["city"]}}
-    assert "// City\ncity: string," in tokens.render_tools([fn], titles=True)
+    assert "// City\n// A city\ncity: string," in tokens.render_tools([fn], titles=True)
     assert "City" not in tokens.render_tools([fn])
 
     def count(model: str, **extra: Any) -> int:
         body = _body(model, {"role": "user", "content": "Weather?"}, tools=[{"type": "function", "function": fn}])
         return tokens.prompt_tokens({**body, **extra})
 
-    untitled = {**fn, "parameters": {**fn["parameters"], "properties": {"city": {"type": "string"}}}}
+    described = {"city": {"type": "string", "description": "A city"}}
+    untitled = {**fn, "parameters": {**fn["parameters"], "properties": described}}
 
     def count_untitled(model: str, **extra: Any) -> int:
         body = _body(model, {"role": "user", "content": "Weather?"}, tools=[{"type": "function", "function": untitled}])

@@ -1,0 +1,186 @@
+"""Live throughput of the real runner (issue 4): 1,000 calls recorded through ``pytest.main`` against the chaos server.
+
+    .venv/bin/python bench/runner.py [--repeats 3]
+
+A throw-away project of 50 cases × 2 variants × 10 samples with ``limits: {concurrency: 50}`` and a custom endpoint
+at a chaos server (a subprocess, fixed 200 ms latency) is recorded (`--record-mode once`, fresh cassettes) in this
+process. The ideal bound is 1,000 × 0.2 s / 50 = 4.0 s. Printed: the whole run (collection, cassettes, reports), the
+span from the first request sent to the last answer received (the runner's own pacing), the ratio of each to the
+bound, calls/s and the server's own count of requests and their maximum in flight. Then the same with 5% of the
+answers a 429 (Retry-After 1 s) to show the retries: every sample must still pass. The chaos server is test tooling:
+these are figures about the runner, never about a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import pytest  # noqa: E402
+from load import chaos_server  # noqa: E402
+
+from harness import client  # noqa: E402
+from tests import evalproject  # noqa: E402
+
+CASES, VARIANTS, SAMPLES, CONCURRENCY, LATENCY_S = 50, 2, 10, 50, 0.2
+CALLS = CASES * VARIANTS * SAMPLES
+BOUND_S = CALLS * LATENCY_S / CONCURRENCY
+SCHEMA = {"type": "object", "required": ["joke"], "properties": {"joke": {"type": "string", "minLength": 1}}}
+
+
+class Span:
+    """When the first call of the run started and the last one ended (``harness.client.call``, wrapped)."""
+
+    def __init__(self) -> None:
+        self.first = self.last = 0.0
+        self._lock = threading.Lock()
+        self._call = client.call
+
+    def __enter__(self) -> Span:
+        def timed(api: Any, body: dict[str, Any]) -> client.CallResult:
+            start = time.perf_counter()
+            try:
+                return self._call(api, body)
+            finally:
+                end = time.perf_counter()
+                with self._lock:
+                    self.first = min(self.first, start) if self.first else start
+                    self.last = max(self.last, end)
+
+        client.call = timed  # type: ignore[assignment]  # the runner calls it as client.call: seen at call time
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        client.call = self._call
+
+    @property
+    def seconds(self) -> float:
+        return self.last - self.first
+
+
+@dataclass(frozen=True)
+class Figures:
+    run_s: float
+    cpu_s: float  # this process's CPU time over the run, every thread's: near the wall time = bound by the GIL
+    span_s: float
+    stats: dict[str, Any]
+
+
+def build(root: Path, base_url: str, cases: int = CASES) -> None:
+    root.mkdir(parents=True)
+    evalproject.init_project(root)
+    bodies = []
+    for i in range(cases):
+        case = evalproject.json_case(f"joke-{i:03d}", min_pass_rate=0.9, topic=f"a joke about topic #{i}")
+        case["expect"] = [{"json_valid": True}, {"json_schema": SCHEMA}]
+        bodies.append(case)
+    path = evalproject.write_cases(root, "jokes", bodies, {"model": "chaos-model", "response_format": "json_object"})
+    evalproject.write_eval(
+        root,
+        "jokes",
+        base_url=base_url,
+        cases=[path],
+        variants={"cold": {"temperature": 0.2}, "warm": {"temperature": 0.8}},
+        samples=SAMPLES,
+        limits={"concurrency": CONCURRENCY},
+    )
+
+
+def recorded(root: Path) -> tuple[float, float]:
+    """A recording run of the project, in this process; its wall and CPU time (pytest's output is kept)."""
+    sys.modules.pop("conftest", None)  # each project has its own conftest.py
+    out = io.StringIO()
+    # modules this process imported before (anyio, a pytest plugin, came with the SDK) cannot be assert-rewritten
+    args = ["evals", "-q", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    start, cpu = time.perf_counter(), time.process_time()
+    with contextlib.chdir(root), contextlib.redirect_stdout(out):
+        code = pytest.main([*args, "--record-mode", "once"])
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if code != 0:
+        raise SystemExit(f"pytest exited {code} in {root}:\n{out.getvalue()[-3000:]}")
+    return elapsed, cpu
+
+
+def server_stats(base_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats", timeout=5) as response:
+        stats: dict[str, Any] = json.load(response)
+    return stats
+
+
+def one_run(tmp: Path, name: str, flags: list[str], cases: int = CASES) -> Figures:
+    """A fresh chaos server and a fresh project: the server's counts are this run's alone."""
+    with chaos_server("--latency", f"fixed:{LATENCY_S * 1000:g}", *flags) as (url, _):
+        root = tmp / name
+        build(root, url, cases)
+        with Span() as span:
+            run_s, cpu_s = recorded(root)
+        stats = server_stats(url)
+    rows = evalproject.results(root)
+    calls = cases * VARIANTS * SAMPLES
+    passed = sum(r["outcome"] == "passed" and r["replayed"] == "False" for r in rows)
+    if len(rows) != calls or passed != calls:
+        raise SystemExit(f"{name}: {len(rows)} rows, {passed} passed live, of {calls}")
+    return Figures(run_s, cpu_s, span.seconds, stats)
+
+
+def show(label: str, runs: list[Figures]) -> None:
+    run = sorted(runs, key=lambda f: f.run_s)[len(runs) // 2]  # the median run, its own figures
+    sent = run.stats["chat_requests"]
+    outcomes = {k: v for k, v in run.stats["outcomes"].items() if v}
+    print(
+        f"{label:<15} {run.run_s:>6.2f} {run.run_s / BOUND_S:>6.2f} {run.span_s:>6.2f} {run.span_s / BOUND_S:>6.2f} "
+        f"{CALLS / run.span_s:>8.0f} {run.cpu_s:>6.2f} {sent:>6,} {sent - CALLS:>8,} "
+        f"{run.stats['max_in_flight']:>9}  {outcomes}"
+    )
+    if len(runs) > 1:
+        whole = " ".join(f"{f.run_s:.2f}" for f in runs)
+        spans = " ".join(f"{f.span_s:.2f}" for f in runs)
+        print(f"{'':<15} runs: whole {whole} s; send span {spans} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per scenario; the median run is shown")
+    parser.add_argument("--no-429", action="store_true", help="skip the run with 5%% rate-limited answers")
+    args = parser.parse_args()
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    print(
+        f"== runner, live: {CASES} cases × {VARIANTS} variants × {SAMPLES} samples = {CALLS:,} calls, concurrency "
+        f"{CONCURRENCY}, chaos latency fixed {LATENCY_S * 1000:g} ms; bound {CALLS:,} × {LATENCY_S:g} s / "
+        f"{CONCURRENCY} = {BOUND_S:.1f} s"
+    )
+    print("whole = pytest.main, collection and reports included; span = first request sent → last answer received;")
+    print("CPU s = this process's CPU time over the whole run (all threads; near `whole`: the GIL is the bottleneck)")
+    scenarios: list[tuple[str, list[str]]] = [("no faults", [])]
+    if not args.no_429:
+        scenarios.append(("429 at 5%", ["--rate-429", "0.05", "--retry-after", "1"]))
+    with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:
+        one_run(Path(tmp), "warm-up", [], cases=5)  # the first run in a process pays the imports
+        print(
+            f"\n{'':<15} {'whole':>6} {'/bound':>6} {'span':>6} {'/bound':>6} {'calls/s':>8} {'CPU s':>6} {'sent':>6} "
+            f"{'retries':>8} {'in-flight':>9}  server outcomes"
+        )
+        for label, flags in scenarios:
+            runs = [one_run(Path(tmp), f"{label[:3]}-{i}", flags) for i in range(args.repeats)]
+            show(label, runs)
+    print(f"\ncalls/s over the span; the bound's is {CALLS / BOUND_S:.0f} calls/s. retries = sent − {CALLS:,}.")
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
