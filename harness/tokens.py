@@ -93,6 +93,9 @@ class Format:
     tools_system: int = -1
     schema: int = 7
     schema_system: int = 4
+    # A schema next to tool definitions (it joins their message) costs this much beyond schema_system (measured:
+    # gpt-4o, gpt-4o-mini, gpt-5-mini; crewAI, Mirascope, pydantic-ai).
+    schema_tools: int = -3
     per_call: int = 6  # an assistant tool call and its result, beyond the names and arguments
     json_assistant_extra: int = 4  # each assistant turn when a json_schema constrains the answer
     # A schema with a top-level "title" costs that title's tokens once more, plus this (measured; the title is
@@ -101,8 +104,8 @@ class Format:
     schema_title_system: int = -2
     forced_function: int = 9  # tool_choice naming one function, beyond the name
     forced_function_system: int = 7
-    # Each strict function with a property that has no description costs this much beyond its rendering (measured,
-    # cause unknown), except for the first `strict_bare_free` such functions.
+    # Each strict function with a property that has neither description nor title costs this much beyond its rendering
+    # (measured, cause unknown), except for the first `strict_bare_free` such functions.
     strict_bare: int = -1
     strict_bare_free: int = 0
     # A request with a strict function that types a property by a list of types (`"type": ["string", "null"]`, at
@@ -111,7 +114,7 @@ class Format:
     # Definitions joining a system message are tokenized with its text (after a newline), so its last characters can
     # merge with the newline (".\n" is one token): the join costs one token less after punctuation than after a word.
     join_system: bool = True
-    # Non-strict functions' property titles are shown ("// Title") unless the request uses structured outputs.
+    # Non-strict functions' property titles are shown ("// Title"), whatever else the request holds.
     titles: bool = True
 
 
@@ -260,9 +263,7 @@ class _Counter:
                 self.inexact(f"a {tool.get('type')!r} tool")
         schema = _json_schema_format(body)
         if tools:
-            # With structured outputs (a strict function or a json_schema answer) non-strict titles are not shown.
-            structured = schema is not None or any(fn.get("strict") for fn in tools)
-            text = render_tools(tools, titles=self.fmt.titles and not structured)
+            text = render_tools(tools, titles=self.fmt.titles)
             n += self.tokens(text)
             n += self.fmt.tools_system + self.joined(system_text, text) if has_system else self.fmt.tools
             bare = sum(1 for fn in tools if _strict_bare(fn))
@@ -278,6 +279,8 @@ class _Counter:
             text = render_response_format(schema)
             n += self.tokens(text)
             n += self.fmt.schema_system if joined else self.fmt.schema
+            if tools:
+                n += self.fmt.schema_tools
             if has_system and not tools:
                 n += self.joined(system_text, text)
             title = (schema.get("schema") or {}).get("title")
@@ -321,8 +324,9 @@ def _forced_function(body: Mapping[str, Any]) -> str | None:
 
 def _strict_bare(fn: Mapping[str, Any]) -> bool:
     properties = (fn.get("parameters") or {}).get("properties") or {}
+    # Only a property with neither description nor title: a titled one is shown as its "// Title" line alone.
     return bool(fn.get("strict")) and any(
-        isinstance(p, Mapping) and "description" not in p for p in properties.values()
+        isinstance(p, Mapping) and "description" not in p and "title" not in p for p in properties.values()
     )
 
 

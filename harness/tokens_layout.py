@@ -150,7 +150,9 @@ class _TypeScript:
             title = prop.get("title")
             if isinstance(title, str):
                 if self.strict:
-                    out += f"{indent}// {title}\n{indent}//\n"
+                    # A strict title is set off from the description by an empty "//" line; alone it is one line.
+                    separator = f"{indent}//\n" if isinstance(prop.get("description"), str) else ""
+                    out += f"{indent}// {title}\n{separator}"
                 elif self.titles:
                     out += f"{indent}// {title}\n"
             variants = _variants(prop)
@@ -195,6 +197,10 @@ def render_tools(functions: Sequence[Mapping[str, Any]], *, titles: bool = False
         for key in ("title", "description"):
             if isinstance(params.get(key), str):
                 lines.extend(_comment_lines(params[key]))
+                if key == "title" and fn.get("strict"):
+                    lines.append(
+                        "//"
+                    )  # a strict function's parameters title: "// Title\n//", like its properties' titles
         if params.get("properties"):
             typescript = _TypeScript(bool(fn.get("strict")), params, titles)
             signature = typescript.type(params, "")

@@ -79,6 +79,14 @@ def write_eval(
     return path
 
 
+def chaos_project(root: Path, name: str, base_url: str, cases: int, samples: int, **eval_extra: Any) -> None:
+    """``cases`` JSON cases c0, c1, … in one variant against the chaos server (harness.chaos) at ``base_url``."""
+    init_project(root)
+    case_file = write_cases(root, name, [json_case(f"c{i}") for i in range(cases)])
+    variants = {"v": {"model": "chaos-model"}}
+    write_eval(root, name, base_url=base_url, cases=[case_file], variants=variants, samples=samples, **eval_extra)
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))

@@ -544,7 +544,7 @@ def test_retryable_failure_is_not_recorded(pytester: pytest.Pytester, fake_opena
     )
     recorded = _run(pytester, *RECORD)
     assert recorded.ret == pytest.ExitCode.OK, _output(recorded)
-    assert len(fake_openai.chat_requests) == 2  # the failure, then the SDK's retry
+    assert len(fake_openai.chat_requests) == 2  # the failure, then the retry
     (cassette,) = ep.cassettes(root, EVAL)
     stored = ep.interactions(cassette)
     assert [i["response"]["status"]["code"] for i in stored] == [200]
@@ -729,7 +729,14 @@ def test_cli_run_unknown_eval_returns_2_listing_known_evals(
 
 
 def test_gzip_answer_is_stored_decoded_and_replays(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
-    root = _project(pytester.path, fake_openai.base_url, cases=("alpha",), variants={"mini": VARIANTS["mini"]})
+    # one at a time: sample i gets answers[i], in the order the server sends them
+    root = _project(
+        pytester.path,
+        fake_openai.base_url,
+        cases=("alpha",),
+        variants={"mini": VARIANTS["mini"]},
+        limits={"concurrency": 1},
+    )
     answers = [json.dumps({"n": i, "word": f"zebra{i}"}) for i in range(SAMPLES)]
     fake_openai.respond = _sequence(
         [

@@ -27,15 +27,12 @@ ACCOUNTING = "without a result"  # the line the plugin prints when results != pl
 
 
 def storm_project(root: Path, base_url: str) -> None:
-    ep.init_project(root)
-    case_file = ep.write_cases(root, EVAL, [ep.json_case(f"c{i}") for i in range(CASES)])
-    ep.write_eval(
+    ep.chaos_project(
         root,
         EVAL,
-        base_url=base_url,
-        cases=[case_file],
-        variants={"v": {"model": "chaos-model"}},
-        samples=SAMPLES,
+        base_url,
+        CASES,
+        SAMPLES,
         endpoint={"timeout_s": 1.0, "max_retries": 2},
         limits={"concurrency": 32},
         gates=[
@@ -45,10 +42,6 @@ def storm_project(root: Path, base_url: str) -> None:
     )
 
 
-# The pool sizes its threads from the endpoints' gates when samples are queued, and the gates are only made when a
-# case opens, after every sample was queued: a run sends one request at a time (the chaos server's max_in_flight is
-# 1). This test then takes ~2 minutes instead of ~10 s. Making the gate in runner.Case.__init__ fixes it, but ~12
-# tests written against the serial runner then fail on sample order (see the session's report).
 def test_a_thousand_samples_through_every_kind_of_fault(pytester: pytest.Pytester) -> None:
     rates = {fault: FAULT_RATE / len(chaos.FAULTS) for fault in chaos.FAULTS}
     # hold_s outlasts the 1 s client timeout: "timeout" and "stall" end on the client's side, as against a real API

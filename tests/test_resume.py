@@ -38,17 +38,7 @@ LATENCY = chaos.Latency.parse("uniform:20:50")
 
 
 def project(root: Path, base_url: str) -> None:
-    ep.init_project(root)
-    case_file = ep.write_cases(root, EVAL, [ep.json_case(f"c{i}") for i in range(CASES)])
-    ep.write_eval(
-        root,
-        EVAL,
-        base_url=base_url,
-        cases=[case_file],
-        variants={"v": {"model": "chaos-model"}},
-        samples=SAMPLES,
-        limits={"concurrency": CONCURRENCY},
-    )
+    ep.chaos_project(root, EVAL, base_url, CASES, SAMPLES, limits={"concurrency": CONCURRENCY})
 
 
 def promptvcr(root: Path, *args: str) -> subprocess.Popen[str]:

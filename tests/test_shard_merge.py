@@ -108,6 +108,10 @@ def test_replayed_shards_merge_to_the_same_rows_and_a_failing_gate_fails_the_mer
     )
     assert _merge(root, *shards) == 1
     assert "gates FAILED" in capsys.readouterr().out
+    # …while each shard, seeing part of the rows, leaves the verdict to the merge
+    shard = pytester.runpytest("evals", *QUIET, "--shard", "1/2")
+    assert shard.ret == pytest.ExitCode.OK
+    assert "its gates are not final" in shard.stdout.str()
 
 
 def test_a_bad_shard_option_is_a_usage_error(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:

@@ -43,8 +43,8 @@ RATE_FLOORS = {
     "plain": 0.996,
     "names": 0.99,
     "content_parts": 0.994,
-    "tools": 0.888,
-    "json_schema": 0.82,
+    "tools": 0.899,
+    "json_schema": 0.854,
     "reasoning": 0.98,
 }
 
@@ -223,6 +223,10 @@ def test_a_strict_function_with_an_undescribed_property_costs_one_less() -> None
     assert beyond_rendering("gpt-4o", _tool(False, None)) == beyond_rendering("gpt-4o", _tool(False, "City"))
     # Reasoning models: the first such function costs nothing less.
     assert beyond_rendering("gpt-5", _tool(True, None)) == beyond_rendering("gpt-5", _tool(True, "City"))
+    # A titled property is not bare: its title line is shown alone instead.
+    titled = _tool(True, None)
+    titled["function"]["parameters"]["properties"]["city"]["title"] = "City"
+    assert beyond_rendering("gpt-4o", titled) == beyond_rendering("gpt-4o", _tool(True, "City"))
 
 
 def test_non_strict_parameters_without_comments_are_written_on_one_line() -> None:
@@ -249,7 +253,10 @@ def test_descriptions_are_stripped_line_by_line() -> None:
 def test_the_parameters_title_and_description_follow_the_function_description() -> None:
     params = {"title": "Book", "description": "A book.", "type": "object", "properties": {"t": {"type": "string"}}}
     text = tokens.render_tools([{"name": "f", "description": "Extract.", "parameters": params, "strict": True}])
-    assert "// Extract.\n// Book\n// A book.\ntype f = (_: {\n" in text
+    assert "// Extract.\n// Book\n//\n// A book.\ntype f = (_: {\n" in text
+    # Non-strict: the title line alone.
+    text = tokens.render_tools([{"name": "f", "description": "Extract.", "parameters": params}])
+    assert "// Extract.\n// Book\n// A book.\ntype f = (_: {" in text
 
 
 def test_a_strict_type_list_costs_a_fixed_34() -> None:
@@ -290,7 +297,7 @@ def test_a_json_schema_is_shown_with_ascii_escapes_and_without_defaults_or_bound
     assert text.endswith('{"type":"object","properties":{"score":{"type":"number","description":"0 \\u2013 1"}}}')
 
 
-def test_non_strict_titles_show_on_newer_snapshots_without_structured_outputs() -> None:
+def test_non_strict_titles_show_on_newer_snapshots() -> None:
     city = {"type": "string", "title": "City", "description": "A city"}
     fn = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": city}, "required": ["city"]}}
     assert "// City\n// A city\ncity: string," in tokens.render_tools([fn], titles=True)
@@ -309,8 +316,32 @@ def test_non_strict_titles_show_on_newer_snapshots_without_structured_outputs() 
 
     assert count("gpt-4o-mini") > count_untitled("gpt-4o-mini")
     assert count("gpt-4o-2024-05-13") == count_untitled("gpt-4o-2024-05-13")
+    # A json_schema answer or a strict function in the request does not hide them.
     schema = {"type": "json_schema", "json_schema": {"name": "Weather", "schema": {"type": "object"}}}
-    assert count("gpt-4o-mini", response_format=schema) == count_untitled("gpt-4o-mini", response_format=schema)
+    assert count("gpt-4o-mini", response_format=schema) > count_untitled("gpt-4o-mini", response_format=schema)
+    assert "// City\n// A city\ncity: string," in tokens.render_tools([fn, {**untitled, "strict": True}], titles=True)
+
+
+def test_a_strict_title_is_set_off_from_a_description_only() -> None:
+    titled = {"title": "City", "type": "string"}
+    params = {"type": "object", "properties": {"city": titled, "day": {**titled, "title": "Day", "description": "D"}}}
+    text = tokens.render_tools([{"name": "f", "parameters": params, "strict": True}])
+    assert "// City\ncity?: string,\n// Day\n//\n// D\nday?: string," in text
+
+
+def test_a_json_schema_next_to_tools_costs_three_less() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    schema = {"type": "json_schema", "json_schema": {"name": "Out", "schema": {"type": "object"}}}
+    enc = tokens.encoding("o200k_base")
+    shown = len(enc.encode_ordinary(tokens.render_response_format(schema["json_schema"])))
+    user = {"role": "user", "content": "Hi"}
+
+    def extra(**fields: Any) -> int:
+        with_schema = tokens.prompt_tokens(_body("gpt-4o", user, response_format=schema, **fields))
+        return with_schema - tokens.prompt_tokens(_body("gpt-4o", user, **fields)) - shown
+
+    assert extra() == 7  # a new message for the schema
+    assert extra(tools=[tool]) == 4 - 3  # joined to the tools' message, 3 less
 
 
 def test_tools_join_a_system_message_across_its_last_characters() -> None:
