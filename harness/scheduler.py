@@ -1,11 +1,12 @@
 """Live runs send samples concurrently: a pool of threads, and one ``Job`` per case × variant.
 
 Threads, not asyncio: the SDK's sync client, the checks and the cassettes are plain functions, and a call spends
-its time waiting on the network with the GIL released (1,000 calls of 200 ms at concurrency 50 take 4.0–4.4 s here,
-see `make bench`). How many requests are in flight per endpoint, and how fast, is the endpoint's ``limits.Gate``'s
-business; the pool only has enough threads for all of them.
+its time waiting on the network with the GIL released. The cost is CPU under the GIL: 1,000 calls of 200 ms at
+concurrency 50 spend 4.9–5.5 s sending against the 4.0 s bound here (~4 ms of CPU a call across SDK, httpx2,
+cassette and checks; `make bench-runner`). How many requests are in flight per endpoint, and how fast, is the
+endpoint's ``limits.Gate``'s business; the pool only has enough threads for all of them.
 
-Without pytest-xdist the plugin starts every case's job when the first item runs, in item order, so samples of
+Without pytest-xdist the plugin starts every case's job as the run starts, in item order, so samples of
 later cases fill the slots the earlier ones leave; each pytest item then waits for its own job. Under pytest-xdist
 a worker only knows the item it was handed, so each item starts its own job and the workers run side by side.
 The threads are daemons: Ctrl-C ends the run without waiting for calls in flight (an answer that arrives before

@@ -80,10 +80,12 @@ class _TypeScript:
     ``titles`` (newer snapshots, in requests without structured outputs), else not at all (see docs/tokens.md).
     """
 
-    def __init__(self, strict: bool, root: Mapping[str, Any], titles: bool = False) -> None:
+    def __init__(self, strict: bool, root: Mapping[str, Any], titles: bool = False, legacy: bool = False) -> None:
         self.strict = strict
         self.one_line = False
         self.titles = titles
+        self.legacy = legacy
+        self.depth = 0  # objects being rendered around the current one
         self.definitions = {**(root.get("definitions") or {}), **(root.get("$defs") or {})}
         self.expanding: set[str] = set()
 
@@ -111,7 +113,11 @@ class _TypeScript:
         if isinstance(kind, list):
             return " | ".join("number" if k == "integer" else str(k) for k in kind)
         if kind == "object":
-            return self.object(schema, indent)
+            self.depth += 1
+            try:
+                return self.object(schema, indent)
+            finally:
+                self.depth -= 1
         if kind == "string":
             values = [f'"{v}"' for v in schema.get("enum") or [] if isinstance(v, str)]
             return " | ".join(values) if values else "string"
@@ -144,8 +150,15 @@ class _TypeScript:
             fields = (f"{key}{'' if key in required else '?'}: {self.type(prop, '')}" for key, prop in properties)
             return "{" + ", ".join(fields) + "}"
         out = "{\n"
+        close = indent
+        nested = self.legacy and self.depth > 1
+        if nested:
+            # The 0613 renderer indents a nested object's properties by two spaces and drops their comments.
+            indent += "  "
         for key, prop in (schema.get("properties") or {}).items():
             prop = prop if isinstance(prop, Mapping) else {}
+            if nested:
+                prop = {k: v for k, v in prop.items() if k not in _COMMENTED}
             mark = "" if key in required else "?"
             title = prop.get("title")
             if isinstance(title, str):
@@ -181,20 +194,24 @@ class _TypeScript:
                 skip = description if (i > 0 or not above) else (variant or {}).get("description")
                 out += f"{indent} | {self.variant(variant, indent, skip)}\n"
             out += f"{indent},\n"
-        return out + f"{indent}}}"
+        return out + f"{close}}}"
 
 
-def render_tools(functions: Sequence[Mapping[str, Any]], *, titles: bool = False) -> str:
+def render_tools(functions: Sequence[Mapping[str, Any]], *, titles: bool = False, legacy: bool = False) -> str:
     """The function definitions as the server writes them into the prompt (a TypeScript namespace).
 
-    ``titles``: show non-strict functions' property titles too (see ``_TypeScript``).
+    ``titles``: show non-strict functions' property titles too (see ``_TypeScript``). ``legacy``: the 0613 snapshots'
+    renderer (the first function-calling release): ``strict`` is ignored, the parameters' own title and description
+    are not shown, and a nested object's properties are indented by two spaces without their comments.
     """
     lines = ["# Tools\n\n## functions\n\nnamespace functions {\n"]
     for fn in functions:
+        if legacy:
+            fn = {k: v for k, v in fn.items() if k != "strict"}
         lines.extend(_comment_lines(str(fn.get("description") or "")))
         params = fn.get("parameters") or {}
         # The parameters' own title and description (pydantic's model name and docstring) follow as comments.
-        for key in ("title", "description"):
+        for key in () if legacy else ("title", "description"):
             if isinstance(params.get(key), str):
                 lines.extend(_comment_lines(params[key]))
                 if key == "title" and fn.get("strict"):
@@ -202,7 +219,7 @@ def render_tools(functions: Sequence[Mapping[str, Any]], *, titles: bool = False
                         "//"
                     )  # a strict function's parameters title: "// Title\n//", like its properties' titles
         if params.get("properties"):
-            typescript = _TypeScript(bool(fn.get("strict")), params, titles)
+            typescript = _TypeScript(bool(fn.get("strict")), params, titles, legacy)
             signature = typescript.type(params, "")
             if not fn.get("strict") and _uncommented(params):
                 # Non-strict parameters without any comment are written on one line: "(_: {a: number, b?: string})".

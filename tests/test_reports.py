@@ -55,6 +55,7 @@ def small_run(pytester: pytest.Pytester, fake: FakeOpenAI, **extra: Any) -> Path
     settings: dict[str, Any] = {
         "traffic": {"requests_per_day": 1000, "mix": MIX},
         "monthly_budget_usd": BUDGET,
+        "limits": {"concurrency": 1},  # shaky's answers alternate in the order requests arrive: one at a time
         "gates": [
             {"metric": "latency_p95_ms", "op": "<=", "value": 60000},
             {"metric": "json_valid_rate", "op": ">=", "value": 0.4},

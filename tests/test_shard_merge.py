@@ -22,7 +22,11 @@ def _project(root: Path, base_url: str) -> None:
     ep.init_project(root)
     case_file = ep.write_cases(root, EVAL, [ep.json_case(c, min_pass_rate=0) for c in CASES])
     gates = [{"metric": "json_valid_rate", "op": ">=", "value": 0.2}]
-    ep.write_eval(root, EVAL, base_url=base_url, cases=[case_file], variants=VARIANTS, samples=SAMPLES, gates=gates)
+    # one request at a time: which variant gets the invalid answers (and so its gate) depends on arrival order
+    limits = {"concurrency": 1}
+    ep.write_eval(
+        root, EVAL, base_url=base_url, cases=[case_file], variants=VARIANTS, samples=SAMPLES, gates=gates, limits=limits
+    )
 
 
 def _key(row: dict[str, str]) -> tuple[str, ...]:
