@@ -82,12 +82,12 @@ class Case:
     def _refusal(self) -> list[Row] | None:
         run = self.run
         if self.call.overflow:
-            return _all_errored(run, "context_overflow", self.call.overflow_message())
+            return all_errored(run, "context_overflow", self.call.overflow_message())
         path = cassette_for(run, self.options)
         if self.options.replay and not path.is_file():
             what = f"case {run.case.id!r} in variant {run.variant.name!r}"
             message = f"no recording for {what} ({path}): run `{record_command(run.eval_name)}`"
-            return _all_errored(run, "missing_recording", message)
+            return all_errored(run, "missing_recording", message)
         return None
 
     def open(self) -> list[Row] | None:
@@ -97,7 +97,7 @@ class Case:
             self.api = options.connections.client(run.variant.endpoint)
         except (ConfigError, LocalServerError) as exc:  # no key, no local server: nothing can be sent
             kind = "config" if isinstance(exc, ConfigError) else "connection"
-            return [_errored(run, s, client.CallResult(None, None, kind, str(exc))) for s in self.pending]
+            return [errored(run, s, client.CallResult(None, None, kind, str(exc))) for s in self.pending]
         self.cassette = cassettes.Cassette(
             cassette_for(run, options), options.record_mode, run.redactor, options.resume
         )
@@ -126,7 +126,7 @@ class Case:
         budget = None if options.replay else options.budgets.get(run.eval_name)
         if budget is not None and not budget.reserve(self.call.unit_cost_usd):
             message = f"budget: ${budget.spent_usd:.4f} spent of budget_usd ${budget.limit_usd:g}; not sent"
-            return _errored(run, sample, client.CallResult(None, None, "budget", message))
+            return errored(run, sample, client.CallResult(None, None, "budget", message))
         with cassettes.playing(self.cassette, sample):
             result, answered_by = self._answer(sample)
         row = _row(run, sample, result, replayed=result.replayed, answered_by=answered_by)
@@ -245,9 +245,9 @@ def _unmatched(run: CaseRun, cassette: cassettes.Cassette, sample: int, what: st
     return client.CallResult(None, None, "missing_recording", message)
 
 
-def _all_errored(run: CaseRun, kind: str, message: str) -> list[Row]:
+def all_errored(run: CaseRun, kind: str, message: str) -> list[Row]:
     """Every sample of ``run`` errored for one reason found before sending anything."""
-    return [_errored(run, i, client.CallResult(None, None, kind, message)) for i in range(run.samples)]
+    return [errored(run, i, client.CallResult(None, None, kind, message)) for i in range(run.samples)]
 
 
 def _base(run: CaseRun, sample: int) -> Row:
@@ -260,7 +260,7 @@ def _base(run: CaseRun, sample: int) -> Row:
     }
 
 
-def _errored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool = False) -> Row:
+def errored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool = False) -> Row:
     return _base(run, sample) | {
         "replayed": replayed,
         "outcome": "errored",
@@ -274,7 +274,7 @@ def _errored(run: CaseRun, sample: int, result: client.CallResult, replayed: boo
 
 def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool, answered_by: str = "primary") -> Row:
     if result.response is None:
-        return _errored(run, sample, result, replayed)
+        return errored(run, sample, result, replayed)
     response = result.response
     outcomes = checks.run_checks(run.case.checks, run.body, response)
     failed = [o for o in outcomes if not o.passed]

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 
 from . import client
-from .runner import Case, Row, _errored, finish
+from .runner import Case, Row, errored, finish
 
 Task = Callable[[], None]
 POLL_S = 0.2  # how often a waiting item wakes up: Ctrl-C is only seen by the main thread between waits
@@ -94,7 +94,7 @@ class Job:
                 row = self._sample(sample)
             except Exception as exc:  # a bug of ours: the sample still ends, with a row that says so
                 message = f"{type(exc).__name__}: {exc}"
-                row = _errored(self.case.run, sample, client.CallResult(None, None, "internal", message))
+                row = errored(self.case.run, sample, client.CallResult(None, None, "internal", message))
             if self._on_row is not None:  # before it counts as done: the item may end the moment the last one does
                 self._on_row(row)
             with self._lock:

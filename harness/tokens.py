@@ -116,6 +116,10 @@ class Format:
     join_system: bool = True
     # Non-strict functions' property titles are shown ("// Title"), whatever else the request holds.
     titles: bool = True
+    # The 0613 snapshots' function renderer (see tokens_layout.render_tools): strict ignored, no parameters' title or
+    # description, nested objects indented without their comments.
+    legacy_functions: bool = False
+    required_choice: int = 0  # tool_choice "required"
 
 
 FORMATS: Mapping[str, Format] = {
@@ -123,6 +127,17 @@ FORMATS: Mapping[str, Format] = {
     # A forced function costs one token less around its name in cl100k_base.
     # cl100k_base snapshots show no non-strict titles and count the join to a system message as a fixed cost.
     "chatml-cl100k": Format(forced_function=8, forced_function_system=6, join_system=False, titles=False),
+    # The 0613 snapshots (gpt-4-0613, gpt-3.5-turbo-0613), the first with function calling, keep that release's
+    # renderer; a forced function costs its name + 4 with or without a system message (as hmarr/openai-chat-tokens,
+    # fitted on these snapshots, has it) and "required" 2.
+    "chatml-0613": Format(
+        forced_function=4,
+        forced_function_system=4,
+        required_choice=2,
+        join_system=False,
+        titles=False,
+        legacy_functions=True,
+    ),
     # The first gpt-3.5-turbo snapshot: four tokens per message, and a name replaces the role token.
     "chatml-0301": Format(per_message=4, per_name=-1, join_system=False, titles=False),
     # gpt-5 and o3/o4: assistant turns carry a channel; with tools the server adds its own system preamble.
@@ -263,13 +278,16 @@ class _Counter:
                 self.inexact(f"a {tool.get('type')!r} tool")
         schema = _json_schema_format(body)
         if tools:
-            text = render_tools(tools, titles=self.fmt.titles)
+            legacy = self.fmt.legacy_functions
+            text = render_tools(tools, titles=self.fmt.titles, legacy=legacy)
             n += self.tokens(text)
             n += self.fmt.tools_system + self.joined(system_text, text) if has_system else self.fmt.tools
-            bare = sum(1 for fn in tools if _strict_bare(fn))
+            bare = 0 if legacy else sum(1 for fn in tools if _strict_bare(fn))
             n += self.fmt.strict_bare * max(0, bare - self.fmt.strict_bare_free)
-            if any(fn.get("strict") and _has_type_list(fn.get("parameters")) for fn in tools):
+            if not legacy and any(fn.get("strict") and _has_type_list(fn.get("parameters")) for fn in tools):
                 n += self.fmt.strict_type_list
+            if (body.get("tool_choice") or body.get("function_call")) == "required":
+                n += self.fmt.required_choice
             forced = _forced_function(body)
             if forced is not None:
                 n += self.tokens(forced) + (self.fmt.forced_function_system if has_system else self.fmt.forced_function)
@@ -325,8 +343,10 @@ def _forced_function(body: Mapping[str, Any]) -> str | None:
 def _strict_bare(fn: Mapping[str, Any]) -> bool:
     properties = (fn.get("parameters") or {}).get("properties") or {}
     # Only a property with neither description nor title: a titled one is shown as its "// Title" line alone.
+    # An empty description is no description (measured: ellmer's `roll`, "description": "").
     return bool(fn.get("strict")) and any(
-        isinstance(p, Mapping) and "description" not in p and "title" not in p for p in properties.values()
+        isinstance(p, Mapping) and not str(p.get("description") or "").strip() and "title" not in p
+        for p in properties.values()
     )
 
 
