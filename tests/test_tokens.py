@@ -43,7 +43,7 @@ RATE_FLOORS = {
     "plain": 0.996,
     "names": 0.99,
     "content_parts": 0.994,
-    "tools": 0.899,
+    "tools": 0.925,
     "json_schema": 0.854,
     "reasoning": 0.98,
 }
@@ -203,7 +203,7 @@ def test_a_union_with_null_is_inline_unless_the_other_variant_is_an_object() -> 
     fn = {"name": "f", "parameters": {"type": "object", "properties": {"status": status, "arguments": arguments}}}
     text = tokens.render_tools([fn])
     assert 'status?: "pending" | "done" | null,' in text
-    assert "arguments?:\n | {\n   }\n | any\n," in text
+    assert "arguments?:\n | {\n   }\n | null\n," in text
 
 
 def _tool(strict: bool, description: str | None) -> dict[str, Any]:
@@ -221,8 +221,12 @@ def test_a_strict_function_with_an_undescribed_property_costs_one_less() -> None
 
     assert beyond_rendering("gpt-4o", _tool(True, None)) == beyond_rendering("gpt-4o", _tool(True, "City")) - 1
     assert beyond_rendering("gpt-4o", _tool(False, None)) == beyond_rendering("gpt-4o", _tool(False, "City"))
-    # Reasoning models: the first such function costs nothing less.
-    assert beyond_rendering("gpt-5", _tool(True, None)) == beyond_rendering("gpt-5", _tool(True, "City"))
+    # Reasoning models: the first such function costs nothing less on gpt-5-mini, 1 less on gpt-5 and gpt-5-nano.
+    assert beyond_rendering("gpt-5-mini", _tool(True, None)) == beyond_rendering("gpt-5-mini", _tool(True, "City"))
+    for model in ("gpt-5", "gpt-5-nano"):
+        assert beyond_rendering(model, _tool(True, None)) == beyond_rendering(model, _tool(True, "City")) - 1
+    # An empty description is no description.
+    assert beyond_rendering("gpt-4o", _tool(True, "")) == beyond_rendering("gpt-4o", _tool(True, None))
     # A titled property is not bare: its title line is shown alone instead.
     titled = _tool(True, None)
     titled["function"]["parameters"]["properties"]["city"]["title"] = "City"
@@ -476,3 +480,72 @@ def test_every_model_the_sdk_lists_as_retired_before_today_is_marked_shut_down()
     for name in ("gpt-3.5-turbo", "gpt-4", "gpt-4-0613"):
         entry = models.lookup(name)
         assert entry is not None and entry.shutdown == dt.date(2026, 10, 23)
+
+
+def test_the_0613_renderer_ignores_strict_and_drops_nested_comments() -> None:
+    book = {
+        "type": "object",
+        "title": "Book",
+        "properties": {"vibe": {"type": "string", "title": "Vibe", "description": "One word"}},
+        "required": ["vibe"],
+    }
+    params = {
+        "type": "object",
+        "title": "Series",
+        "description": "A series.",
+        "properties": {"books": {"type": "array", "title": "Books", "items": book}},
+        "required": ["books"],
+    }
+    fn = {"name": "f", "description": "Extract.", "parameters": params, "strict": True}
+    text = tokens.render_tools([fn], legacy=True)
+    # No parameters' title or description, no strict titles; the nested object indented, without its comments.
+    assert "// Extract.\ntype f = (_: {\nbooks: {\n  vibe: string,\n}[],\n}) => any;" in text
+    assert "Series" not in text and "A series." not in text
+    assert tokens.render_tools([{**fn, "strict": False}], legacy=True) == text
+    # A strict function's extra costs (bare properties, type lists) do not apply either.
+    bare = {"type": "object", "properties": {"tz": {"type": ["string", "null"]}}, "required": ["tz"]}
+    tool = {"type": "function", "function": {"name": "now", "parameters": bare, "strict": True}}
+    body = _body("gpt-4-0613", {"role": "user", "content": "Time?"}, tools=[tool])
+    enc = tokens.encoding("cl100k_base")
+    shown = len(enc.encode_ordinary(tokens.render_tools([tool["function"]], legacy=True)))
+    assert tokens.prompt_tokens(body) == tokens.prompt_tokens(_body("gpt-4-0613", body["messages"][0])) + shown + 3
+
+
+def test_a_forced_function_on_0613_costs_its_name_plus_4_and_required_2() -> None:
+    fn = {"name": "Joke", "parameters": {"type": "object", "properties": {"setup": {"type": "string"}}}}
+    tools = [{"type": "function", "function": fn}]
+    for first in ("system", "user"):
+        message = {"role": first, "content": "A joke."}
+        free = tokens.prompt_tokens(_body("gpt-4-0613", message, tools=tools))
+        named = {"type": "function", "function": {"name": "Joke"}}
+        forced = tokens.prompt_tokens(_body("gpt-4-0613", message, tools=tools, tool_choice=named))
+        assert forced - free == tokens.count_text("Joke", "gpt-4-0613") + 4
+        assert tokens.prompt_tokens(_body("gpt-4-0613", message, tools=tools, tool_choice="required")) == free + 2
+    # Later snapshots keep their own costs.
+    message = {"role": "user", "content": "A joke."}
+    assert tokens.prompt_tokens(_body("gpt-3.5-turbo-0125", message, tools=tools, tool_choice="required")) == (
+        tokens.prompt_tokens(_body("gpt-3.5-turbo-0125", message, tools=tools))
+    )
+
+
+def test_the_0613_renderer_leaves_out_objects_without_properties() -> None:
+    name = {"type": "string", "description": "The tool."}
+    arguments = {"type": "object", "description": "Its arguments."}
+    params = {"type": "object", "properties": {"tool_name": name, "arguments": arguments}, "required": ["tool_name"]}
+    fn = {"name": "Call", "parameters": params}
+    text = tokens.render_tools([fn], legacy=True)
+    assert "type Call = (_: {\n// The tool.\ntool_name: string,\n}) => any;" in text
+    # In a union the empty object is left out: `dict | None` is shown as null.
+    optional = {"anyOf": [{"type": "object"}, {"type": "null"}], "description": "Its arguments."}
+    text = tokens.render_tools([{**fn, "parameters": {**params, "properties": {"arguments": optional}}}], legacy=True)
+    assert "// Its arguments.\narguments?: null,\n" in text
+    # Later snapshots show them.
+    assert "arguments?: {\n}," in tokens.render_tools([fn])
+
+
+def test_a_parameters_title_is_set_off_where_titles_show() -> None:
+    params = {"type": "object", "title": "get_temp_input", "properties": {"city": {"type": "string", "title": "City"}}}
+    fn = {"name": "get_temp", "description": "Temperature.", "parameters": params}
+    assert "// Temperature.\n// get_temp_input\n//\ntype get_temp" in tokens.render_tools([fn], titles=True)
+    assert "// Temperature.\n// get_temp_input\ntype get_temp" in tokens.render_tools([fn])
+    assert "// get_temp_input\n//\ntype" in tokens.render_tools([{**fn, "strict": True}])
