@@ -137,7 +137,15 @@ def _failed(kind: str, exc: openai.OpenAIError, start: float) -> CallResult:
     response = getattr(exc, "response", None)
     raw = response.headers if isinstance(response, httpx2.Response) else httpx2.Headers()
     headers, replayed = _pacing_headers(raw), bool(raw.get(REPLAYED_HEADER))
-    return CallResult(None, elapsed, kind, redact(prefix + str(exc)), headers=headers, replayed=replayed)
+    recorded = raw.get(LATENCY_HEADER)  # a replayed refusal reports the latency its recording saw, as an answer does
+    return CallResult(
+        None,
+        float(recorded) if recorded else elapsed,
+        kind,
+        redact(prefix + str(exc)),
+        headers=headers,
+        replayed=replayed,
+    )
 
 
 class Connections:

@@ -281,12 +281,13 @@ def unmatched(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
     return [f"{e}/{v} only in A" for e, v in only_a] + [f"{e}/{v} only in B" for e, v in only_b]
 
 
-def load_run(target: Path) -> pd.DataFrame:
-    """A run's result rows, from its reports directory or its results.csv."""
+def load_run(target: Path, as_text: bool = False) -> pd.DataFrame:
+    """A run's result rows, from its reports directory or its results.csv (``as_text``: every cell as written)."""
     path = target / "results.csv" if target.is_dir() else target
     if not path.is_file():
         raise PromptVCRError(f"no results.csv at {path}: give a reports/<run-id> directory or its results.csv")
-    df = pd.read_csv(path, dtype={"eval": str, "case": str, "variant": str, "outcome": str}, keep_default_na=False)
+    text: Any = str if as_text else {"eval": str, "case": str, "variant": str, "outcome": str}
+    df = pd.read_csv(path, dtype=text, keep_default_na=False)
     missing = [c for c in USED if c not in df.columns]
     if missing:
         raise PromptVCRError(f"{path} is not a promptvcr results.csv (missing columns: {', '.join(missing)})")

@@ -7,7 +7,6 @@ shards with a row for the same sample are refused: that is the same work done tw
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,30 @@ from .errors import PromptVCRError
 Row = dict[str, Any]
 
 
+# How a results.csv cell turns back into the row's value (harness.runner.COLUMNS); other columns stay text.
+_INTEGERS = frozenset(
+    {"sample", "prompt_tokens", "completion_tokens", "judge_prompt_tokens", "judge_completion_tokens"}
+)
+_FLOATS = frozenset({"cost_usd", "latency_ms", "judge_cost_usd"})
+_BOOLEANS = frozenset({"json_valid", "schema_valid", "replayed"})
+
+
 def rows_of(target: Path) -> list[Row]:
-    """The result rows of a shard (its reports/<run-id> folder or its results.csv), with empty cells as None."""
-    df = compare.load_run(target)
-    return [{str(k): _cell(v) for k, v in row.items()} for row in df.to_dict("records")]
+    """The result rows of a shard (its reports/<run-id> folder or its results.csv), as the run had them."""
+    df = compare.load_run(target, as_text=True)
+    return [{str(k): _cell(str(k), v) for k, v in row.items()} for row in df.to_dict("records")]
 
 
-def _cell(value: Any) -> Any:
-    if value == "" or (isinstance(value, float) and math.isnan(value)):
+def _cell(column: str, text: str) -> Any:
+    if text == "":
         return None
-    return value
+    if column in _INTEGERS:
+        return int(float(text))
+    if column in _FLOATS:
+        return float(text)
+    if column in _BOOLEANS:
+        return text == "True"
+    return text
 
 
 def joined(targets: Sequence[Path]) -> list[Row]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness import cli
 from tests import evalproject as ep
-from tests.fakeserver import FakeOpenAI
+from tests.fakeserver import FakeOpenAI, Reply
 
 EVAL = "sharded"
 CASES = ("alpha", "beta", "gamma", "delta", "epsilon")
@@ -84,16 +85,26 @@ def test_replayed_shards_merge_to_the_same_rows_and_a_failing_gate_fails_the_mer
 ) -> None:
     root = pytester.path
     _project(root, fake_openai.base_url)
-    fake_openai.respond = ep.Numbered()
-    assert pytester.runpytest("evals", *QUIET, "--record-mode", "once").ret == pytest.ExitCode.OK
-    assert pytester.runpytest("evals", *QUIET).ret == pytest.ExitCode.OK
-    whole = ep.results(root)
+    numbered = ep.Numbered()
+
+    def respond(body: dict[str, Any]) -> Reply:  # one case refused: rows with empty cells, as real runs have
+        if ep.case_of(body) == "epsilon":
+            return Reply(400, {"error": {"message": "refused"}})
+        return numbered(body)
+
+    fake_openai.respond = respond
+    failed = pytest.ExitCode.TESTS_FAILED  # the refused case's items fail; the gates pass
+    assert pytester.runpytest("evals", *QUIET, "--record-mode", "once").ret == failed
+    assert pytester.runpytest("evals", *QUIET).ret == failed
+    whole, whole_summary = ep.results(root), ep.summary(root)
+    assert {r["error"] for r in whole} == {"", "refused_by_endpoint"}
     shards = []
     for index in (1, 2):
-        assert pytester.runpytest("evals", *QUIET, "--shard", f"{index}/2").ret == pytest.ExitCode.OK
+        assert pytester.runpytest("evals", *QUIET, "--shard", f"{index}/2").ret == failed
         shards.append(ep.latest(root))
     assert _merge(root, *shards) == 0
     assert sorted(ep.results(root), key=_key) == sorted(whole, key=_key)
+    assert ep.summary(root) == whole_summary
 
     # the same shard twice is the same work twice: refused, with both places named
     capsys.readouterr()
@@ -114,7 +125,8 @@ def test_replayed_shards_merge_to_the_same_rows_and_a_failing_gate_fails_the_mer
     assert "gates FAILED" in capsys.readouterr().out
     # …while each shard, seeing part of the rows, leaves the verdict to the merge
     shard = pytester.runpytest("evals", *QUIET, "--shard", "1/2")
-    assert shard.ret == pytest.ExitCode.OK
+    assert shard.ret == failed  # its refused items, not the gate: that is the merge's
+    assert "gates FAILED" not in shard.stdout.str()
     assert "its gates are not final" in shard.stdout.str()
 
 
