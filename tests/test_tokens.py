@@ -43,7 +43,7 @@ RATE_FLOORS = {
     "plain": 0.996,
     "names": 0.99,
     "content_parts": 0.994,
-    "tools": 0.925,
+    "tools": 0.935,
     "json_schema": 0.854,
     "reasoning": 0.98,
 }
@@ -357,6 +357,35 @@ def test_tools_join_a_system_message_across_its_last_characters() -> None:
 
     # ".\n" is one token, so the definitions cost one token less after a full stop than after a word.
     assert extra("Be brief.") == extra("Be brief") - 1
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-3.5-turbo-0125", "gpt-4-0613"])
+def test_tools_are_set_off_from_the_system_text_by_an_empty_line(model: str) -> None:
+    fn: dict[str, Any] = {"name": "noop", "parameters": {"type": "object", "properties": {}}}
+    tool = {"type": "function", "function": fn}
+    entry = models.lookup(model)
+    assert entry is not None
+    enc = tokens.encoding(str(entry.encoding))
+    shown = tokens.render_tools([fn], legacy=model == "gpt-4-0613")
+
+    def join(system: str) -> int:
+        bare = _body(model, {"role": "system", "content": system}, {"role": "user", "content": "Hi"})
+        extra = tokens.prompt_tokens({**bare, "tools": [tool]}) - tokens.prompt_tokens(bare)
+        return extra - len(enc.encode_ordinary(shown))
+
+    def merged(joined: str, system: str) -> int:
+        count = enc.encode_ordinary
+        return len(count(joined + shown)) - len(count(system)) - len(count(shown))
+
+    # The same rule on both encodings: the definitions follow an empty line, merging with the system text's end.
+    for system in ("Be brief.", "Be brief", "Be brief.\n"):
+        separator = "\n" if system.endswith("\n") else "\n\n"
+        assert join(system) == merged(system + separator, system) - 1, repr(system)
+    # An indented text's last run of spaces merges with one newline, not with two (crewAI's prompts on gpt-4-0613).
+    indented = "Answer in JSON:\n" + " " * 28
+    assert join(indented) == merged(indented + "\n\n", indented) - 1 == merged(indented + "\n", indented)
+    # After a full stop the newlines merge into it (".\n\n" is one token): one token less than after a word.
+    assert join("Be brief.") == join("Be brief") - 1
 
 
 def test_a_tool_result_name_is_not_counted() -> None:
