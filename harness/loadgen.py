@@ -80,13 +80,20 @@ class LoadReport:
     cpu_ms_per_attempt: (
         float  # this process's CPU time over attempts: when it nears 1000 / rps, the client is the limit
     )
+    planned: int = 0  # more than ``requests`` when Ctrl-C stopped the run early
+
+    @property
+    def stopped(self) -> bool:
+        return self.planned > self.requests
 
     def text(self) -> str:
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items()))
         lat, lag = self.latency_ms, self.lag_ms
+        stopped = f" — stopped by Ctrl-C, {self.planned} planned" if self.stopped else ""
+        sent = f"{self.requests} in {self.duration_s:.2f}s (sent over {self.send_window_s:.2f}s)"
         return "\n".join(
             [
-                f"requests      {self.requests} in {self.duration_s:.2f}s (sent over {self.send_window_s:.2f}s)",
+                f"requests      {sent}{stopped}",
                 f"achieved RPS  {self.achieved_rps:.1f} of {self.target_rps:g} "
                 f"({self.achieved_rps / self.target_rps:.1%})",
                 f"latency ms    p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}",
@@ -237,7 +244,11 @@ async def _one(
             state.done += 1
 
 
-async def run_async(config: LoadConfig, progress: Callable[[str, bool], None] | None = None) -> LoadReport:
+async def run_async(
+    config: LoadConfig, progress: Callable[[str, bool], None] | None = None, partial: list[LoadReport] | None = None
+) -> LoadReport:
+    """The load run; ``partial`` receives the report as well, so that Ctrl-C (which asyncio turns into a cancel of
+    this task, then a KeyboardInterrupt) still has one to print for what was sent."""
     check_target(config.base_url, config.allow_remote)
     check_bounds(config)
     payload = json.dumps(config.body).encode()
@@ -281,6 +292,8 @@ async def run_async(config: LoadConfig, progress: Callable[[str, bool], None] | 
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             await asyncio.gather(*tasks)
+        except asyncio.CancelledError:  # Ctrl-C: what was sent so far is reported; answers in flight are dropped
+            pass
         finally:
             for task in tasks:
                 task.cancel()
@@ -292,10 +305,10 @@ async def run_async(config: LoadConfig, progress: Callable[[str, bool], None] | 
         end = time.perf_counter()
     if progress:
         progress(_progress_line(state, total, start, end, config), True)
-    window = state.last_send - start + 1 / config.rps  # n sends on schedule span exactly n / rps
-    return LoadReport(
+    window = max(state.last_send - start, 0.0) + 1 / config.rps  # n sends on schedule span exactly n / rps
+    report = LoadReport(
         target_rps=config.rps,
-        requests=total,
+        requests=state.started,
         duration_s=end - start,
         send_window_s=window,
         achieved_rps=state.started / window,
@@ -308,7 +321,11 @@ async def run_async(config: LoadConfig, progress: Callable[[str, bool], None] | 
         concurrency=config.concurrency,
         max_in_flight=state.max_in_flight,
         cpu_ms_per_attempt=(time.process_time() - cpu) * 1000 / max(1, state.attempts),
+        planned=total,
     )
+    if partial is not None:
+        partial.append(report)
+    return report
 
 
 def _progress_line(state: _State, total: int, start: float, now: float, config: LoadConfig) -> str:
@@ -330,7 +347,14 @@ async def _report_progress(
 
 
 def run(config: LoadConfig, progress: Callable[[str, bool], None] | None = None) -> LoadReport:
-    return asyncio.run(run_async(config, progress))
+    """The load run's report; after Ctrl-C, the report of what was sent until then."""
+    partial: list[LoadReport] = []
+    try:
+        return asyncio.run(run_async(config, progress, partial))
+    except KeyboardInterrupt:
+        if partial:
+            return partial[0]
+        raise
 
 
 def _printer(stream: Any) -> Callable[[str, bool], None]:
@@ -417,4 +441,4 @@ def main(argv: list[str], root: Path, resolve: Callable[[str, Path], Path]) -> i
     print(report.text())
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
-    return 0
+    return 130 if report.stopped else 0  # the shell's code for a run ended by Ctrl-C

@@ -296,3 +296,27 @@ def test_load_of_streamed_requests() -> None:
     with chaos.running(chaos.ChaosConfig()) as server:
         report = loadgen.run(loadgen.LoadConfig(server.base_url, BODY | {"stream": True}, 50, 0.2))
     assert report.statuses == {"200": 10}
+
+
+def test_ctrl_c_stops_the_load_with_a_report_of_what_was_sent(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps(BODY), encoding="utf-8")
+    with chaos.running(chaos.ChaosConfig()) as server:
+        argv = [sys.executable, "-m", "harness.cli", "load", server.base_url, "--rps", "20", "--duration", "60"]
+        load = subprocess.Popen([*argv, "--body", str(body)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while server.outcomes["ok"] < 10 and time.monotonic() < deadline:  # it is sending
+            time.sleep(0.05)
+        load.send_signal(signal.SIGINT)
+        out, err = load.communicate(timeout=30)
+    assert load.returncode == 130, err.decode()
+    text = out.decode()
+    assert "stopped by Ctrl-C, 1200 planned" in text
+    sent = int(text.split("requests", 1)[1].split()[0])
+    assert 10 <= sent < 1200
+    assert "Traceback" not in err.decode()
