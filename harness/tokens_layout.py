@@ -19,8 +19,8 @@ def _default_comment(value: Any, schema: Mapping[str, Any]) -> str:
 
 
 def _variants(schema: Mapping[str, Any]) -> list[Any] | None:
-    # anyOf is shown like oneOf: one "| type" line per variant.
-    if _nullable(schema) is not None:
+    # anyOf is shown like oneOf: one "| type" line per variant (unless the union is written inline).
+    if _nullable(schema) is not None or _inline_union(schema) is not None:
         return None
     variants = schema.get("oneOf", schema.get("anyOf"))
     return variants if isinstance(variants, list) and "type" not in schema else None
@@ -39,6 +39,28 @@ def _nullable(schema: Mapping[str, Any]) -> Any:
     if len(others) != 1 or not isinstance(others[0], Mapping) or others[0].get("type") in ("object", "array"):
         return None
     return others[0]
+
+
+def _scalar(schema: Any) -> bool:
+    """Whether a union variant is a plain type: no object, reference or union, and an array only of such items."""
+    if not isinstance(schema, Mapping) or {"$ref", "anyOf", "oneOf"} & set(schema):
+        return False
+    if schema.get("type") == "array":
+        return "items" not in schema or _scalar(schema["items"])
+    return schema.get("type") != "object"
+
+
+def _inline_union(schema: Mapping[str, Any]) -> list[Any] | None:
+    """The variants of a union of plain types (`string | string[]`), which is written inline like a `type` list.
+
+    Measured: pydantic-ai's `repoName: string | string[]` (6 lines) and crewAI's `include_domains: string[] | null`
+    (3 lines) were 3 and 2 tokens high written one line per variant; a union with an object variant stays one line
+    per variant (crewAI's `dict | None`, 147 exact lines).
+    """
+    variants = schema.get("oneOf", schema.get("anyOf"))
+    if "type" in schema or not isinstance(variants, list) or len(variants) < 2:
+        return None
+    return variants if all(_scalar(v) for v in variants) else None
 
 
 def _comment_lines(text: str) -> list[str]:
@@ -137,6 +159,9 @@ class _TypeScript:
         other = _nullable(schema)
         if other is not None:
             return f"{self.type(other, indent)} | null"
+        inline = _inline_union(schema)
+        if inline is not None:
+            return " | ".join(self.type(v, indent) for v in inline)
         variants = _variants(schema)
         if variants is not None:
             return "".join(f"\n{indent} | {self.variant(v, indent, None)}" for v in variants)

@@ -43,7 +43,7 @@ RATE_FLOORS = {
     "plain": 0.996,
     "names": 0.99,
     "content_parts": 0.994,
-    "tools": 0.935,
+    "tools": 0.939,
     "json_schema": 0.854,
     "reasoning": 0.98,
 }
@@ -204,6 +204,18 @@ def test_a_union_with_null_is_inline_unless_the_other_variant_is_an_object() -> 
     text = tokens.render_tools([fn])
     assert 'status?: "pending" | "done" | null,' in text
     assert "arguments?:\n | {\n   }\n | null\n," in text
+
+
+def test_a_union_of_plain_types_is_inline() -> None:
+    repo = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    domains = {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}], "description": "Domains."}
+    entity = {"anyOf": [{"type": "string"}, {"type": "object", "properties": {"id": {"type": "string"}}}]}
+    properties = {"repo": repo, "domains": domains, "entity": entity}
+    fn = {"name": "f", "strict": True, "parameters": {"type": "object", "properties": properties}}
+    text = tokens.render_tools([fn])
+    assert "repo?: string | string[]," in text
+    assert "// Domains.\ndomains?: string[] | null," in text
+    assert "entity?:\n | string\n | {\n" in text  # a union with an object variant stays one line per variant
 
 
 def _tool(strict: bool, description: str | None) -> dict[str, Any]:
