@@ -148,27 +148,30 @@ class Cassette:
             self._log.write(json.dumps(interaction, ensure_ascii=False) + "\n")
             self._log.flush()  # in the kernel's hands: a SIGKILL of this process no longer loses it
 
-    def close(self) -> None:
-        """Write what was recorded (atomically) and drop the log; a replay never writes."""
+    def close(self) -> bool:
+        """Write what was recorded (atomically) and drop the log; whether the file was written (a replay never is)."""
         with self._lock:
             if self._log is not None:
                 self._log.close()
                 self._log = None
             if self.mode == "none":
-                return
+                return False
+            saved = bool(self._unsaved) and bool(self.data)
             if self.mode == "all" and not self.data:
                 self.path.unlink(missing_ok=True)  # a re-recording that got no answer leaves no stale one behind
-            elif self._unsaved:
+            elif saved:
                 save(self.path, self.data)
             _wal(self.path).unlink(missing_ok=True)
             self._unsaved = 0
+            return saved
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
     def last_good_answer(self, body: Any) -> dict[str, Any] | None:
         """The newest recorded 200 answer to a request with this JSON body (the fallback of last resort)."""
         key = self.key(body)
-        numbers = sorted(n for (k, _), ns in self._index.items() if k == key for n in ns)
+        with self._lock:  # other samples' threads may be recording into the index
+            numbers = sorted(n for (k, _), ns in self._index.items() if k == key for n in ns)
         for number in reversed(numbers):
             response = self.data[number]["response"]
             if response["status"]["code"] == 200:
@@ -223,11 +226,9 @@ def _read_wal(path: Path) -> tuple[str | None, list[Interaction]]:
     return str(entries[0]["extends"]), [e for e in entries[1:] if isinstance(e, dict) and "response" in e]
 
 
-def settle(path: Path, mode: str, redactor: Redactor | None = None, resume: bool = False) -> None:
-    """Write what a cassette's log holds and drop a stale log, for a case with nothing left to send: its run may
-    have been killed after its last answer and before the cassette was written, or before its log was removed."""
-    if mode != "none" and _wal(path).is_file():
-        Cassette(path, mode, redactor, resume).close()
+def has_log(path: Path) -> bool:
+    """Whether answers of a killed run wait in ``path``'s log for the cassette to be written."""
+    return _wal(path).is_file()
 
 
 def save(path: Path, interactions: list[Interaction]) -> None:
@@ -246,17 +247,6 @@ def save(path: Path, interactions: list[Interaction]) -> None:
         raise
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed before its rename
         stale.unlink(missing_ok=True)
-
-
-@contextmanager
-def use(path: Path, record_mode: str, redactor: Redactor | None = None, resume: bool = False) -> Iterator[Cassette]:
-    """Open the cassette at ``path`` for this thread's requests; written when the block ends."""
-    cassette = Cassette(path, record_mode, redactor, resume)
-    try:
-        with playing(cassette):
-            yield cassette
-    finally:
-        cassette.close()
 
 
 _PLAYING: ContextVar[tuple[Cassette, int | None] | None] = ContextVar("promptvcr_cassette", default=None)

@@ -113,10 +113,10 @@ def _parsed(text: str, latency: float | None, headers: dict[str, str], replayed:
     try:
         response = json.loads(text)
     except ValueError:
-        message = f"the body is not JSON: {text[:200]!r}"
+        message = redact(f"the body is not JSON: {text[:200]!r}")
         return CallResult(None, latency, "bad_response", message, headers=headers, replayed=replayed)
     if not isinstance(response, dict) or not isinstance(response.get("choices"), list) or not response["choices"]:
-        message = f"no choices in the answer: {text[:200]!r}"
+        message = redact(f"no choices in the answer: {text[:200]!r}")
         return CallResult(None, latency, "bad_response", message, headers=headers, replayed=replayed)
     return CallResult(response, latency, headers=headers, replayed=replayed)
 

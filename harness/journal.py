@@ -40,6 +40,7 @@ class Journal:
         self._file: TextIO = self.path.open("a", encoding="utf-8")
         if self._file.tell() and not ends_a_line(self.path):
             self._file.write("\n")  # a row a kill cut short stays a line of its own, not glued to the next row
+        self._saved: TextIO = (run_dir / f"cassettes{suffix}.txt").open("a", encoding="utf-8")
 
     def append(self, row: Row) -> None:
         line = json.dumps(row, ensure_ascii=False, default=str) + "\n"
@@ -49,9 +50,17 @@ class Journal:
             self._file.write(line)
             self._file.flush()  # handed to the kernel: survives the death of this process
 
+    def saved(self, cassette: Path) -> None:
+        """Note a cassette this run wrote: resumed, the run continues it rather than starting it afresh."""
+        with self._lock:
+            if not self._saved.closed:
+                self._saved.write(f"{cassette}\n")
+                self._saved.flush()
+
     def close(self) -> None:
         with self._lock:
             self._file.close()
+            self._saved.close()
 
 
 def ends_a_line(path: Path) -> bool:
@@ -61,12 +70,18 @@ def ends_a_line(path: Path) -> bool:
 
 
 def rows(run_dir: Path) -> list[Row]:
-    """Every complete row of a run's journals; a sample written twice (re-run by --resume) counts as its last."""
+    """Every complete row of a run's journals, one per sample. A sample written twice was errored, then re-run by
+    --resume (perhaps by another pytest-xdist worker, in another file): its answered row wins, else the later one."""
     latest: dict[Key, Row] = {}
     for path in sorted(run_dir.glob("results*.jsonl")):
         for row in _complete_lines(path):
-            latest[key(row)] = row
+            if not _answered(latest.get(key(row))):
+                latest[key(row)] = row
     return list(latest.values())
+
+
+def _answered(row: Row | None) -> bool:
+    return row is not None and row.get("outcome") in ("passed", "failed")
 
 
 def _complete_lines(path: Path) -> Iterable[Row]:
@@ -78,6 +93,16 @@ def _complete_lines(path: Path) -> Iterable[Row]:
             continue
         if isinstance(row, dict) and {"eval", "variant", "case", "sample"} <= row.keys():
             yield row
+
+
+def rewritten(run_dir: Path) -> frozenset[str]:
+    """The cassettes a run wrote (complete lines only: a path a kill cut short was not fully noted)."""
+    return frozenset(
+        line
+        for path in run_dir.glob("cassettes*.txt")
+        for line in path.read_text(encoding="utf-8").split("\n")[:-1]
+        if line
+    )
 
 
 def kept(run_dir: Path) -> dict[tuple[str, str, str], dict[int, Row]]:

@@ -134,19 +134,26 @@ class Gate:
         The first request to an endpoint goes alone (the others wait for its answer): a dead endpoint then costs
         one attempt, not one per slot, and its rate-limit headers are known before the others go.
         """
-        self._sleep_for(self._book(model, tokens))
         probing = False
         if not self._answered.is_set():
             self._probe.acquire()
             probing = not self._answered.is_set()
             if not probing:
                 self._probe.release()
-        self._slots.acquire()
         try:
-            self._sleep_for(self._pause_left(model))  # a 429 may have paused the model while this one waited
-            yield
+            self._sleep_for(self._book(model, tokens))  # booked after the first answer: its headers may lower the pace
+            while True:
+                self._slots.acquire()
+                pause = self._pause_left(model)  # a 429 may have paused the model while this one waited
+                if pause <= 0:
+                    break
+                self._slots.release()  # a paused model does not keep the endpoint's slots from other models
+                self._sleep_for(pause)
+            try:
+                yield
+            finally:
+                self._slots.release()
         finally:
-            self._slots.release()
             if probing:
                 self._answered.set()
                 self._probe.release()

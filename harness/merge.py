@@ -62,6 +62,22 @@ def joined(targets: Sequence[Path]) -> list[Row]:
     return rows
 
 
+def check_split(targets: Sequence[Path]) -> None:
+    """Every part of one `--shard I/N` split, each run to its end: else the merge is not the unsplit run."""
+    states = {t: journal.read_state(t if t.is_dir() else t.parent) for t in targets}
+    for target, state in states.items():
+        if state.get("status") == "interrupted":
+            raise PromptVCRError(f"{target} was stopped before its end: finish it (`promptvcr run --resume`) first")
+    shards = {t: s.get("shard") for t, s in states.items()}
+    if all(shard is None for shard in shards.values()):
+        return  # results.csv files, or runs that were not split: nothing says which parts there should be
+    counts = {int(s[1]) for s in shards.values() if s}
+    indices = sorted(int(s[0]) for s in shards.values() if s)
+    if None in shards.values() or len(counts) != 1 or indices != list(range(1, max(counts) + 1)):
+        parts = ", ".join(f"{t}: {f'--shard {s[0]}/{s[1]}' if s else 'not a shard'}" for t, s in shards.items())
+        raise PromptVCRError(f"these runs are not the parts 1..N of one --shard I/N split ({parts})")
+
+
 def evals_of(
     rows: Sequence[Row], targets: Sequence[Path], find: Callable[[str], Path], root: Path
 ) -> dict[str, evals.Eval]:
@@ -81,6 +97,7 @@ def merge(targets: Sequence[Path], reports_dir: Path, find: Callable[[str], Path
     """Write the joined report to a new run folder, print its table; 1 when a gate fails, as the run's exit code."""
     if len(targets) < 2:
         raise PromptVCRError("merge needs the result folders (or results.csv files) of at least two shards")
+    check_split(targets)
     rows = joined(targets)
     loaded = evals_of(rows, targets, find, root)
     df = report.frame(rows)

@@ -60,6 +60,8 @@ class _State:
             on_row=self._sample_ended,
             resume=bool(resume),
             done=kept,
+            rewritten=journal.rewritten(self.run_dir) if resume and self.run_dir is not None else frozenset(),
+            on_save=self._cassette_saved,
         )
         self.judged: set[tuple[str, str, str]] = set()  # cases whose rows are journaled once judged
         self.jobs: dict[str, scheduler.Job] = {}  # by item nodeid, started ahead (see harness.scheduler)
@@ -75,7 +77,10 @@ class _State:
     def _resumed_run(self, record_mode: str) -> Path:
         if self.worker is not None:
             return Path(self.worker["promptvcr_run_dir"])
-        run_dir = journal.unfinished(self.reports_dir)
+        try:
+            run_dir = journal.unfinished(self.reports_dir)
+        except PromptVCRError as exc:  # a user's mistake: pytest's usage error, not an internal one
+            raise pytest.UsageError(str(exc)) from None
         recorded_as = journal.read_state(run_dir).get("record_mode")
         if record_mode not in ("none", recorded_as):
             raise pytest.UsageError(
@@ -98,6 +103,10 @@ class _State:
         else:
             journal.finish(self.run_dir, "running")
         self.journal = journal.Journal(self.run_dir)
+
+    def _cassette_saved(self, path: Path) -> None:
+        if self.journal is not None:
+            self.journal.saved(path)
 
     def _sample_ended(self, row: runner.Row) -> None:
         if self.progress is not None:
@@ -169,8 +178,10 @@ class _State:
         if self.worker is not None:
             return  # a pytest-xdist worker: the controller aggregates
         rows = journal.rows(self.run_dir) if self.run_dir is not None else self.rows
-        if not rows:
-            return  # no eval ran
+        if not rows:  # no eval ran (e.g. collection stopped): a live run's folder says so, not to be resumed
+            if self.run_dir is not None and self.live:
+                journal.finish(self.run_dir, "empty")
+            return
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
         try:
             loaded = {
@@ -193,9 +204,10 @@ class _State:
         mode = "replayed from cassettes" if not self.live else f"record mode {self.options.record_mode}"
         partial = " Partial: the run was stopped before every sample ran." if interrupted else ""
         report.write(self.run_dir, df, self.summaries, f"{len(df)} samples, {mode}.{partial}", loaded)
-        if self.live:
-            status = "interrupted" if interrupted else "complete"
-            journal.finish(self.run_dir, status, evals=self.eval_paths | {n: str(e.path) for n, e in loaded.items()})
+        status = "interrupted" if interrupted else "complete"
+        shard = session.config.getoption("shard")  # what `promptvcr merge` checks: every part of one split, complete
+        paths = self.eval_paths | {n: str(e.path) for n, e in loaded.items()}
+        journal.finish(self.run_dir, status, evals=paths, shard=list(shard) if shard else None)
         if session.config.getoption("shard"):  # a shard's gates see part of the rows: `promptvcr merge` decides
             self.notes.append("promptvcr: a shard: its gates are not final; `promptvcr merge` the shards' reports")
         elif any(s.failed for s in self.summaries) and session.exitstatus == pytest.ExitCode.OK:
@@ -359,6 +371,9 @@ class EvalFile(pytest.File):
         variants = self.config.getoption("variant")
         runs = [run for run in ev.runs if not variants or run.variant.name in variants]
         state = self.config.stash[_STATE]
+        other = state.eval_paths.get(ev.name)
+        if other is not None and other != str(self.path):  # they would share cassettes and reports
+            raise PromptVCRError(f"{self.path}: eval name {ev.name!r} is also the name of {other}: rename one")
         state.eval_paths[ev.name] = str(self.path)
         state.collected[ev.name] = ev
         if not state.options.replay:

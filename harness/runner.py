@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import yaml
 
 from . import cassettes, checks, client, cost, judge, preflight
 from .errors import ConfigError, LocalServerError
 from .evals import CaseRun, Endpoint
-from .limits import retry_after
+from .limits import Gate, retry_after
 from .redaction import mask_json
 from .secrets import redact
 
@@ -42,10 +43,24 @@ class RunOptions:
     on_row: Callable[[Row], None] | None = None  # told of every sample as it ends (progress, the results journal)
     resume: bool = False  # continuing a killed run: its re-recording logs are kept (see harness.cassettes)
     done: Mapping[tuple[str, str, str], Mapping[int, Row]] = field(default_factory=dict)  # (eval, variant, case)
+    rewritten: frozenset[str] = frozenset()  # cassettes the resumed run already wrote: continued, never restarted
+    on_save: Callable[[Path], None] | None = None  # told of every cassette written (the run journal keeps them)
 
     @property
     def replay(self) -> bool:
         return self.record_mode == "none"
+
+
+def open_cassette(path: Path, run: CaseRun, options: RunOptions) -> cassettes.Cassette:
+    """The cassette as this run records it. A resumed run continues one it already wrote (`new_episodes`: what is
+    in it stays, what is missing is recorded) instead of starting it afresh (`all`) or leaving it as it is (`once`)."""
+    continued = options.resume and str(path) in options.rewritten
+    return cassettes.Cassette(path, "new_episodes" if continued else options.record_mode, run.redactor, options.resume)
+
+
+def close_cassette(cassette: cassettes.Cassette, options: RunOptions) -> None:
+    if cassette.close() and options.on_save is not None:
+        options.on_save(cassette.path)
 
 
 def record_command(eval_name: str) -> str:
@@ -98,9 +113,16 @@ class Case:
         except (ConfigError, LocalServerError) as exc:  # no key, no local server: nothing can be sent
             kind = "config" if isinstance(exc, ConfigError) else "connection"
             return [errored(run, s, client.CallResult(None, None, kind, str(exc))) for s in self.pending]
-        self.cassette = cassettes.Cassette(
-            cassette_for(run, options), options.record_mode, run.redactor, options.resume
-        )
+        path = cassette_for(run, options)
+        try:
+            self.cassette = open_cassette(path, run, options)
+        except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:  # e.g. a merge conflict in it
+            item = f"{run.case.id}[{run.variant.name}]"
+            message = (
+                f"cannot read the cassette {path}: {type(exc).__name__}: {exc} — fix it, or record it again with "
+                f"`promptvcr run {run.eval_name} --record-mode all -- -k '{item}'`"
+            )
+            return [errored(run, s, client.CallResult(None, None, "config", message)) for s in self.pending]
         # Answers are claimed by the sample they were recorded for; a kept sample that replayed an older answer
         # noted for no sample claims it now, so that no other sample gets it again.
         for sample, row in self.kept.items():
@@ -111,13 +133,13 @@ class Case:
 
     def close(self) -> None:
         if self.cassette is not None:
-            self.cassette.close()
+            close_cassette(self.cassette, self.options)
 
     def settle(self) -> None:
         """Nothing left to send (a resumed run had every answer): the cassette still gets what its log holds."""
-        if not self.options.replay and self.refusal is None:
-            path = cassette_for(self.run, self.options)
-            cassettes.settle(path, self.options.record_mode, self.run.redactor, self.options.resume)
+        path = cassette_for(self.run, self.options)
+        if not self.options.replay and self.refusal is None and cassettes.has_log(path):
+            close_cassette(open_cassette(path, self.run, self.options), self.options)
 
     def sample(self, sample: int) -> Row:
         """Send (or replay) one sample and check its answer; never raises for what an endpoint or a cassette does."""
@@ -152,40 +174,45 @@ class Case:
         return result, answered_by
 
     def _send(self, sample: int, body: dict[str, Any]) -> client.CallResult:
-        """One request, retried while the endpoint's gate allows (429s pause every thread sending that model)."""
+        """One request: replayed, or sent at the endpoint's pace and retried while its gate allows."""
         assert self.api is not None and self.cassette is not None
-        run, options, api, gate = self.run, self.options, self.api, self.gate
-        model, base_url, attempt = str(body["model"]), str(api.base_url), 0
-        while True:
-            if gate is None:  # a replay: a recorded answer needs no SDK round trip (an error status still does)
-                result = client.replayed(self.cassette, sample, body) or client.call(api, body)
-                break
-            with gate.slot(model, self.tokens):
-                down = options.unreachable.get(base_url)  # seen again once a slot is ours: a probe may have failed
-                result = client.CallResult(None, None, "connection", down) if down else client.call(api, body)
-            if down is not None:
-                return result
-            gate.learn(model, result.headers)
-            after = retry_after(result.headers)
-            wait = (
-                None
-                if result.unreachable
-                else gate.retry_wait(model, result.error, after, attempt, run.variant.endpoint.max_retries)
-            )
-            if wait is None:
-                break
-            gate.wait_to_retry(wait)
-            attempt += 1
-        if attempt and result.error:
-            result = replace(result, message=f"{result.message} (gave up after {attempt + 1} attempts)")
+        run = self.run
+        if self.gate is None:  # a replay: a recorded answer needs no SDK round trip (an error status still does)
+            result = client.replayed(self.cassette, sample, body) or client.call(self.api, body)
+        else:
+            endpoint = run.variant.endpoint
+            result = send_paced(self.api, self.gate, body, self.tokens, endpoint.max_retries, self.options.unreachable)
         if run.redactor is not None and result.response is not None:
             # checks see what the cassette keeps, so a replay judges the very same text
             result = replace(result, response=mask_json(run.redactor, result.response))
-        if result.unreachable:
-            options.unreachable[base_url] = f"{api.base_url} is not answering, not sent: {result.message}"
         if result.error == "missing_recording":
             return _unmatched(run, self.cassette, sample, "recording")
         return result
+
+
+def send_paced(
+    api: openai.OpenAI, gate: Gate, body: dict[str, Any], tokens: float, max_retries: int, unreachable: dict[str, str]
+) -> client.CallResult:
+    """Send ``body`` when the gate allows; retried while it allows (429s pause every thread sending that model)."""
+    model, base_url, attempt = str(body["model"]), str(api.base_url), 0
+    while True:
+        with gate.slot(model, tokens):
+            down = unreachable.get(base_url)  # seen again once a slot is ours: the first request may have failed
+            result = client.CallResult(None, None, "connection", down) if down else client.call(api, body)
+            # both said before the slot (and the first request's turn) is given up: the others see them
+            gate.learn(model, result.headers)
+            if result.unreachable:
+                unreachable[base_url] = f"{api.base_url} is not answering, not sent: {result.message}"
+        if down is not None or result.unreachable:
+            return result
+        wait = gate.retry_wait(model, result.error, retry_after(result.headers), attempt, max_retries)
+        if wait is None:
+            break
+        gate.wait_to_retry(wait)
+        attempt += 1
+    if attempt and result.error:
+        result = replace(result, message=f"{result.message} (gave up after {attempt + 1} attempts)")
+    return result
 
 
 def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
@@ -334,8 +361,11 @@ def _judged(run: CaseRun, options: RunOptions, rows: list[Row]) -> list[Row]:
         apis = {e: options.connections.client(e) for e in {call.endpoint for call in run.judges}}
     except (ConfigError, LocalServerError) as exc:
         return _judge_failed_all(rows, client.CallResult(None, None, "judge_error", f"judge: {exc}"))
-    with cassettes.use(path, options.record_mode, run.redactor, options.resume) as cassette:
+    cassette = open_cassette(path, run, options)
+    try:
         return [_judge_sample(run, options, row, cassette, apis) if _answered(row) else row for row in rows]
+    finally:
+        close_cassette(cassette, options)
 
 
 def _answered(row: Row) -> bool:
@@ -355,7 +385,13 @@ def _judge_sample(
             continue
         body = judge.request_body(call.model, call.spec.rubric, run.case.messages, text)
         with cassettes.playing(cassette, row["sample"]):
-            result = client.call(apis[call.endpoint], body)
+            if options.replay:
+                result = client.call(apis[call.endpoint], body)
+            else:  # paced and retried like the answers: a judge shares the endpoint's limits
+                gate, tokens = options.connections.gate(call.endpoint), len(json.dumps(body)) / 4
+                result = send_paced(
+                    apis[call.endpoint], gate, body, tokens, call.endpoint.max_retries, options.unreachable
+                )
         if result.response is None:  # never a pass: the judge said nothing about the answer
             failure = (
                 _unmatched(run, cassette, row["sample"], "judge recording")

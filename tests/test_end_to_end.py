@@ -846,3 +846,20 @@ def test_the_promptvcr_command_records_and_replays_in_a_fresh_process(
         assert done.returncode == 0, done.stdout + done.stderr
         assert "promptvcr summary" in done.stdout
     assert len(fake_openai.chat_requests) == len(CASES) * len(VARIANTS) * SAMPLES
+
+
+def test_a_cassette_with_merge_conflict_markers_fails_its_case_with_the_fix(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI
+) -> None:
+    root, _ = _recorded(pytester, fake_openai)
+    cassette = root / "cassettes" / EVAL / "mini" / "alpha.yaml"
+    text = cassette.read_text(encoding="utf-8")
+    cassette.write_text(f"<<<<<<< HEAD\n{text}=======\n{text}>>>>>>> theirs\n", encoding="utf-8")
+    result = _run(pytester)
+    out = _output(result)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "Traceback" not in out
+    assert f"cannot read the cassette {cassette}" in out
+    assert f"promptvcr run {EVAL} --record-mode all -- -k 'alpha[mini]'" in out
+    rows = [r for r in ep.results(root) if (r["case"], r["variant"]) == ("alpha", "mini")]
+    assert {(r["outcome"], r["error"]) for r in rows} == {("errored", "config")}

@@ -491,3 +491,18 @@ def test_validate_checks_every_eval_and_fails_if_one_is_broken(
     assert "good.yaml: ok" in captured.out
     assert "case file not found" in captured.err
     assert "bad.yaml: ok" not in captured.out
+
+
+def test_two_evals_with_one_name_stop_the_run(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    # they would write the same cassettes and the same report rows
+    files = {
+        "cases/a.yaml": GOOD_CASE,
+        "evals/first.yaml": eval_yaml(fake_openai.base_url, ["cases/a.yaml"], name="same"),
+        "evals/second.yaml": eval_yaml(fake_openai.base_url, ["cases/a.yaml"], name="same"),
+    }
+    result = run(pytester, files)
+    out = output(result)
+    assert "eval name 'same' is also the name of" in out and "rename one" in out
+    assert "Traceback" not in out
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert fake_openai.received == []

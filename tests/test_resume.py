@@ -233,3 +233,43 @@ def test_ctrl_c_stops_with_a_partial_report_and_resume_completes_it(pytester: py
         kept = sum(r["outcome"] == "passed" for r in partial)
         assert sent(server) - interrupted_at <= PLANNED - kept
     assert_complete_and_replayable(pytester.path)
+
+
+def _stopped_after_its_last_item(root: Path) -> None:
+    """What a kill after the last item but before the end of the session leaves: a run not marked finished."""
+    state = ep.latest(root) / "run.json"
+    state.write_text(json.dumps(json.loads(state.read_text()) | {"status": "running"}), encoding="utf-8")
+
+
+def _promptvcr(root: Path, *args: str) -> int:
+    argv = [sys.executable, "-m", "harness", "run", EVAL, *args, "--", "-p", "no:cacheprovider", "-q"]
+    return subprocess.run(argv, cwd=root, capture_output=True, check=False).returncode
+
+
+@pytest.mark.parametrize("mode", ["once", "all"])
+def test_resume_continues_a_cassette_the_run_already_wrote(pytester: pytest.Pytester, mode: str) -> None:
+    """A case whose cassette the run finished (with errored samples) is continued by --resume: what it holds stays,
+    only the errored samples are sent — `once` may not leave them unsent, `all` may not start the file afresh."""
+    root = pytester.path
+    if mode == "all":  # an older recording for `all` to replace
+        with chaos.running(chaos.ChaosConfig(seed=1)) as server:
+            ep.chaos_project(root, EVAL, server.base_url, 1, 4, endpoint={"max_retries": 0})
+            assert _promptvcr(root, "--record-mode", "once") == 0
+    with chaos.running(chaos.ChaosConfig(seed=5, rates={"500": 0.5})) as flaky:
+        ep.chaos_project(root, EVAL, flaky.base_url, 1, 4, endpoint={"max_retries": 0})
+        assert _promptvcr(root, "--record-mode", mode) == 1
+    first = ep.results(root)
+    errored = sum(r["outcome"] == "errored" for r in first)
+    assert 0 < errored < 4
+    _stopped_after_its_last_item(root)
+    with chaos.running(chaos.ChaosConfig(seed=9)) as healthy:
+        ep.chaos_project(root, EVAL, healthy.base_url, 1, 4, endpoint={"max_retries": 0})
+        assert _promptvcr(root, "--resume") == 0
+        assert healthy.stats()["chat_requests"] == errored  # only what had no answer
+    rows = ep.results(root)
+    assert [r["outcome"] for r in rows] == ["passed"] * 4
+    kept = {r["sample"]: r["output"] for r in first if r["outcome"] == "passed"}
+    assert {r["sample"]: r["output"] for r in rows if r["sample"] in kept} == kept
+    (cassette,) = ep.cassettes(root, EVAL)
+    assert len(ep.interactions(cassette)) == 4
+    assert _promptvcr(root) == 0  # and it all replays

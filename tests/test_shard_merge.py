@@ -106,10 +106,20 @@ def test_replayed_shards_merge_to_the_same_rows_and_a_failing_gate_fails_the_mer
     assert sorted(ep.results(root), key=_key) == sorted(whole, key=_key)
     assert ep.summary(root) == whole_summary
 
-    # the same shard twice is the same work twice: refused, with both places named
+    # the same shard twice, or a part missing, is not the unsplit run: refused, saying which part is which
     capsys.readouterr()
     assert _merge(root, shards[0], shards[0]) == 2
+    assert "not the parts 1..N of one --shard I/N split" in capsys.readouterr().err
+    loose = root / "loose"  # results.csv files without their run folders: no split to check, the rows overlap
+    loose.mkdir()
+    copies = [loose / "a.csv", loose / "b.csv"]
+    for copy in copies:
+        copy.write_bytes((shards[0] / "results.csv").read_bytes())
+    assert _merge(root, *copies) == 2
     assert "both have sample" in capsys.readouterr().err
+    assert pytester.runpytest("evals", *QUIET, "--shard", "1/3").ret == failed
+    assert _merge(root, ep.latest(root), shards[1]) == 2
+    assert "--shard 1/3" in capsys.readouterr().err
 
     # a gate the merged rows fail fails the merge, as it fails the unsplit run
     ep.write_eval(
