@@ -58,6 +58,8 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
         argv.append("--resume")
     if args.shard:
         argv += ["--shard", args.shard]
+    if args.progress_every:
+        argv += ["--progress-every", args.progress_every]
     return int(pytest.main(argv + extra))
 
 
@@ -112,8 +114,9 @@ def _status(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     root = Path.cwd()
     load_dotenv(root / ".env", override=False)  # as a run does: a key in .env counts as set
-    print(doctor.describe(_loaded(args.evals, root), args.online, dt.date.today()))
-    return 0
+    text, ok = doctor.describe(_loaded(args.evals, root), args.online, dt.date.today())
+    print(text)
+    return 0 if ok else 1
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -163,9 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--variant", action="append", default=[])
     run.add_argument("--samples", type=int)
     run.add_argument(
-        "--resume", action="store_true", help="continue the newest live run that did not finish (killed, Ctrl-C)"
+        "--resume",
+        action="store_true",
+        help="continue the unfinished live run (killed, Ctrl-C, SIGTERM) of the evals named, or the only one",
     )
     run.add_argument("--shard", metavar="I/N", help="run the I-th of N parts of the items; join with `promptvcr merge`")
+    run.add_argument("--progress-every", metavar="S", help="seconds between progress lines of a live run (default 5)")
     joiner = sub.add_parser(
         "merge",
         help="join the reports of the shards of one run (--shard I/N) into one; exit 1 when a gate fails",

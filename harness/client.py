@@ -24,7 +24,7 @@ from .errors import ConfigError
 from .evals import Endpoint
 from .limits import Gate
 from .secrets import redact
-from .transport import Transport
+from .transport import Transport, network_transport
 
 # Placeholder used in replay: recordings never contain a key, so none is needed to replay them.
 REPLAY_KEY = "replay-needs-no-key"
@@ -55,14 +55,16 @@ def make_client(
             f"{endpoint.api_key_env} is not set: export it or put it in .env to record against {endpoint.base_url}"
         )
     limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
-    network = None if replay else httpx2.HTTPTransport(limits=limits)
+    network = None if replay else network_transport(limits)
     return openai.OpenAI(
         api_key=key,
         base_url=base_url or endpoint.base_url,
         timeout=endpoint.timeout_s,
         max_retries=0,
         # trust_env off: a proxy from the environment would get a transport of its own, past the cassette
-        http_client=httpx2.Client(transport=Transport(network), timeout=endpoint.timeout_s, trust_env=False),
+        http_client=httpx2.Client(
+            transport=Transport(network, endpoint.timeout_s), timeout=endpoint.timeout_s, trust_env=False
+        ),
     )
 
 

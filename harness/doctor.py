@@ -1,7 +1,8 @@
 """`promptvcr doctor`: per eval, the endpoint, its key variable, whether the endpoint answers, and retired models.
 
 Keys are never shown beyond their last 4 characters. Only a loopback endpoint is contacted unless ``online`` is
-asked for, so running the doctor on a CI machine or a laptop sends nothing to a remote host by surprise.
+asked for, so running the doctor on a CI machine or a laptop sends nothing to a remote host by surprise. It fails
+(``describe``'s verdict) when a key it needs is not set or an endpoint it contacted did not answer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import NamedTuple
 
 from .evals import Endpoint, Eval
 
@@ -34,22 +36,27 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def key_status(endpoint: Endpoint) -> str:
+class Finding(NamedTuple):
+    text: str
+    ok: bool = True
+
+
+def key_status(endpoint: Endpoint) -> Finding:
     if endpoint.api_key_env is None:
-        return "no key needed" if endpoint.kind == "local" else "no key variable (sent without a key)"
+        return Finding("no key needed" if endpoint.kind == "local" else "no key variable (sent without a key)")
     value = os.environ.get(endpoint.api_key_env)
     if not value:
-        return f"{endpoint.api_key_env}: NOT SET (export it or put it in .env)"
+        return Finding(f"{endpoint.api_key_env}: NOT SET (export it or put it in .env)", ok=False)
     # A short value would be half shown by its last 4 characters; it isn't a real key anyway.
     shown = f"…{value[-SHOWN_KEY_CHARS:]}" if len(value) >= 4 * SHOWN_KEY_CHARS else "too short to be a key"
-    return f"{endpoint.api_key_env}: set ({shown})"
+    return Finding(f"{endpoint.api_key_env}: set ({shown})")
 
 
-def probe(endpoint: Endpoint, online: bool) -> str:
+def probe(endpoint: Endpoint, online: bool) -> Finding:
     """Whether ``GET <base_url>/models`` gets any HTTP answer (an error status still means the server is up)."""
     url = base_url(endpoint)
     if not (online or is_loopback(url)):
-        return "not checked (remote; --online checks it)"
+        return Finding("not checked (remote; --online checks it)")
     request = urllib.request.Request(url.rstrip("/") + "/models")
     key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
     if key:
@@ -58,15 +65,15 @@ def probe(endpoint: Endpoint, online: bool) -> str:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if is_loopback(url) else None
     try:
         with (opener.open if opener else urllib.request.urlopen)(request, timeout=TIMEOUT_S) as response:
-            return f"answers (HTTP {response.status})"
+            return Finding(f"answers (HTTP {response.status})")
     except urllib.error.HTTPError as exc:
         exc.close()
         why = {401: ": the key was refused" if key else ": it wants a key", 404: ": no /models here; check base_url"}
-        return f"answers (HTTP {exc.code}{why.get(exc.code, '')})"
+        return Finding(f"answers (HTTP {exc.code}{why.get(exc.code, '')})", ok=exc.code not in (401, 404))
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         hint = " — `make serve-local` starts it (so does a recording run)" if endpoint.kind == "local" else ""
-        return f"NO ANSWER ({reason}){hint}"
+        return Finding(f"NO ANSWER ({reason}){hint}", ok=False)
 
 
 def model_notes(models: list[str], today: dt.date) -> list[str]:
@@ -89,9 +96,11 @@ def model_notes(models: list[str], today: dt.date) -> list[str]:
     return notes
 
 
-def describe(evs: list[Eval], online: bool, today: dt.date) -> str:
+def describe(evs: list[Eval], online: bool, today: dt.date) -> tuple[str, bool]:
+    """The report, and whether every key needed is set and every endpoint contacted answered."""
     lines: list[str] = []
-    probed: dict[str, str] = {}  # evals often share an endpoint: ask it once
+    ok = True
+    probed: dict[str, Finding] = {}  # evals often share an endpoint: ask it once
     for ev in evs:
         lines.append(f"eval {ev.name} ({os.path.relpath(ev.path)})")
         endpoints: dict[Endpoint, list[str]] = {}
@@ -103,9 +112,11 @@ def describe(evs: list[Eval], online: bool, today: dt.date) -> str:
             if url not in probed:
                 probed[url] = probe(endpoint, online)
             profile = f" (profile {endpoint.profile})" if endpoint.profile else ""
+            key = key_status(endpoint)
             lines.append(f"  endpoint {endpoint.kind} {url}{profile}{which}")
-            lines.append(f"    key:    {key_status(endpoint)}")
-            lines.append(f"    server: {probed[url]}")
+            lines.append(f"    key:    {key.text}")
+            lines.append(f"    server: {probed[url].text}")
+            ok = ok and key.ok and probed[url].ok
         notes = model_notes(sorted({run.model for run in ev.runs}), today)
         lines += [f"  model: {note}" for note in notes] or ["  models: none deprecated or retired"]
-    return "\n".join(lines)
+    return "\n".join(lines), ok

@@ -5,9 +5,11 @@ whether it finished; ``results*.jsonl`` get one line per sample the moment it en
 worker), flushed, so a run killed at any moment — SIGKILL included — keeps every result it had: the line a kill
 cut short is not a result and is ignored. The report at the end is made from these lines.
 
-``--resume`` continues the newest run that did not finish: samples with an answer (passed or failed) are kept as
-they are; the others — errored, or never started — are run again. Their answers, when a killed run paid for them,
-come back from the cassettes' logs (harness.cassettes), so nothing is paid twice.
+``--resume`` continues a run that did not finish, and exactly its plan: ``run.json`` keeps what selected its items
+(the paths it was given, ``--eval``, ``--variant``, ``--samples``, ``--shard``) and ``plan*.json`` the items
+themselves, written when collection ends, before anything is sent. Samples with an answer (passed or failed) are
+kept as they are; the others — errored, or never started — are run again. Their answers, when a killed run paid
+for them, come back from the cassettes' logs (harness.cassettes), so nothing is paid twice.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import datetime as dt
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -114,8 +117,95 @@ def kept(run_dir: Path) -> dict[tuple[str, str, str], dict[int, Row]]:
     return out
 
 
-def start(run_dir: Path, record_mode: str, argv: list[str]) -> None:
-    write_state(run_dir, {"status": "running", "record_mode": record_mode, "argv": argv, "started": _now()})
+@dataclass(frozen=True)
+class Selection:
+    """What chose a run's items: its targets (absolute paths) and the promptvcr options that narrow them."""
+
+    targets: tuple[str, ...]
+    evals: tuple[str, ...] = ()  # --eval
+    variants: tuple[str, ...] = ()  # --variant
+    samples: int | None = None  # --samples
+    shard: tuple[int, int] | None = None  # --shard
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "targets": list(self.targets),
+            "evals": list(self.evals),
+            "variants": list(self.variants),
+            "samples": self.samples,
+            "shard": list(self.shard) if self.shard else None,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Selection:
+        shard = raw.get("shard")
+        return cls(
+            tuple(raw.get("targets") or ()),
+            tuple(raw.get("evals") or ()),
+            tuple(raw.get("variants") or ()),
+            raw.get("samples"),
+            (int(shard[0]), int(shard[1])) if shard else None,
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run's items (eval, variant, case → samples) and its evals' files (name → path)."""
+
+    items: dict[tuple[str, str, str], int]
+    evals: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The run ``--resume`` continues, and what of the files before us belongs to its plan."""
+
+    run_dir: Path
+    selection: Selection
+    plan: Plan | None  # None: stopped before its collection ended; then its selection decides
+
+    @classmethod
+    def of(cls, run_dir: Path) -> Resumed:
+        return cls(run_dir, Selection.from_dict(read_state(run_dir).get("selection") or {}), read_plan(run_dir))
+
+    def has_eval(self, name: str, path: Path) -> bool:
+        if self.plan is not None:
+            return name in self.plan.evals
+        targets = [Path(t) for t in self.selection.targets]
+        under = not targets or any(path.resolve().is_relative_to(t) for t in targets)
+        return under and (not self.selection.evals or name in self.selection.evals or path.stem in self.selection.evals)
+
+    def samples(self, item: tuple[str, str, str], loaded: int) -> int | None:
+        """The item's samples in the plan (``loaded``, as the files say, when the run had no plan yet); None when the
+        item is not part of it."""
+        if self.plan is not None:
+            return self.plan.items.get(item)
+        return loaded if not self.selection.variants or item[1] in self.selection.variants else None
+
+
+def start(run_dir: Path, record_mode: str, argv: list[str], selection: Selection) -> None:
+    state = {"status": "running", "record_mode": record_mode, "argv": argv, "selection": selection.to_dict()}
+    write_state(run_dir, state | {"started": _now()})
+
+
+def write_plan(run_dir: Path, plan: Plan, suffix: str = "") -> None:
+    """The items the run will send, before it sends anything (pytest-xdist workers: each the same, in a file each)."""
+    items = [[*key, samples] for key, samples in sorted(plan.items.items())]
+    tmp = run_dir / f".plan{suffix}.json.tmp"
+    tmp.write_text(json.dumps({"items": items, "evals": plan.evals}) + "\n", encoding="utf-8")
+    tmp.replace(run_dir / f"plan{suffix}.json")
+
+
+def read_plan(run_dir: Path) -> Plan | None:
+    """The run's items, or None when it was stopped before its collection ended (then it sent nothing)."""
+    for path in sorted(run_dir.glob("plan*.json")):
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            items = {(str(e), str(v), str(c)): int(n) for e, v, c, n in raw["items"]}
+            return Plan(items, {str(k): str(p) for k, p in raw["evals"].items()})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def write_state(run_dir: Path, state: dict[str, Any]) -> None:
@@ -136,18 +226,58 @@ def finish(run_dir: Path, status: str, **extra: Any) -> None:
     write_state(run_dir, read_state(run_dir) | {"status": status, "ended": _now()} | extra)
 
 
-def unfinished(reports_dir: Path) -> Path:
-    """The newest live run that did not finish; PromptVCRError when there is none."""
-    runs = [
-        p
-        for p in reports_dir.glob("*/" + STATE)
-        if not p.parent.is_symlink() and read_state(p.parent).get("status") in ("running", "interrupted")
-    ]
+def unfinished(reports_dir: Path, named: Sequence[str]) -> Path:
+    """The newest live run that did not finish whose evals are the ``named`` ones (eval names or file paths), or
+    with none named, the only one; PromptVCRError with the list of unfinished runs when none or several fit."""
+    runs = sorted(
+        (p.parent for p in reports_dir.glob("*/" + STATE) if not p.parent.is_symlink()),
+        key=lambda run: run.name,
+        reverse=True,
+    )
+    runs = [run for run in runs if read_state(run).get("status") in ("running", "interrupted")]
     if not runs:
         raise PromptVCRError(
             f"--resume: no unfinished live run in {reports_dir} (a run that finished is complete; start a new one)"
         )
-    return max(runs, key=lambda p: p.parent.name).parent
+    listing = "\n".join(f"  {run.name}: {', '.join(run_evals(run)) or 'no eval collected'}" for run in runs)
+    if named:
+        fitting = [run for run in runs if _same_evals(run, named)]
+        if fitting:
+            return fitting[0]
+        raise PromptVCRError(
+            f"--resume: no unfinished run of exactly {', '.join(named)}; the unfinished runs are:\n{listing}\n"
+            "resume one by naming its evals (`promptvcr run EVAL… --resume`), or start a new run without --resume"
+        )
+    if len({tuple(run_evals(run)) for run in runs}) > 1:
+        raise PromptVCRError(
+            f"--resume: several unfinished runs of different evals:\n{listing}\n"
+            "name the evals of the one to continue: `promptvcr run EVAL… --resume`"
+        )
+    return runs[0]
+
+
+def run_evals(run_dir: Path) -> list[str]:
+    """The names of the evals a run planned; before its collection ended, the evals it was pointed at."""
+    plan = read_plan(run_dir)
+    if plan is not None:
+        return sorted(plan.evals)
+    selection = Selection.from_dict(read_state(run_dir).get("selection") or {})
+    return sorted(selection.evals or {Path(t).stem for t in selection.targets if Path(t).suffix in (".yaml", ".yml")})
+
+
+def _same_evals(run_dir: Path, named: Sequence[str]) -> bool:
+    plan = read_plan(run_dir)
+    evals = plan.evals if plan is not None else {name: "" for name in run_evals(run_dir)}
+    paths = {name: Path(path).resolve() for name, path in evals.items() if path}
+
+    def matches(target: str, name: str) -> bool:
+        return target in (name, Path(paths.get(name, name)).stem) or (
+            name in paths and Path(target).resolve() == paths[name]
+        )
+
+    return all(any(matches(t, n) for n in evals) for t in named) and all(
+        any(matches(t, n) for t in named) for n in evals
+    )
 
 
 def _now() -> str:

@@ -13,6 +13,7 @@ from .evals import Eval
 from .runner import Row
 
 Kind = Literal["passed", "failed", "errored", "skipped"]
+Item = tuple[str, str, str]  # eval, case, variant
 
 
 def top(counts: Counter[str], limit: int = 5) -> str:
@@ -40,10 +41,13 @@ def case_verdict(rows: Sequence[Row], min_pass_rate: float) -> tuple[Kind, str]:
     return "failed", f"{passed} of {n} samples passed (min_pass_rate {min_pass_rate:g}):\n" + top(reasons)
 
 
-def junit_xml(df: pd.DataFrame, evals: Mapping[str, Eval]) -> bytes:
+def junit_xml(df: pd.DataFrame, evals: Mapping[str, Eval], durations: Mapping[Item, float]) -> bytes:
     """One testcase per case × variant (classname = eval, name = ``case[variant]``), failures with their reasons.
 
-    An expected shortfall (an ``xfail`` variant) is written as skipped, as pytest's own junitxml does.
+    Its ``time`` is what the item took in this session (``durations``; where unknown, as in a merge of shards, the
+    latency of the calls it sent): a CI dashboard reads it as test time. The latency the answers were recorded with
+    is the ``recorded_latency_s`` property. An expected shortfall (an ``xfail`` variant) is written as skipped, as
+    pytest's own junitxml does.
     """
     suite = ET.Element("testsuite", name="promptvcr")
     counts: Counter[str] = Counter()
@@ -52,10 +56,14 @@ def junit_xml(df: pd.DataFrame, evals: Mapping[str, Eval]) -> bytes:
         run = runs[(str(eval_name), str(case), str(variant))]
         rows: list[Row] = [{str(k): v for k, v in r.items()} for r in group.to_dict("records")]
         kind, message = case_verdict(rows, run.case.min_pass_rate)
-        seconds = pd.to_numeric(group["latency_ms"], errors="coerce").fillna(0).sum() / 1000
+        latency = pd.to_numeric(group["latency_ms"], errors="coerce").fillna(0)
+        live = latency[~group["replayed"].astype(bool)].sum() / 1000
+        seconds = durations.get((str(eval_name), str(case), str(variant)), live)
         element = ET.SubElement(
             suite, "testcase", classname=str(eval_name), name=f"{case}[{variant}]", time=f"{seconds:.3f}"
         )
+        properties = ET.SubElement(element, "properties")
+        ET.SubElement(properties, "property", name="recorded_latency_s", value=f"{latency.sum() / 1000:.3f}")
         if kind == "failed" and run.variant.xfail:
             kind = "skipped"
             ET.SubElement(element, "skipped", type="pytest.xfail", message=f"{run.variant.xfail} — {message}")

@@ -8,8 +8,12 @@ on its test report, which pytest-xdist carries to the controller; the controller
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import datetime as dt
+import math
 import os
+import signal
 import threading
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import ExitStack
@@ -33,19 +37,22 @@ class _State:
     def __init__(self, config: pytest.Config) -> None:
         root = config.rootpath
         self.root = root
+        self._config = config
         self.budgets: dict[str, preflight.Budget] = {}
         self.reports_dir = root / config.getoption("reports_dir")
         self.worker = getattr(config, "workerinput", None)  # set on pytest-xdist workers
         record_mode = config.getoption("record_mode")
         self.run_dir: Path | None = None
         resume = config.getoption("resume")
+        self.resumed: journal.Resumed | None = None
         if resume:
             self.run_dir = self._resumed_run(record_mode)
+            self.resumed = journal.Resumed.of(self.run_dir)
             record_mode = journal.read_state(self.run_dir)["record_mode"]
         self.live = record_mode != "none"
         # workers of pytest-xdist have no terminal of their own; the controller shows pytest's progress
-        self.progress = Progress(self._say) if self.live and self.worker is None else None
-        self._config = config
+        every = config.getoption("progress_every")
+        self.progress = Progress(self._say, every) if self.live and self.worker is None else None
         self._lock = threading.Lock()
         self._local: str | None = None
         self.connections = client.Connections(not self.live, self.local_url)
@@ -67,6 +74,7 @@ class _State:
         self.jobs: dict[str, scheduler.Job] = {}  # by item nodeid, started ahead (see harness.scheduler)
         self.rows: list[runner.Row] = []
         self.planned: dict[tuple[str, str, str], int] = {}  # (eval, variant, case) → samples, of the items that ran
+        self.durations: dict[tuple[str, str, str], float] = {}  # (eval, case, variant) → the item's time, for junit
         self.eval_paths: dict[str, str] = {}
         self.collected: dict[str, evals.Eval] = {}  # loaded once, at collection (pytest-xdist's controller doesn't)
         self.summaries: list[report.VariantSummary] = []
@@ -77,15 +85,29 @@ class _State:
     def _resumed_run(self, record_mode: str) -> Path:
         if self.worker is not None:
             return Path(self.worker["promptvcr_run_dir"])
+        config = self._config
+        named = [*config.getoption("eval"), *(str(Path(a)) for a in config.args if Path(a).suffix in (".yaml", ".yml"))]
         try:
-            run_dir = journal.unfinished(self.reports_dir)
+            run_dir = journal.unfinished(self.reports_dir, named)
         except PromptVCRError as exc:  # a user's mistake: pytest's usage error, not an internal one
             raise pytest.UsageError(str(exc)) from None
-        recorded_as = journal.read_state(run_dir).get("record_mode")
-        if record_mode not in ("none", recorded_as):
+        state = journal.read_state(run_dir)
+        was = journal.Selection.from_dict(state.get("selection") or {})
+        now = _selection(config)
+        changed = [
+            f"--{flag} {old or '(none)'}"
+            for flag, old, new in (
+                ("record-mode", state.get("record_mode"), None if record_mode == "none" else record_mode),
+                ("variant", " ".join(was.variants), " ".join(now.variants)),
+                ("samples", was.samples, now.samples),
+                ("shard", "/".join(map(str, was.shard or ())), "/".join(map(str, now.shard or ()))),
+            )
+            if new and new != old
+        ]
+        if changed:
             raise pytest.UsageError(
-                f"--resume continues {run_dir.name}, recorded with --record-mode {recorded_as}: drop --record-mode "
-                f"{record_mode}, or start a new run without --resume"
+                f"--resume continues {run_dir.name} as it was started ({', '.join(changed)}): drop the options that"
+                " differ, or start a new run without --resume"
             )
         return run_dir
 
@@ -99,7 +121,7 @@ class _State:
             return
         if self.run_dir is None:
             self.run_dir = report.new_run_dir(self.reports_dir)
-            journal.start(self.run_dir, self.options.record_mode, argv)
+            journal.start(self.run_dir, self.options.record_mode, argv, _selection(self._config))
         else:
             journal.finish(self.run_dir, "running")
         self.journal = journal.Journal(self.run_dir)
@@ -131,6 +153,17 @@ class _State:
         if self.progress is not None:
             self.progress.tick()
 
+    def write_plan(self, items: list[pytest.Item]) -> None:
+        """The items of a new live run, before anything is sent: what `--resume` will continue, and only that."""
+        if self.run_dir is None or self.resumed is not None or not items:
+            return
+        runs = [item.stash[_RUN] for item in items if _RUN in item.stash]
+        plan = journal.Plan(
+            {(run.eval_name, run.variant.name, run.case.id): run.samples for run in runs},
+            {run.eval_name: self.eval_paths[run.eval_name] for run in runs},
+        )
+        journal.write_plan(self.run_dir, plan, f".{self.worker['workerid']}" if self.worker else "")
+
     def start_ahead(self, items: list[pytest.Item]) -> None:
         """Without pytest-xdist: every case's samples queued now, in item order (see harness.scheduler)."""
         for item in items:
@@ -161,8 +194,14 @@ class _State:
 
     def _say(self, line: str) -> None:
         reporter = self._config.pluginmanager.get_plugin("terminalreporter")  # registered after our configure
-        if reporter is not None:
+        if reporter is None:
+            return
+        # while an item runs, pytest captures its output: a progress line would surface only in a failed item's
+        # report; and a pipe (a CI log) is block-buffered: without the flush it arrives when the run is over
+        capture = self._config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
             reporter.write_line(line)
+            reporter.flush()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rows = getattr(report, "promptvcr_rows", None)
@@ -171,6 +210,7 @@ class _State:
             self.rows.extend(rows)
             eval_name, variant, case, samples = report.promptvcr_item
             self.planned[(eval_name, variant, case)] = samples
+            self.durations[(eval_name, case, variant)] = report.duration
             self.eval_paths[name] = path
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -203,7 +243,8 @@ class _State:
         self.run_dir = self.run_dir or report.new_run_dir(self.reports_dir)
         mode = "replayed from cassettes" if not self.live else f"record mode {self.options.record_mode}"
         partial = " Partial: the run was stopped before every sample ran." if interrupted else ""
-        report.write(self.run_dir, df, self.summaries, f"{len(df)} samples, {mode}.{partial}", loaded)
+        note = f"{len(df)} samples, {mode}.{partial}"
+        report.write(self.run_dir, df, self.summaries, note, loaded, self.durations)
         status = "interrupted" if interrupted else "complete"
         shard = session.config.getoption("shard")  # what `promptvcr merge` checks: every part of one split, complete
         paths = self.eval_paths | {n: str(e.path) for n, e in loaded.items()}
@@ -265,6 +306,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds above 0, e.g. 5")
+    return value
+
+
 def _shard(text: str) -> tuple[int, int]:
     index, sep, count = text.partition("/")
     try:
@@ -301,6 +352,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="continue the newest live run that did not finish: send only samples without an answer",
     )
     group.addoption(
+        "--progress-every",
+        type=_positive_seconds,
+        default=5.0,
+        metavar="S",
+        help="seconds between the progress lines of a live run (default: 5)",
+    )
+    group.addoption(
         "--shard",
         type=_shard,
         default=None,
@@ -313,10 +371,29 @@ def pytest_configure(config: pytest.Config) -> None:
     load_dotenv(config.rootpath / ".env", override=False)
     if config.getoption("profile"):
         os.environ[profiles.ENV] = config.getoption("profile")  # read where evals are loaded, workers included
+    _sigterm_as_ctrl_c(config)
     state = _State(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "promptvcr-state")
     state.start_journal([str(a) for a in config.invocation_params.args])
+
+
+def _sigterm_as_ctrl_c(config: pytest.Config) -> None:
+    """CI cancels a job with SIGTERM: stop as Ctrl-C does (nothing more sent, a partial report, `interrupted`),
+    unless something else already handles it."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(restore)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -327,9 +404,26 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput["promptvcr_run_dir"] = str(state.run_dir)
 
 
+def _selection(config: pytest.Config) -> journal.Selection:
+    return journal.Selection(
+        tuple(str(Path(a).resolve()) for a in config.args),
+        tuple(config.getoption("eval")),
+        tuple(config.getoption("variant")),
+        config.getoption("samples"),
+        config.getoption("shard"),
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = session.config.stash[_STATE]
+    if state.live:
+        state.write_plan(session.items)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``--shard I/N``: every N-th item from the I-th on, in collection order — the same on every machine."""
-    shard = config.getoption("shard")
+    state = config.stash[_STATE]
+    shard = state.resumed.selection.shard if state.resumed is not None else config.getoption("shard")
     if shard is None:
         return
     index, count = shard
@@ -364,13 +458,21 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class EvalFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        ev = evals.load(self.path, self.config.rootpath, self.config.getoption("samples"))
-        wanted = self.config.getoption("eval")
-        if wanted and ev.name not in wanted and self.path.stem not in wanted:
-            return
-        variants = self.config.getoption("variant")
-        runs = [run for run in ev.runs if not variants or run.variant.name in variants]
         state = self.config.stash[_STATE]
+        resumed: journal.Resumed | None = state.resumed
+        samples = resumed.selection.samples if resumed is not None else self.config.getoption("samples")
+        ev = evals.load(self.path, self.config.rootpath, samples)
+        if resumed is not None:  # exactly the killed run's plan, whatever this session's arguments would add
+            if not resumed.has_eval(ev.name, self.path):
+                return
+            planned = [(run, resumed.samples((ev.name, run.variant.name, run.case.id), run.samples)) for run in ev.runs]
+            runs = [dataclasses.replace(run, samples=n) for run, n in planned if n is not None]
+        else:
+            wanted = self.config.getoption("eval")
+            if wanted and ev.name not in wanted and self.path.stem not in wanted:
+                return
+            variants = self.config.getoption("variant")
+            runs = [run for run in ev.runs if not variants or run.variant.name in variants]
         other = state.eval_paths.get(ev.name)
         if other is not None and other != str(self.path):  # they would share cassettes and reports
             raise PromptVCRError(f"{self.path}: eval name {ev.name!r} is also the name of {other}: rename one")

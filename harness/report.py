@@ -295,14 +295,20 @@ def fallback_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def write(
-    run_dir: Path, df: pd.DataFrame, summaries: Sequence[VariantSummary], note: str, evals: Mapping[str, Eval]
+    run_dir: Path,
+    df: pd.DataFrame,
+    summaries: Sequence[VariantSummary],
+    note: str,
+    evals: Mapping[str, Eval],
+    durations: Mapping[junit.Item, float] | None = None,
 ) -> None:
+    """Every report file of a run; ``durations``: each item's own time in this session, for junit.xml."""
     comparisons = compare.compare_variants(df, baselines(evals))
     df.to_csv(run_dir / "results.csv", index=False)
     df[list(METADATA)].to_json(run_dir / "calls.jsonl", orient="records", lines=True)
     summary_frame(summaries).to_csv(run_dir / "summary.csv", index=False)
     (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons), encoding="utf-8")
-    (run_dir / "junit.xml").write_bytes(junit.junit_xml(df, evals))
+    (run_dir / "junit.xml").write_bytes(junit.junit_xml(df, evals, durations or {}))
     shown: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = [("Per variant", *per_variant(summaries))]
     projections = projection_rows(summaries)
     if projections:

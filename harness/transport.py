@@ -4,13 +4,20 @@ A request is looked up by its JSON body (``harness.cassettes``) and answered wit
 or the next unclaimed one. What the cassette may record is sent to the network and kept — scrubbed of secrets,
 masked, with its measured latency and its sample — unless it is a retryable failure (a recorded 429 or 503 would
 replay as a failure). In replay there is no network: a request that no recording answers raises ``NoRecording``.
+
+A live call has one wall-clock deadline, the endpoint's ``timeout_s``: httpx2's timeouts bound each read, so a
+server that drips its body a byte at a time would never time out. ``network_transport``'s sockets give every
+operation of the calling thread what is left of its call's deadline instead: connect, writes, headers and body.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
+import httpcore2
 import httpx2
 
 from .cassettes import LATENCY_HEADER, REPLAYED_HEADER, RETRYABLE, Cassette, NoRecording, current
@@ -26,8 +33,9 @@ class Transport(httpx2.BaseTransport):
     In replay there is no network: a request that no recording answers raises ``NoRecording``, nothing is sent.
     """
 
-    def __init__(self, network: httpx2.BaseTransport | None) -> None:
+    def __init__(self, network: httpx2.BaseTransport | None, timeout_s: float | None = None) -> None:
         self._network = network
+        self._timeout_s = timeout_s
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         cassette, sample = current()
@@ -39,11 +47,15 @@ class Transport(httpx2.BaseTransport):
         if not cassette.records or self._network is None:
             raise NoRecording(cassette.path)
         start = time.perf_counter()
-        live = self._network.handle_request(request)
+        _deadline.at = None if self._timeout_s is None else time.monotonic() + self._timeout_s
         try:
-            content = live.read()
+            live = self._network.handle_request(request)
+            try:
+                content = live.read()
+            finally:
+                live.close()
         finally:
-            live.close()
+            _deadline.at = None
         latency = f"{(time.perf_counter() - start) * 1000:.1f}"  # stored, so a replay reports what this run saw
         headers = [(k, v) for k, v in live.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
         headers.append((LATENCY_HEADER, latency))
@@ -88,3 +100,73 @@ def _stored_response(
         "headers": kept,
         "status": {"code": live.status_code, "message": live.reason_phrase},
     }
+
+
+def network_transport(limits: httpx2.Limits) -> httpx2.HTTPTransport:
+    """httpx2's transport, whose sockets keep to the deadline of the calling thread's call (see the module doc)."""
+    transport = httpx2.HTTPTransport(limits=limits, trust_env=False)
+    # httpx2 takes no network backend of its own: the pool it made (with no connection yet) gets ours
+    transport._pool._network_backend = _DeadlineBackend()
+    return transport
+
+
+_deadline = threading.local()  # .at: the monotonic time the calling thread's call must end by, or None
+
+
+def _within(timeout: float | None, error: type[Exception]) -> float | None:
+    """The socket timeout for one operation: ``timeout``, cut to what is left of the call's deadline."""
+    at: float | None = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise error("the whole call took longer than the endpoint's timeout_s")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore2.NetworkStream):
+    def __init__(self, stream: httpcore2.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _within(timeout, httpcore2.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _within(timeout, httpcore2.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.NetworkStream:
+        tls = self._stream.start_tls(ssl_context, server_hostname, _within(timeout, httpcore2.ConnectTimeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore2.NetworkBackend):
+    def __init__(self) -> None:
+        self._backend = httpcore2.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
+        within = _within(timeout, httpcore2.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_tcp(host, port, within, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.NetworkStream:
+        within = _within(timeout, httpcore2.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, within, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
