@@ -1,6 +1,10 @@
 """promptvcr: evaluate and regression-test prompts for the OpenAI Chat Completions API.
 
-The pytest plugin (``harness.plugin``) is the main entry point; this façade is for scripts and other tools.
+The pytest plugin (``harness.plugin``, registered with pytest by the package's ``pytest11`` entry point) is the main
+entry point; this façade is for scripts and other tools.
+
+PYTEST_DONT_REWRITE: pytest marks the packages of its plugins for assertion rewriting, and would warn (an error under
+``filterwarnings = error``) that this one was imported before it could, as ``promptvcr run`` does.
 """
 
 from .cases import Case

@@ -28,6 +28,11 @@ from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
 from .progress import Progress
 
+try:  # the variant is a real parameter of the item: pytest's cache (--lf, --ff), -k and --deselect see it as one
+    from _pytest.python import CallSpec  # pytest ≥ 9.2, whose node ids are structured
+except ImportError:  # pragma: no cover  # older pytest
+    from _pytest.python import CallSpec2 as CallSpec  # its name there
+
 _STATE = pytest.StashKey["_State"]()
 OUTCOMES = frozenset({"passed", "failed", "errored", "skipped"})
 _ROWS = pytest.StashKey[list[runner.Row]]()
@@ -483,7 +488,13 @@ class EvalFile(pytest.File):
         if state.progress is not None:
             state.progress.plan(sum(run.samples - len(state.kept(run)) for run in runs))
         for run in runs:
-            item = CaseItem.from_parent(self, name=f"{run.case.id}[{run.variant.name}]", callobj=_test_for(run, ev))
+            item = CaseItem.from_parent(
+                self,
+                name=f"{run.case.id}[{run.variant.name}]",
+                originalname=run.case.id,
+                callspec=CallSpec(_idlist=(run.variant.name,)),  # the variant, as pytest's own parametrize says it
+                callobj=_test_for(run, ev),
+            )
             item.stash[_RUN] = run
             yield item
 
