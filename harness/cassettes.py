@@ -62,8 +62,20 @@ def parsed(body: bytes | str | None) -> Any:
 
 
 def body_key(body: Any) -> str:
-    """What a request is matched on: its JSON body, whatever the key order or spacing."""
+    """A JSON body's canonical text, whatever the key order or spacing."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def scrubbed(body: bytes | str, redactor: Redactor | None) -> str:
+    """A body as a cassette keeps it: secrets out, personal data masked (idempotent: stored bodies stay as they are)."""
+    text = redact(body.decode("utf-8", "replace") if isinstance(body, bytes) else body)
+    return mask_json_text(redactor, text) if redactor is not None and redactor.rules else text
+
+
+def request_key(body: bytes | str, redactor: Redactor | None) -> str:
+    """What a request is matched on — by replay and by `promptvcr status` alike: its JSON body as the cassette keeps
+    it (``scrubbed``), whatever the key order or spacing."""
+    return body_key(parsed(scrubbed(body, redactor)))
 
 
 class Cassette:
@@ -99,16 +111,14 @@ class Cassette:
     # -- requests as stored ----------------------------------------------------------------------------------------
 
     def scrubbed(self, body: bytes) -> str:
-        """A body as the cassette keeps it (and matches requests on it): secrets out, personal data masked."""
-        text = redact(body.decode("utf-8", "replace"))
-        return mask_json_text(self._redactor, text) if self._redactor else text
+        return scrubbed(body, self._redactor)
 
     def key(self, body: Any) -> str:
         """The index key of a request body given as data (e.g. to find a fallback's answer)."""
         return self.key_of(json.dumps(body).encode())
 
     def key_of(self, body: bytes) -> str:
-        return body_key(parsed(self.scrubbed(body)))
+        return request_key(body, self._redactor)
 
     # -- playing and recording -------------------------------------------------------------------------------------
 

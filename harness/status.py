@@ -1,7 +1,8 @@
 """`promptvcr status`: which recordings still match what the eval files would send, nothing sent.
 
 Each case × variant's request body (as ``harness.evals`` renders it) is compared with the request bodies in its
-cassette, parsed JSON against parsed JSON — the rule replay matches by (``harness.cassettes``). A case is *changed*
+cassette by the rule replay matches by, ``harness.cassettes.request_key`` (parsed JSON, secrets and personal data
+masked as the cassette keeps them). A case is *changed*
 when no recorded body is its body (prompt, parameters or model edited), *incomplete* when fewer recorded answers
 match than it has samples, *missing* when it has no cassette; a cassette no case × variant uses is *orphaned*.
 A case with judge checks also needs, for each recorded answer, the judge request built from it in its judge cassette.
@@ -49,6 +50,11 @@ class Entry:
 class Interaction:
     request: Any  # the parsed JSON body (text when it isn't JSON)
     response: Any  # the parsed JSON body of a 200 answer, else None
+    body: str  # the request body as stored
+
+
+def _key(body: Any, run: CaseRun) -> str:
+    return cassettes.request_key(body if isinstance(body, str) else json.dumps(body), run.redactor)
 
 
 def _parsed(body: Any) -> Any:
@@ -65,11 +71,9 @@ def interactions(path: Path) -> list[Interaction]:
     for raw in data.get("interactions") or []:
         response = raw.get("response") or {}
         ok = (response.get("status") or {}).get("code") == 200
+        body = (raw.get("request") or {}).get("body") or ""
         out.append(
-            Interaction(
-                _parsed((raw.get("request") or {}).get("body")),
-                _parsed((response.get("body") or {}).get("string")) if ok else None,
-            )
+            Interaction(_parsed(body), _parsed((response.get("body") or {}).get("string")) if ok else None, body)
         )
     return out
 
@@ -102,9 +106,10 @@ def check(run: CaseRun, cassettes_dir: Path) -> list[Entry]:
         return [Entry(run, path, "changed", recorded)]
     if not recorded:
         return [Entry(run, path, "missing", "the cassette holds no answer")]
-    matching = [i for i in recorded if i.request == run.body]
+    wanted = _key(run.body, run)
+    matching = [i for i in recorded if _key(i.body, run) == wanted]
     if not matching:
-        return [Entry(run, path, "changed", what_changed(run.body, recorded[0].request))]
+        return [Entry(run, path, "changed", what_changed(json.loads(wanted), recorded[0].request))]
     if len(matching) < run.samples:
         return [Entry(run, path, "incomplete", f"{len(matching)} answer(s) recorded for {run.samples} sample(s)")]
     entries = [Entry(run, path, "ok", "")]
@@ -133,11 +138,13 @@ def _check_judge(run: CaseRun, cassettes_dir: Path, answers: list[Any]) -> Entry
     recorded = _read(path)
     if isinstance(recorded, str):
         return Entry(run, path, "changed", recorded, judge=True)
-    bodies = [i.request for i in recorded]
-    unmatched = [body for body in wanted if body not in bodies]
+    keys = {_key(i.body, run) for i in recorded}
+    unmatched = [key for key in (_key(body, run) for body in wanted) if key not in keys]
     if not unmatched:
         return Entry(run, path, "ok", "", judge=True)
-    detail = what_changed(unmatched[0], bodies[0]) if bodies else "the cassette holds no judgement"
+    detail = (
+        what_changed(json.loads(unmatched[0]), recorded[0].request) if recorded else "the cassette holds no judgement"
+    )
     return Entry(run, path, "changed", detail, judge=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,39 @@ def test_every_run_writes_a_metadata_only_log(pytester: pytest.Pytester, fake_op
     assert {c["outcome"] for c in calls} == {"passed"} and all(c["latency_ms"] > 0 for c in calls)
     assert all(c["prompt_tokens"] == 12 for c in calls)  # the fake server's usage
     assert EMAIL not in "\n".join(lines) and "output" not in calls[0] and "messages" not in calls[0]
+
+
+def test_status_matches_requests_as_replay_does_masked(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    """With `redact: [email]` and an email in the prompt, a fresh recording is `ok`, not "changed" forever: status
+    and replay match by one rule (harness.cassettes.request_key). The judge's cassette, masked too, likewise."""
+    root = ep.init_project(pytester.path)
+    case = {
+        "id": "support",
+        "vars": {"email": EMAIL},
+        "messages": [{"role": "user", "content": "I am {{ email }}. Answer with JSON."}],
+        "expect": [{"json_valid": True}, {"judge": {"rubric": "Answers the user.", "threshold": 0.5}}],
+    }
+    cases = ep.write_cases(root, "support", [case])
+    ep.write_eval(
+        root, "support", base_url=fake_openai.base_url, cases=[cases], variants={"v": {"model": "m"}}, samples=2,
+        redact=["email"], judge={"model": "judge-model"},
+    )  # fmt: skip
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if body["model"] == "judge-model":
+            return Reply(body=completion('{"score": 1, "reason": "fine"}', model="judge-model"))
+        return Reply(body=completion(f'{{"to": "{EMAIL}"}}', model="m"))
+
+    fake_openai.respond = respond
+    recorded = pytester.runpytest("evals", "--record-mode", "once", "-p", "no:cacheprovider")
+    assert recorded.ret == pytest.ExitCode.OK, recorded.stdout.str()
+    assert EMAIL not in _texts(root)
+    status = pytester.run(sys.executable, "-m", "harness", "status")
+    out = status.stdout.str()
+    assert status.ret == 0, out
+    assert "changed" not in out
+    # and an edit is still seen: the masked prompt differs
+    ep.write_cases(root, "support", [{**case, "messages": [{"role": "user", "content": "I am {{ email }}!"}]}])
+    edited = pytester.run(sys.executable, "-m", "harness", "status")
+    assert edited.ret == 1
+    assert "changed" in edited.stdout.str() and "prompt" in edited.stdout.str()
