@@ -8,7 +8,7 @@ A ?=
 B ?=
 PYTEST_ARGS ?=
 
-.PHONY: install eval compare test test-live record status scan serve-local validate lint typecheck check clean
+.PHONY: install eval compare test test-slow test-live record status scan serve-local validate lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,13 @@ eval: $(STAMP)
 compare: $(STAMP)
 	$(BIN)/promptvcr compare $(A) $(B)
 
-## The harness's own tests (the live local-model test is `make test-live`).
+## The harness's own tests, the quick ones (the slow ones: `make test-slow`; the live local-model test: `make test-live`).
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -q -m "not live" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -q -m "not live and not slow" $(PYTEST_ARGS)
+
+## The tests that start whole promptvcr processes, kill them, install the package: minutes, not seconds.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest tests -q -m "slow and not live" $(PYTEST_ARGS)
 
 ## Record against the real local model (starts llama.cpp if it is not running) and replay with identical results.
 test-live: $(STAMP)

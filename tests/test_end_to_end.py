@@ -607,6 +607,7 @@ def test_junitxml_names_cases_and_carries_failure_reasons(pytester: pytest.Pytes
         assert "samples passed (min_pass_rate 1)" in reasons, name
 
 
+@pytest.mark.slow
 def test_xdist_gives_the_same_rows_and_summary(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
     root, _ = _recorded(pytester, fake_openai, gates=[{"metric": "json_valid_rate", "op": ">=", "value": 0.25}])
     serial = _run(pytester)
@@ -830,6 +831,7 @@ def test_a_key_echoed_anywhere_in_an_answer_stays_out_of_cassettes_reports_and_o
     assert rows and all("REDACTED" in r["output"] for r in rows)  # the answer is kept, the key is not
 
 
+@pytest.mark.slow
 def test_the_promptvcr_command_records_and_replays_in_a_fresh_process(
     pytester: pytest.Pytester, fake_openai: FakeOpenAI
 ) -> None:

@@ -18,6 +18,8 @@ import pytest
 from harness import chaos
 from tests import evalproject as ep
 
+pytestmark = pytest.mark.slow  # subprocesses and real kills: `make test-slow`
+
 EVAL = "storm"
 CASES = 10
 SAMPLES = 100

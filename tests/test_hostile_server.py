@@ -25,6 +25,8 @@ from harness import chaos
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 
+pytestmark = pytest.mark.slow  # subprocesses and real kills: `make test-slow`
+
 # ---------------------------------------------------------------------------------------------------- a dripping server
 
 

@@ -17,6 +17,8 @@ import pytest
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI
 
+pytestmark = pytest.mark.slow  # subprocesses and real kills: `make test-slow`
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -28,6 +28,8 @@ import yaml
 from harness import chaos
 from tests import evalproject as ep
 
+pytestmark = pytest.mark.slow  # subprocesses and real kills: `make test-slow`
+
 EVAL = "resumable"
 CASES = 4
 SAMPLES = 30
