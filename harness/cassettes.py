@@ -27,7 +27,6 @@ from typing import Any
 
 from vcr.serializers import yamlserializer
 
-from .journal import ends_a_line
 from .redaction import Redactor, mask_json_text
 from .secrets import redact
 
@@ -204,6 +203,13 @@ class Cassette:
 def _key_and_sample(interaction: Interaction) -> tuple[str, int | None]:
     tag = interaction["response"].get("headers", {}).get(SAMPLE_HEADER)
     return body_key(parsed(interaction["request"].get("body"))), int(tag[0]) if tag else None
+
+
+def ends_a_line(path: Path) -> bool:
+    """Whether a log's last line is complete (the journal's and the cassettes' logs alike)."""
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def _digest(raw: bytes) -> str:

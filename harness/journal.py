@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from .cassettes import ends_a_line
 from .errors import PromptVCRError
 
 Row = dict[str, Any]
@@ -64,12 +64,6 @@ class Journal:
         with self._lock:
             self._file.close()
             self._saved.close()
-
-
-def ends_a_line(path: Path) -> bool:
-    with path.open("rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
 
 
 def rows(run_dir: Path) -> list[Row]:
