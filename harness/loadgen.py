@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx2
 
-from . import evals
+from . import cliargs, evals
 from .errors import ConfigError
 
 MAX_DURATION_S = 600.0
@@ -435,7 +435,7 @@ def config_from_args(args: argparse.Namespace, root: Path, resolve: Callable[[st
 
 
 def main(argv: list[str], root: Path, resolve: Callable[[str, Path], Path]) -> int:
-    args = parser().parse_args(argv)
+    args = cliargs.parse(parser(), argv)
     config = config_from_args(args, root, resolve)
     report = run(config, _printer(sys.stderr))
     print(report.text())
