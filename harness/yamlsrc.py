@@ -185,13 +185,14 @@ class _Walk:
         if isinstance(node, yaml.SequenceNode):
             return all(self._node(item, f"{ptr}/{i}", inner, line) for i, item in enumerate(node.value))
         assert isinstance(node, yaml.MappingNode)  # the third kind of node
-        return self._mapping(node, ptr, inner)
+        return self._mapping(node, ptr, inner, line if again else None)
 
-    def _mapping(self, node: yaml.MappingNode, ptr: str, inner: tuple[int, ...]) -> bool:
+    def _mapping(self, node: yaml.MappingNode, ptr: str, inner: tuple[int, ...], alias_line: int | None) -> bool:
+        """``alias_line``: where the alias stands when this mapping is an alias's (its keys' lines are the anchor's)."""
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            line = key_node.start_mark.line + 1
+            line = alias_line or key_node.start_mark.line + 1
             child = ptr + "/" + escape(key)
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in (_STR, _MERGE):
                 what = key_node.tag.rsplit(":", 1)[-1]

@@ -449,7 +449,7 @@ def test_one_broken_eval_stops_the_valid_one_too(pytester: pytest.Pytester, fake
 # `validate` builds no client at all.
 
 
-def test_validate_reports_problems_and_returns_1(
+def test_validate_reports_problems_and_returns_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     case = GOOD_CASE.replace("      - contains: ok\n", "      - json_schema: {type: 12}\n")

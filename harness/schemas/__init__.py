@@ -80,6 +80,10 @@ def _explain(doc: Located, error: ValidationError) -> list[Problem]:
     if error.validator == "pattern" and "description" in schema:
         return [doc.problem(ptr, f"{_short(error.instance)} is not valid here: {schema['description']}")]
     if error.validator in ("oneOf", "anyOf"):
+        # the form of the value's own kind said more than "not a string" of the others (an unknown key in a mapping)
+        shaped = [e for e in error.context or [] if e.validator not in ("type", "enum", "const")]
+        if shaped and all(len(e.absolute_path) == len(error.absolute_path) for e in shaped):
+            return _explain(doc, max(shaped, key=lambda e: len(e.absolute_path)))
         deepest = max(error.context or [], key=lambda e: len(e.absolute_path), default=None)
         if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
             return _explain(doc, deepest)
