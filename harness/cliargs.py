@@ -23,7 +23,7 @@ class Rule:
         if not math.isfinite(value):
             return "must be a finite number"
         if value < self.low or (self.low_open and value == self.low) or value > self.high:
-            low = f"above {self.low:g}" if self.low_open else f"at least {self.low:g}"
+            low = f"must be above {self.low:g}" if self.low_open else f"must be at least {self.low:g}"
             return low + (f" and at most {self.high:g}" if math.isfinite(self.high) else "")
         return None
 

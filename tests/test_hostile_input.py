@@ -82,159 +82,201 @@ gates:
   - {metric: pass_rate, op: '>=', value: 0.5}
 """
 
+# fmt: off
 VARIANTS: list[Variant] = []
 
 
-def bad_case(kind: str, id: str, old: str, new: str, needle: str, pointer: str | None, message: str) -> None:
-    """A variant whose case file has ``old`` replaced by ``new``."""
-    assert old in CASE
-    VARIANTS.append(Variant(kind, id, CASE.replace(old, new), EVAL, "case", needle, pointer, message))
+def edited(kind: str, file: str, rows: list[tuple[str, str, str, str, str | None, str]]) -> None:
+    """Variants whose case (``file`` "case") or eval file has ``old`` replaced by ``new``; each row is
+    (id, old, new, needle, pointer, message)."""
+    base = CASE if file == "case" else EVAL
+    for id, old, new, needle, pointer, message in rows:
+        assert old in base, id
+        text = base.replace(old, new)
+        case, ev = (text, EVAL) if file == "case" else (CASE, text)
+        VARIANTS.append(Variant(kind, id, case, ev, file, needle, pointer, message))
 
 
-def bad_eval(kind: str, id: str, old: str, new: str, needle: str, pointer: str | None, message: str) -> None:
-    assert old in EVAL
-    VARIANTS.append(Variant(kind, id, CASE, EVAL.replace(old, new), "eval", needle, pointer, message))
+def raw(kind: str, rows: list[tuple[str, str | bytes, str | bytes, str, str, str | None, str]]) -> None:
+    """Variants written out whole: (id, case text, eval text, file, needle, pointer, message)."""
+    VARIANTS.extend(Variant(kind, *row) for row in rows)
 
 
-def bad_template(id: str, template: str, message: str, kind: str = "template") -> None:
-    old = "content: Say hello to {{ name }} in JSON."
-    bad_case(kind, id, old, f"content: {template!r}", "content:", "/cases/0/messages/0/content", message)
+T, V, C1 = "temperature: 0.2", "    vars: {name: Ada}", "      - contains: ok"
+SAY = "content: Say hello to {{ name }} in JSON."
+URLS, GATE, VARS = '"{url}"}', "value: 0.5}", "variants:"
+CONTENT, FIN, WHOLE, UNK = "/cases/0/messages/0/content", "not a finite number", "whole number", "unknown key"
+NOLOAD, NOJSON, SYNTAX = "include, import and extends are not available", "value has no JSON form", "YAML syntax error"
 
 
-CONTENT = "/cases/0/messages/0/content"
+def templates(kind: str, rows: list[tuple[str, str, str]]) -> None:
+    """Variants whose one message template is ``template``: (id, template, message)."""
+    edited(kind, "case", [(id, SAY, f"content: {t!r}", "content:", CONTENT, m) for id, t, m in rows])
 
-# 1. Templates that fail while rendering: the template's own code, so the file's problem.
-bad_template("zero-division", "{{ 1 / 0 }}", "ZeroDivisionError")
-bad_template("type-error", "{{ 'a' + 1 }}", "TypeError")
-bad_template("huge-range", "{{ range(10**6) | list }}", "Range too big")
-bad_template("include", "{% include 'other.j2' %}", "include, import and extends are not available")
-bad_template("import", "{% import 'macros.j2' as m %}", "include, import and extends are not available")
-bad_template("extends", "{% extends 'base.j2' %}", "include, import and extends are not available")
-bad_template("pop-empty", "{{ [].pop() }}", "IndexError")
-bad_template("endless-loops", "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}", "took more")
-bad_template("string-bomb", "{{ 'x' * 10**9 }}", "too large")
-bad_template("power-bomb", "{{ 10 ** (10 ** 9) }}", "too large")
-bad_template("filter-bomb", "{{ 'x' | center(10**9) }}", "is refused")
-bad_template("format-bomb", "{{ '%0999999999d' % 1 }}", "too large")
-bad_template("method-format-bomb", "{{ '{:>9999999999}'.format(1) }}", "is refused")
-bad_template("output-bomb", "{% for i in range(99999) %}{{ 'x' * 99 }}{% endfor %}", "renders more than")
+
+# 1. Templates that fail while rendering: the template's own code, so its file's problem.
+templates("template", [
+    ("zero-division", "{{ 1 / 0 }}", "ZeroDivisionError"),
+    ("type-error", "{{ 'a' + 1 }}", "TypeError"),
+    ("huge-range", "{{ range(10**6) | list }}", "Range too big"),
+    ("include", "{% include 'other.j2' %}", NOLOAD),
+    ("import", "{% import 'macros.j2' as m %}", NOLOAD),
+    ("extends", "{% extends 'base.j2' %}", NOLOAD),
+    ("pop-empty", "{{ [].pop() }}", "IndexError"),
+    ("endless-loops", "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}", "took more"),
+    ("string-bomb", "{{ 'x' * 10**9 }}", "too large"),
+    ("power-bomb", "{{ 10 ** (10 ** 9) }}", "too large"),
+    ("filter-bomb", "{{ 'x' | center(10**9) }}", "is refused"),
+    ("format-bomb", "{{ '%0999999999d' % 1 }}", "too large"),
+    ("method-format-bomb", "{{ '{:>9999999999}'.format(1) }}", "is refused"),
+    ("output-bomb", "{% for i in range(99999) %}{{ 'x' * 99 }}{% endfor %}", "renders more than"),
+])
 
 # 2. Numbers that pass a minimum/maximum but aren't what the field means.
-bad_case("numbers", "nan-temperature", "temperature: 0.2", "temperature: .nan", "temperature", "/cases/0/temperature", "not a finite number")
-bad_case("numbers", "inf-top-p", "temperature: 0.2", "top_p: -.inf", "top_p", "/cases/0/top_p", "not a finite number")
-bad_case("numbers", "overflow-temperature", "temperature: 0.2", "temperature: 1.0e+999", "temperature", "/cases/0/temperature", "not a finite number")
-bad_case("numbers", "inf-min-pass-rate", "temperature: 0.2", "min_pass_rate: .inf", "min_pass_rate", "/cases/0/min_pass_rate", "not a finite number")
-bad_case("numbers", "float-samples", "temperature: 0.2", "samples: 2.0", "samples", "/cases/0/samples", "expected a whole number, got 2.0")
-bad_case("numbers", "float-max-tokens", "temperature: 0.2", "max_tokens: 50.0", "max_tokens", "/cases/0/max_tokens", "write 50")
-bad_eval("numbers", "float-eval-samples", "variants:", "samples: 3.0\nvariants:", "samples: 3.0", "/samples", "whole number")
-bad_eval("numbers", "float-concurrency", "variants:", "limits: {concurrency: 4.0}\nvariants:", "concurrency: 4.0", "/limits/concurrency", "whole number")
-bad_eval("numbers", "float-min-n", "value: 0.5}", "value: 0.5, min_n: 5.0}", "min_n", "/gates/0/min_n", "whole number")
-bad_eval("numbers", "nan-gate-value", "value: 0.5}", "value: .nan}", "value: .nan", "/gates/0/value", "not a finite number")
-bad_eval("numbers", "inf-timeout", '"{url}"}', '"{url}", timeout_s: .inf}', "timeout_s", "/endpoint/timeout_s", "not a finite number")
-bad_eval("numbers", "fractional-retries", '"{url}"}', '"{url}", max_retries: 1.5}', "max_retries", "/endpoint/max_retries", "expected integer")
+edited("numbers", "case", [
+    ("nan-temperature", T, "temperature: .nan", "temperature", "/cases/0/temperature", FIN),
+    ("inf-top-p", T, "top_p: -.inf", "top_p", "/cases/0/top_p", FIN),
+    ("overflow-temperature", T, "temperature: 1.0e+999", "temperature", "/cases/0/temperature", FIN),
+    ("inf-min-pass-rate", T, "min_pass_rate: .inf", "min_pass_rate", "/cases/0/min_pass_rate", FIN),
+    ("float-samples", T, "samples: 2.0", "samples", "/cases/0/samples", "expected a whole number, got 2.0"),
+    ("float-max-tokens", T, "max_tokens: 50.0", "max_tokens", "/cases/0/max_tokens", "write 50"),
+])
+edited("numbers", "eval", [
+    ("float-eval-samples", VARS, "samples: 3.0\nvariants:", "samples: 3.0", "/samples", WHOLE),
+    ("float-concurrency", VARS, "limits: {concurrency: 4.0}\nvariants:", "y: 4", "/limits/concurrency", WHOLE),
+    ("float-min-n", GATE, "value: 0.5, min_n: 5.0}", "min_n", "/gates/0/min_n", WHOLE),
+    ("nan-gate-value", GATE, "value: .nan}", "value: .nan", "/gates/0/value", FIN),
+    ("inf-timeout", URLS, '"{url}", timeout_s: .inf}', "timeout_s", "/endpoint/timeout_s", FIN),
+    ("fractional-retries", URLS, '"{url}", max_retries: 1.5}', "max_retries", "/endpoint/max_retries", "integer"),
+])
 
 
-def laughs(anchor: str, levels: int = 9) -> str:
-    """A "billion laughs" block: level i is ten aliases of level i - 1 (10**levels values), indented as a mapping."""
+def laughs(anchor: str, indent: str = "", levels: int = 9) -> str:
+    """A "billion laughs" block: level i is ten aliases of level i - 1 (10**levels values)."""
     lines = [f"{anchor}0: &{anchor}0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     lines += [f"{anchor}{i}: &{anchor}{i} [{', '.join([f'*{anchor}{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
-    return "\n".join(lines)
+    return "\n".join(indent + line for line in lines)
 
 
-# 3. YAML alias expansion.
-VARS = "    vars: {name: Ada}"
-indented = "\n".join("      " + line for line in laughs("l").splitlines())
-# Walking level i again costs 11**i-ish values (each alias and all it holds): ALIAS_BUDGET (100 000) runs out in level 4.
-bad_case("aliases", "laughs-in-vars", VARS, f"    vars:\n{indented}", "l4:", "/cases/0/vars/l4/…", "YAML aliases expand")
-bad_eval("aliases", "laughs-in-eval", "variants:", f"{laughs('x')}\nvariants:", "x4:", "/x4/…", "YAML aliases expand")
-bad_case("aliases", "alias-loop-map", VARS, "    vars: &v {name: Ada, me: *v}", "&v", "/cases/0/vars/me", "a loop")
-bad_case("aliases", "alias-loop-list", VARS, "    vars: {name: Ada, me: &s [a, *s]}", "&s", "/cases/0/vars/me/1", "a loop")
-bad_case("aliases", "deep-nesting", VARS, "    vars: {name: Ada, deep: " + "[" * 150 + "]" * 150 + "}", "deep:", "/cases/0/vars/deep/0/…", "nested more than 100")
-mapping_laughs = "\n".join(
+MAPS = "\n".join(
     ["    m0: &m0 {a: lol, b: lol, c: lol, d: lol, e: lol, f: lol, g: lol, h: lol, i: lol, j: lol}"]
     + [f"    m{i}: &m{i} {{{', '.join(f'{k}: *m{i - 1}' for k in 'abcdefghij')}}}" for i in range(1, 8)]
 )
-bad_case("aliases", "laughs-of-mappings", "cases:", f"defaults:\n  vars:\n{mapping_laughs}\ncases:", "m4:", "/defaults/vars/m4/…", "YAML aliases expand")
+DEEP = "    vars: {name: Ada, deep: " + "[" * 150 + "]" * 150 + "}"
+EXPAND = "YAML aliases expand"
+# 3. YAML alias expansion. Walking level i again costs 11**i-ish values (each alias and all it holds):
+# ALIAS_BUDGET (100 000) runs out in level 4.
+edited("aliases", "case", [
+    ("laughs-in-vars", V, f"    vars:\n{laughs('l', '      ')}", "l4:", "/cases/0/vars/l4/…", EXPAND),
+    ("alias-loop-map", V, "    vars: &v {name: Ada, me: *v}", "&v", "/cases/0/vars/me", "a loop"),
+    ("alias-loop-list", V, "    vars: {name: Ada, me: &s [a, *s]}", "&s", "/cases/0/vars/me/1", "a loop"),
+    ("deep-nesting", V, DEEP, "deep:", "/cases/0/vars/deep/0/…", "nested more than 100"),
+    ("laughs-of-mappings", "cases:", f"defaults:\n  vars:\n{MAPS}\ncases:", "m4:", "/defaults/vars/m4/…", EXPAND),
+])
+edited("aliases", "eval", [("laughs-in-eval", VARS, f"{laughs('x')}\nvariants:", "x4:", "/x4/…", EXPAND)])
 
 # 4. Encoding: bytes that aren't UTF-8 text, control characters, values JSON has no form for.
-latin = CASE.encode().replace(b"Say hello", b"Say h\xe9llo")
-VARIANTS.append(Variant("encoding", "latin-1-case", latin, EVAL, "case", "content:", None, "not UTF-8 text"))
-latin_eval = EVAL.encode().replace(b"v: {max_tokens", b"v\xe9: {max_tokens")
-VARIANTS.append(Variant("encoding", "latin-1-eval", CASE, latin_eval, "eval", "max_tokens", None, "not UTF-8 text"))
-nul = CASE.encode().replace(b"role: user", b"role: us\x00er")
-VARIANTS.append(Variant("encoding", "nul-byte", nul, EVAL, "case", "role:", None, "U+0000 is not allowed"))
-bell = EVAL.encode().replace(b"  - cases/", b"  - \x07cases/")
-VARIANTS.append(Variant("encoding", "control-char", CASE, bell, "eval", "\x07", None, "U+0007 is not allowed"))
-utf16 = CASE.encode("utf-16")
-VARIANTS.append(Variant("encoding", "utf-16-file", utf16, EVAL, "case", "c\x00a\x00s\x00e\x00s\x00:", None, "not UTF-8 text"))
-bad_case("encoding", "timestamp-tag", "      - contains: ok", "      - equals: !!timestamp 2024-01-01", "!!timestamp", None, "!!timestamp value has no JSON form")
-bad_case("encoding", "binary-tag", VARS, "    vars: {name: !!binary aGVsbG8=}", "!!binary", None, "!!binary value has no JSON form")
-bad_case("encoding", "set-tag", VARS, "    vars: {name: !!set {a, b}}", "!!set", None, "!!set value has no JSON form")
+CB, EB = CASE.encode(), EVAL.encode()
+raw("encoding", [
+    ("latin-1-case", CB.replace(b"Say hello", b"Say h\xe9llo"), EVAL, "case", "content:", None, "not UTF-8 text"),
+    ("latin-1-eval", CASE, EB.replace(b"v: {max", b"v\xe9: {max"), "eval", "max_tokens", None, "not UTF-8 text"),
+    ("nul-byte", CB.replace(b"role: user", b"role: us\x00er"), EVAL, "case", "role:", None, "U+0000 is not allowed"),
+    ("control-char", CASE, EB.replace(b"  - cases/", b"  - \x07cases/"), "eval", "\x07", None, "U+0007 is not"),
+    ("utf-16-file", CASE.encode("utf-16"), EVAL, "case", "c\x00a\x00s\x00e\x00s\x00:", None, "not UTF-8 text"),
+])
+edited("encoding", "case", [
+    ("timestamp-tag", C1, "      - equals: !!timestamp 2024-01-01", "!!timestamp", None, f"!!timestamp {NOJSON}"),
+    ("binary-tag", V, "    vars: {name: !!binary aGVsbG8=}", "!!binary", None, f"!!binary {NOJSON}"),
+    ("set-tag", V, "    vars: {name: !!set {a, b}}", "!!set", None, f"!!set {NOJSON}"),
+])
 
 # 6. JSON pointers that can't be valid (RFC 6901: a ~ is followed by 0 or 1; a pointer starts with /).
-for id, check, pointer_at in (
-    ("pointer-tilde-2", "contains: {value: ok, path: /a~2}", "/cases/0/expect/1/contains/path"),
-    ("pointer-trailing-tilde", "regex: {pattern: ok, path: /a~}", "/cases/0/expect/1/regex/path"),
-    ("pointer-no-slash", "equals: {value: 1, path: a/b}", "/cases/0/expect/1/equals/path"),
-    ("pointer-tilde-letter", "max_chars: {value: 3, path: /~x}", "/cases/0/expect/1/max_chars/path"),
-    ("pointer-not-contains", "not_contains: {value: x, path: /ok/~9}", "/cases/0/expect/1/not_contains/path"),
-    ("pointer-judge", "judge: {rubric: polite, threshold: 0.5, model: m, path: /x~}", "/cases/0/expect/1/judge/path"),
-):
-    bad_case("pointers", id, "      - contains: ok", f"      - {check}", check.split(":")[0], pointer_at, "RFC 6901 pointer")
+edited("pointers", "case", [
+    (id, C1, f"      - {check}", check.split(":")[0], f"/cases/0/expect/1/{check.split(':')[0]}/path", "RFC 6901")
+    for id, check in (
+        ("pointer-tilde-2", "contains: {value: ok, path: /a~2}"),
+        ("pointer-trailing-tilde", "regex: {pattern: ok, path: /a~}"),
+        ("pointer-no-slash", "equals: {value: 1, path: a/b}"),
+        ("pointer-tilde-letter", "max_chars: {value: 3, path: /~x}"),
+        ("pointer-not-contains", "not_contains: {value: x, path: /ok/~9}"),
+        ("pointer-judge", "judge: {rubric: polite, threshold: 0.5, model: m, path: /x~}"),
+    )
+])
 
-# Classes that held before: they must keep holding.
-bad_case("yaml-syntax", "mapping-in-value", "content: Say hello to {{ name }} in JSON.", "content: Say: hello", "Say: hello", None, "YAML syntax error")
-bad_case("yaml-syntax", "unclosed-flow", VARS, "    vars: {name: Ada\n    samples: 2", "samples: 2", None, "YAML syntax error")
-bad_case("yaml-syntax", "tab-indent", "    temperature: 0.2", "\ttemperature: 0.2", "\ttemperature", None, "YAML syntax error")
-bad_case("yaml-syntax", "bad-dedent", "    model: fake-model", "    model: fake-model\n   stray: 1", "stray", None, "YAML syntax error")
-bad_case("yaml-syntax", "alias-undefined", VARS, "    vars: {name: *nowhere}", "*nowhere", None, "YAML syntax error")
-bad_case("duplicate-keys", "dup-model", "    temperature: 0.2", "    model: other", "model: other", "/cases/0/model", "duplicate key 'model'")
-bad_case("duplicate-keys", "dup-var", VARS, "    vars: {name: Ada, name: Bob}", "Bob", "/cases/0/vars/name", "duplicate key 'name'")
-bad_case("duplicate-keys", "dup-id", "    model: fake-model", "    model: fake-model\n    id: again", "id: again", "/cases/0/id", "duplicate key 'id'")
-bad_eval("duplicate-keys", "dup-variant", "  v: {max_tokens: 50}", "  v: {max_tokens: 50}\n  v: {max_tokens: 9}", "max_tokens: 9", "/variants/v", "duplicate key 'v'")
-bad_eval("duplicate-keys", "dup-name", "variants:", "name: again\nvariants:", "name: again", "/name", "duplicate key 'name'")
-bad_case("unknown-keys", "typo-temperature", "    temperature: 0.2", "    temprature: 0.2", "temprature", "/cases/0/temprature", "unknown key")
-bad_case("unknown-keys", "typo-long-check", "      - contains: ok", "      - contains: {value: ok, paht: /a}", "paht", "/cases/0/expect/1/contains/paht", "unknown key")
-bad_eval("unknown-keys", "typo-endpoint", '"{url}"}', '"{url}", timeout: 3}', "timeout:", "/endpoint/timeout", "unknown key")
-bad_eval("unknown-keys", "typo-gate", "value: 0.5}", "value: 0.5, varient: v}", "varient", "/gates/0/varient", "unknown key")
-bad_eval("unknown-keys", "typo-top-level", "variants:", "budget: 3\nvariants:", "budget:", "/budget", "unknown key")
-bad_case("wrong-types", "temperature-word", "temperature: 0.2", "temperature: hot", "temperature", "/cases/0/temperature", "expected number")
-bad_case("wrong-types", "samples-string", "temperature: 0.2", "samples: '3'", "samples", "/cases/0/samples", "expected integer")
-bad_case("wrong-types", "messages-string", "    messages:\n      - role: user\n", "    messages: hi\n    m:\n      - role: user\n", "messages: hi", "/cases/0/messages", "")
-bad_case("wrong-types", "bool-temperature", "temperature: 0.2", "temperature: yes", "temperature", "/cases/0/temperature", "expected number")
-bad_eval("wrong-types", "variants-list", "  v: {max_tokens: 50}", "  - v", "variants:", "/variants", "expected object")
-bad_case("bad-ids", "id-with-space", "id: greet", "id: has space", "has space", "/cases/0/id", "")
-bad_case("bad-ids", "id-empty", "id: greet", "id: ''", "id: ''", "/cases/0/id", "")
-bad_case("bad-ids", "id-number", "id: greet", "id: 123", "id: 123", "/cases/0/id", "expected string")
-bad_eval("bad-ids", "eval-name-slash", "name: {id}", "name: bad/{id}", "name: bad", "/name", "")
-bad_eval("bad-ids", "variant-name-space", "  v: {max_tokens: 50}", "  a b: {max_tokens: 50}", "a b", "/variants/a b", "")
-for id, tag in (
-    ("python-apply", "!!python/object/apply:os.system ['echo pwned']"),
-    ("python-name", "!!python/name:os.system"),
-    ("python-object", "!!python/object:object {}"),
-    ("python-tuple", "!!python/tuple [1, 2]"),
-    ("python-module", "!!python/module:os"),
-):
-    bad_case("python-tags", id, VARS, f"    vars:\n      name: {tag}", "!!python", None, "could not determine a constructor")
-for id, template in (
-    ("dunder-class", "{{ name.__class__ }}"),
-    ("mro-walk", "{{ ''.__class__.__mro__ }}"),
-    ("globals", "{{ cycler.__init__.__globals__ }}"),
-    ("template-context", "{{ self._TemplateReference__context }}"),
-    ("lipsum-globals", "{{ lipsum.__globals__['os'] }}"),
-):
-    bad_template(id, template, "template", kind="jinja-sandbox")
+# The classes that held before: they must keep holding.
+edited("yaml-syntax", "case", [
+    ("mapping-in-value", SAY, "content: Say: hello", "Say: hello", None, SYNTAX),
+    ("unclosed-flow", V, "    vars: {name: Ada\n    samples: 2", "samples: 2", None, SYNTAX),
+    ("tab-indent", "    " + T, "\t" + T, "\ttemperature", None, SYNTAX),
+    ("bad-dedent", "    model: fake-model", "    model: fake-model\n   stray: 1", "stray", None, SYNTAX),
+    ("alias-undefined", V, "    vars: {name: *nowhere}", "*nowhere", None, SYNTAX),
+])
+edited("duplicate-keys", "case", [
+    ("dup-model", "    " + T, "    model: other", "model: other", "/cases/0/model", "duplicate key 'model'"),
+    ("dup-var", V, "    vars: {name: Ada, name: Bob}", "Bob", "/cases/0/vars/name", "duplicate key 'name'"),
+    ("dup-id", "    model: fake-model", "    model: fake-model\n    id: again", "id: again", "/cases/0/id", "key 'id'"),
+])
+edited("duplicate-keys", "eval", [
+    ("dup-variant", "  v: {max_tokens: 50}", "  v: {max_tokens: 50}\n  v: {}", "v: {}", "/variants/v", "key 'v'"),
+    ("dup-name", VARS, "name: again\nvariants:", "name: again", "/name", "duplicate key 'name'"),
+])
+edited("unknown-keys", "case", [
+    ("typo-temperature", T, "temprature: 0.2", "temprature", "/cases/0/temprature", UNK),
+    ("typo-long-check", C1, "      - contains: {value: ok, paht: /a}", "paht", "/cases/0/expect/1/contains/paht", UNK),
+])
+edited("unknown-keys", "eval", [
+    ("typo-endpoint", URLS, '"{url}", timeout: 3}', "timeout:", "/endpoint/timeout", UNK),
+    ("typo-gate", GATE, "value: 0.5, varient: v}", "varient", "/gates/0/varient", UNK),
+    ("typo-top-level", VARS, "budget: 3\nvariants:", "budget:", "/budget", UNK),
+])
+edited("wrong-types", "case", [
+    ("temperature-word", T, "temperature: hot", "temperature", "/cases/0/temperature", "expected number"),
+    ("samples-string", T, "samples: '3'", "samples", "/cases/0/samples", "expected integer"),
+    ("messages-string", "    messages:\n", "    messages: hi\n    m:\n", "messages: hi", "/cases/0/messages", ""),
+    ("bool-temperature", T, "temperature: yes", "temperature", "/cases/0/temperature", "expected number"),
+])
+edited("wrong-types", "eval", [("variants-list", "  v: {max_tokens: 50}", "  - v", VARS, "/variants", "object")])
+edited("bad-ids", "case", [
+    ("id-with-space", "id: greet", "id: has space", "has space", "/cases/0/id", ""),
+    ("id-empty", "id: greet", "id: ''", "id: ''", "/cases/0/id", ""),
+    ("id-number", "id: greet", "id: 123", "id: 123", "/cases/0/id", "expected string"),
+])
+edited("bad-ids", "eval", [
+    ("eval-name-slash", "name: {id}", "name: bad/{id}", "name: bad", "/name", ""),
+    ("variant-name-space", "  v: {max_tokens: 50}", "  a b: {max_tokens: 50}", "a b", "/variants/a b", ""),
+])
+edited("python-tags", "case", [
+    (id, V, f"    vars:\n      name: {tag}", "!!python", None, "could not determine a constructor")
+    for id, tag in (
+        ("python-apply", "!!python/object/apply:os.system ['echo pwned']"),
+        ("python-name", "!!python/name:os.system"),
+        ("python-object", "!!python/object:object {}"),
+        ("python-tuple", "!!python/tuple [1, 2]"),
+        ("python-module", "!!python/module:os"),
+    )
+])
+templates("jinja-sandbox", [
+    ("dunder-class", "{{ name.__class__ }}", "template"),
+    ("mro-walk", "{{ ''.__class__.__mro__ }}", "template"),
+    ("globals", "{{ cycler.__init__.__globals__ }}", "template"),
+    ("template-context", "{{ self._TemplateReference__context }}", "template"),
+    ("lipsum-globals", "{{ lipsum.__globals__['os'] }}", "template"),
+])
 BOM = "\ufeff"
-bom_typo = BOM + CASE.replace("temperature", "temprature")
-VARIANTS.append(Variant("bom-crlf", "bom-unknown-key", bom_typo, EVAL, "case", "temprature", "/cases/0/temprature", "unknown key"))
-crlf_dup = CASE.replace("    temperature: 0.2", "    model: other").replace("\n", "\r\n")
-VARIANTS.append(Variant("bom-crlf", "crlf-dup-key", crlf_dup, EVAL, "case", "model: other", "/cases/0/model", "duplicate key"))
-crlf_nan = BOM + CASE.replace("temperature: 0.2", "temperature: .nan").replace("\n", "\r\n")
-VARIANTS.append(Variant("bom-crlf", "bom-crlf-nan", crlf_nan, EVAL, "case", ".nan", "/cases/0/temperature", "finite"))
-crlf_tpl = CASE.replace("content: Say hello to {{ name }} in JSON.", "content: '{{ 1 / 0 }}'").replace("\n", "\r\n")
-VARIANTS.append(Variant("bom-crlf", "crlf-template", crlf_tpl, EVAL, "case", "content:", CONTENT, "ZeroDivisionError"))
-crlf_eval = EVAL.replace("variants:", "varients: {}\nvariants:").replace("\n", "\r\n")
-VARIANTS.append(Variant("bom-crlf", "crlf-eval", CASE, crlf_eval, "eval", "varients", "/varients", "unknown key"))
+
+
+def crlf(text: str) -> str:
+    return text.replace("\n", "\r\n")
+
+
+raw("bom-crlf", [
+    ("bom-typo", BOM + CASE.replace(T, "temprature: 0.2"), EVAL, "case", "temprature", "/cases/0/temprature", UNK),
+    ("crlf-dup", crlf(CASE.replace("    " + T, "    model: other")), EVAL, "case", "other", "/cases/0/model", "dup"),
+    ("bom-crlf-nan", BOM + crlf(CASE.replace(T, "temperature: .nan")), EVAL, "case", ".nan", "/cases/0/temp…", FIN),
+    ("crlf-template", crlf(CASE.replace(SAY, "content: '{{ 1 / 0 }}'")), EVAL, "case", "content:", CONTENT, "Zero"),
+    ("crlf-eval", CASE, crlf(EVAL.replace(VARS, "varients: {}\nvariants:")), "eval", "varients", "/varients", UNK),
+])
+# fmt: on
 
 
 def write(root: Path, variants: list[Variant], url: str) -> None:
@@ -303,3 +345,245 @@ def test_every_class_has_five_variants() -> None:
     kinds = {v.kind for v in VARIANTS}
     assert all(sum(v.kind == k for v in VARIANTS) >= 5 for k in kinds), kinds
     assert len({v.id for v in VARIANTS}) == len(VARIANTS)
+
+
+# ------------------------------------------------------------------------------------------- answered, not refused
+
+
+def answering_project(root: Path, url: str, cases: list[dict[str, Any]]) -> None:
+    """One eval ``answers`` whose cases (each naming itself in its user message) are the given ones."""
+    import yaml
+
+    (root / "conftest.py").write_text('pytest_plugins = ["harness.plugin"]\n', encoding="utf-8")
+    (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (root / "cases").mkdir()
+    (root / "evals").mkdir()
+    for case in cases:
+        case.setdefault("messages", [{"role": "user", "content": f"case {case['id']}"}])
+    doc = {"defaults": {"model": "fake-model", "max_tokens": 50}, "cases": cases}
+    (root / "cases" / "answers.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    ev = {"name": "answers", "cases": ["cases/answers.yaml"], "endpoint": {"base_url": url}, "variants": {"v": {}}}
+    (root / "evals" / "answers.yaml").write_text(yaml.safe_dump(ev, sort_keys=False), encoding="utf-8")
+
+
+def run_cli(root: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    argv = [sys.executable, "-m", "harness.cli", *args, "--", "-p", "no:cacheprovider"]
+    started = time.monotonic()
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    return done, time.monotonic() - started
+
+
+def results(root: Path) -> dict[str, dict[str, str]]:
+    with (root / "reports" / "latest" / "results.csv").open(encoding="utf-8", newline="") as handle:
+        return {row["case"]: row for row in csv.DictReader(handle)}
+
+
+def case_id(body: dict[str, Any]) -> str:
+    return str(body["messages"][-1]["content"]).removeprefix("case ")
+
+
+LONG = "a" * 5000 + "!"
+REDOS: dict[str, tuple[dict[str, Any], str]] = {  # case id → (its check, the answer that makes it backtrack)
+    "nested-plus": ({"regex": "(a+)+$"}, LONG),
+    "alternation": ({"regex": "(a|aa)+$"}, LONG),
+    "repeated-group": ({"regex": {"pattern": "(.*a){25}$"}}, LONG),
+    "at-a-path": ({"regex": {"pattern": "(x+x+)+y", "path": "/t"}}, '{"t": "' + "x" * 5000 + '"}'),
+    "schema-pattern": (
+        {"json_schema": {"type": "object", "properties": {"t": {"type": "string", "pattern": "^(a|aa)+$"}}}},
+        '{"t": "' + LONG + '"}',
+    ),
+    "schema-pattern-properties": (
+        {"json_schema": {"type": "object", "patternProperties": {"^(a|aa)+$": {"type": "integer"}}}},
+        '{"' + LONG + '": 1}',
+    ),
+}
+
+
+def test_catastrophic_backtracking_fails_its_sample_not_the_run(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    cases = [{"id": name, "expect": [check, {"not_contains": "never"}]} for name, (check, _) in REDOS.items()]
+    answering_project(tmp_path, fake_openai.base_url, cases)
+    fake_openai.respond = lambda body: Reply(body=completion(REDOS[case_id(body)][1]))
+    done, elapsed = run_cli(tmp_path, "run", "--record-mode", "once")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out[-3000:]  # cases failed: the run itself finished, with its report
+    assert "Traceback" not in out
+    rows = results(tmp_path)
+    assert set(rows) == set(REDOS)
+    for name, row in rows.items():
+        assert row["outcome"] == "failed", name
+        assert "check timed out" in row["reasons"], (name, row["reasons"])
+        assert "not_contains" not in row["failed_checks"], name  # the case's other check still ran, and passed
+    # every sample's checks stop at their limit: the checks are sequential, so the run is about their sum
+    assert elapsed < len(REDOS) * matching_limit() + 30, elapsed
+    assert len(fake_openai.chat_requests) == len(REDOS)
+
+
+def matching_limit() -> float:
+    from harness import matching
+
+    return matching.CHECK_TIME_LIMIT_S
+
+
+def test_a_backtracking_check_ends_within_the_limit() -> None:
+    check = checks.compile_check("regex", "(a+)+$")
+    started = time.monotonic()
+    (result,) = checks.run_checks([check], {}, completion(LONG))
+    assert time.monotonic() - started < matching_limit() + 0.5
+    assert (result.passed, result.reason.split(" (")[0]) == (False, "check timed out")
+    fast = checks.compile_check("regex", "^a+!$")  # and a sound pattern on the same answer still matches
+    assert checks.run_checks([fast], {}, completion(LONG))[0].passed
+
+
+REFUSAL = "I can't help with that."
+REFUSALS: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {  # case id → (its checks, the message sent)
+    "json-null-content": ([{"json_valid": True}], {"content": None, "refusal": REFUSAL}),
+    "json-empty-content": ([{"json_valid": True}], {"content": "", "refusal": REFUSAL}),
+    "schema": ([{"json_schema": {"type": "object"}}], {"content": None, "refusal": REFUSAL}),
+    "contains": ([{"contains": "ok"}], {"content": None, "refusal": REFUSAL}),
+    "passing-check": ([{"not_contains": "secret"}], {"content": None, "refusal": REFUSAL}),
+    "json-object-format": ([{"max_chars": 10}], {"content": None, "refusal": REFUSAL}),
+}
+
+
+def refused(body: dict[str, Any]) -> Reply:
+    reply = completion("unused")
+    reply["choices"][0]["message"] = {"role": "assistant", **REFUSALS[case_id(body)][1]}
+    return Reply(body=reply)
+
+
+def test_a_refusal_says_so_in_reasons_and_its_column(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    cases = [{"id": name, "expect": expect} for name, (expect, _) in REFUSALS.items()]
+    cases[-1]["response_format"] = "json_object"
+    answering_project(tmp_path, fake_openai.base_url, cases)
+    fake_openai.respond = refused
+    for mode in ("once", "none"):  # recorded, then replayed: the cassette keeps the refusal
+        done, _ = run_cli(tmp_path, "run", "--record-mode", mode)
+        out = done.stdout + done.stderr
+        assert done.returncode == 1, out[-3000:]
+        assert "Traceback" not in out
+        rows = results(tmp_path)
+        assert set(rows) == set(REFUSALS)
+        for name, row in rows.items():
+            assert row["refusal"] == REFUSAL, name
+            assert f"refused: {REFUSAL}" in row["reasons"], (name, row["reasons"])
+            assert row["json_valid"] in ("False", ""), name  # never valid JSON
+        for name in ("json-null-content", "json-empty-content", "schema", "json-object-format"):
+            assert rows[name]["json_valid"] == "False", name
+        assert rows["json-null-content"]["reasons"] == f"json_valid: refused: {REFUSAL}"
+        assert rows["passing-check"]["outcome"] == "passed"  # a refusal fails only the checks it fails (for now)
+    assert len(fake_openai.chat_requests) == len(REFUSALS)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI numbers
+
+
+def cli_variants(url: str, body: Path) -> list[tuple[list[str], str]]:
+    return [
+        (["estimate", "--samples", "-1"], "--samples -1"),
+        (["estimate", "--samples", "0"], "--samples 0"),
+        (["run", "--samples", "0", "--record-mode", "once"], "--samples 0"),
+        (["run", "--samples", "-5", "--record-mode", "once"], "--samples -5"),
+        (["compare", "--max-cost-increase", "nan"], "--max-cost-increase nan"),
+        (["compare", "--max-cost-increase", "-1"], "--max-cost-increase -1"),
+        (["load", url, "--rps", "nan", "--body", str(body)], "--rps nan"),
+        (["load", url, "--rps", "-2", "--body", str(body)], "--rps -2"),
+        (["load", url, "--rps", "5", "--concurrency", "0", "--body", str(body)], "--concurrency 0"),
+        (["load", url, "--rps", "5", "--timeout", "inf", "--body", str(body)], "--timeout inf"),
+        (["chaos-server", "--port", "70000"], "--port 70000"),
+        (["chaos-server", "--rate-500", "1.5"], "--rate-500 1.5"),
+        (["serve-local", "--slots", "0"], "--slots 0"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(13))
+def test_a_cli_number_out_of_range_is_a_usage_error(
+    index: int, tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: Any, watchdog: None
+) -> None:
+    body = tmp_path / "body.json"
+    body.write_text('{"model": "fake-model", "messages": []}', encoding="utf-8")
+    argv, said = cli_variants(fake_openai.base_url, body)[index]
+    answering_project(tmp_path, fake_openai.base_url, [{"id": "one", "expect": [{"json_valid": True}]}])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2, err
+    assert said in err and "Traceback" not in err, err
+    assert fake_openai.received == []
+
+
+def test_run_with_zero_samples_sends_nothing(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    answering_project(tmp_path, fake_openai.base_url, [{"id": "one", "expect": [{"json_valid": True}]}])
+    done, _ = run_cli(tmp_path, "run", "--samples", "0", "--record-mode", "once")
+    assert done.returncode == 2, done.stderr
+    assert "--samples 0: must be at least 1" in done.stderr and "Traceback" not in done.stderr
+    assert fake_openai.received == []
+
+
+# ---------------------------------------------------------------------------------------------------- the rest
+
+
+def test_unquoted_dates_are_strings_as_in_json(tmp_path: Path) -> None:
+    """YAML 1.1 reads 2024-01-01 as a date, which JSON has not: promptvcr reads it as the string it looks like."""
+    case = CASE.replace(
+        "      - contains: ok",
+        "      - json_schema: {type: object, properties: {d: {const: 2024-01-01}}}\n"
+        "      - equals: {value: 2024-01-01T10:00:00Z, path: /t}",
+    )
+    v = Variant("dates", "dates", case, EVAL, "case", "equals", None, "")
+    write(tmp_path, [v], "http://127.0.0.1:9/v1")
+    (run,) = evals.load(tmp_path / "evals" / "dates.yaml", tmp_path).runs
+    answer = completion('{"d": "2024-01-01", "t": "2024-01-01T10:00:00Z"}')
+    outcomes = checks.run_checks(run.case.checks, run.body, answer)
+    assert [(o.name, o.passed) for o in outcomes] == [("json_valid", True), ("json_schema", True), ("equals", True)]
+
+
+def test_lookup_by_name_passes_over_broken_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], watchdog: None
+) -> None:
+    """`promptvcr validate NAME` reads every file in evals/ for its `name`: a broken one is passed over, not fatal."""
+    good = Variant("lookup", "good-file", CASE, EVAL.replace("name: {id}", "name: wanted"), "eval", "name", None, "")
+    broken = [v for v in VARIANTS if v.id in ("latin-1-eval", "laughs-in-eval", "control-char", "crlf-eval")]
+    write(tmp_path, [good, *broken], "http://127.0.0.1:9/v1")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["validate", "wanted"]) == 0
+    assert cli.main(["validate", "unknown"]) == 2
+    err = capsys.readouterr().err
+    assert "no eval 'unknown'" in err and "Traceback" not in err
+
+
+def test_our_own_bug_is_an_internal_error_with_a_report_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(name: str, arg: Any) -> checks.Check:
+        raise KeyError("a bug")
+
+    write(tmp_path, [Variant("internal", "ok", CASE, EVAL, "case", "id:", None, "")], "http://127.0.0.1:9/v1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(checks, "compile_check", broken)
+    assert cli.main(["validate", "evals/ok.yaml"]) == 3
+    err = capsys.readouterr().err
+    assert "cases/ok.yaml: internal error while reading this file: KeyError: 'a bug'" in err
+    assert "a bug in promptvcr" in err and "Traceback" not in err
+
+
+def test_a_defaults_template_problem_is_said_once_with_the_count(tmp_path: Path) -> None:
+    case = "defaults:\n  model: m\n  messages:\n    - {role: user, content: '{{ nope }}'}\ncases:\n"
+    case += "".join(f"  - id: c{i}\n" for i in range(5))
+    write(tmp_path, [Variant("once", "once", case, EVAL, "case", "nope", None, "")], "http://127.0.0.1:9/v1")
+    with pytest.raises(evals.InputError) as info:
+        evals.load(tmp_path / "evals" / "once.yaml", tmp_path)
+    (problem,) = info.value.problems
+    assert problem.line == 4 and problem.pointer == "/defaults/messages/0/content"
+    assert problem.message.endswith("[5 of 5 cases: 'c0', 'c1', 'c2', …]"), problem.message
+
+
+def test_a_json_reason_says_at_once() -> None:
+    (result,) = checks.run_checks([checks.compile_check("json_valid", True)], {}, completion('{"a": "x'))
+    assert result.reason == "not valid JSON: Unterminated string starting at line 1 column 7"
+
+
+def test_an_answer_nested_past_the_stack_is_not_json() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    (result,) = checks.run_checks([checks.compile_check("json_valid", True)], {}, completion(deep))
+    assert not result.passed and "nested deeper" in result.reason
