@@ -112,6 +112,8 @@ def run_checks(checks: Iterable[Check], request: Mapping[str, Any], response: Ma
                     results.append(check.fn(answer))
                 except TimeoutError:
                     results.append(CheckResult(check.name, False, matching.TIMED_OUT))
+                except RecursionError:  # a recursive schema on an answer nested deeper than the stack
+                    results.append(CheckResult(check.name, False, "check could not finish: the answer nests too deep"))
     return results
 
 
@@ -227,6 +229,7 @@ def _json_schema(arg: Any) -> Callable[[Answer], CheckResult]:
 
 
 _SCHEMA_CHECKS: dict[str, Callable[[Answer], CheckResult]] = {}
+_SAMPLE_VALUES: tuple[JSONDoc, ...] = (None, {}, [], "", 0)  # one of each kind of JSON value
 
 
 def _compiled_schema_check(arg: Any) -> Callable[[Answer], CheckResult]:
@@ -240,6 +243,11 @@ def _compiled_schema_check(arg: Any) -> Callable[[Answer], CheckResult]:
         raise CheckArgError(f"invalid JSON Schema: {exc.message}", where) from None
     _check_refs(arg, cls)
     validator = matching.timed(cls)(arg, format_checker=cls.FORMAT_CHECKER)
+    try:  # a $ref loop that never moves into the instance recurses on any value: found now, not on every answer
+        for value in _SAMPLE_VALUES:
+            validator.is_valid(value)
+    except RecursionError:
+        raise CheckArgError("the schema refers to itself without end (a $ref loop)") from None
 
     def check(answer: Answer) -> CheckResult:
         if not answer.is_json:

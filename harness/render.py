@@ -131,6 +131,7 @@ def render(template: str, variables: dict[str, Any]) -> str:
 
 
 def _bounded(chunks: Iterator[str]) -> str:
+    """The rendered text, at most MAX_OUTPUT characters of valid Unicode (a request body is UTF-8)."""
     parts: list[str] = []
     size = 0
     for chunk in chunks:
@@ -138,7 +139,12 @@ def _bounded(chunks: Iterator[str]) -> str:
         if size > MAX_OUTPUT:
             raise SecurityError(f"the template renders more than {MAX_OUTPUT} characters")
         parts.append(chunk)
-    return "".join(parts)
+    text = "".join(parts)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SecurityError(f"the template renders {exc.object[exc.start]!a}, half of a UTF-16 pair") from None
+    return text
 
 
 def _line(exc: BaseException) -> int | None:

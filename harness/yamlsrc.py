@@ -193,10 +193,12 @@ class _Walk:
         for key_node, value_node in node.value:
             key = str(key_node.value)
             line = alias_line or key_node.start_mark.line + 1
-            child = ptr + "/" + escape(key)
+            child = ptr + "/" + escape(key.encode("utf-8", "backslashreplace").decode())  # printable, if refused
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in (_STR, _MERGE):
                 what = key_node.tag.rsplit(":", 1)[-1]
                 self._problem(line, child, f"a key must be a string, and {key!r} reads as {what}: quote it")
+            if isinstance(key_node, yaml.ScalarNode):
+                self._unicode(key_node.value, line, child)
             if key in seen and key != "<<":
                 self._problem(line, child, f"duplicate key {key!r} (first at line {seen[key]})")
             seen.setdefault(key, line)
@@ -205,7 +207,15 @@ class _Walk:
                 return False
         return True
 
+    def _unicode(self, value: str, line: int, ptr: str) -> None:
+        """A "\\ud800" escape makes a lone surrogate: no UTF-8 request body, cassette or report can hold it."""
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            self._problem(line, ptr, f"{exc.object[exc.start]!a} is half of a UTF-16 pair, not a character: remove it")
+
     def _scalar(self, node: yaml.ScalarNode, ptr: str, line: int) -> None:
+        self._unicode(node.value, line, ptr)
         if node.tag == _FLOAT:
             try:
                 finite = math.isfinite(_NUMBERS.construct_yaml_float(node))

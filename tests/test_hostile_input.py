@@ -269,6 +269,23 @@ def crlf(text: str) -> str:
     return text.replace("\n", "\r\n")
 
 
+# Found on the way: numbers that overflow the platform, lone surrogates, a schema that refers to itself without end.
+HALF, LIMITS = "half of a UTF-16 pair", "limits: {0}\nvariants:"
+CYCLE = "{$defs: {a: {$ref: '#/$defs/b'}, b: {$ref: '#/$defs/a'}}, $ref: '#/$defs/a'}"
+edited("beyond", "case", [
+    ("surrogate-value", SAY, 'content: "hi \\ud800"', "content:", CONTENT, HALF),
+    ("surrogate-key", V, '    vars: {"\\udfff": 1, name: Ada}', "vars:", "/cases/0/vars/\\udfff", HALF),
+    ("surrogate-rendered", SAY, """content: '{{ "%c" | format(55296) }}'""", "content:", CONTENT, HALF),
+    ("ref-loop", C1, '      - json_schema: {$ref: "#"}', "$ref", "/cases/0/expect/1/json_schema", "a $ref loop"),
+    ("ref-cycle", C1, f"      - json_schema: {CYCLE}", "$defs", "/cases/0/expect/1/json_schema", "a $ref loop"),
+])
+edited("beyond", "eval", [
+    ("timeout-overflow", URLS, '"{url}", timeout_s: 1.0e+300}', "timeout_s", "/endpoint/timeout_s", "maximum of 86400"),
+    ("retry-overflow", VARS, LIMITS.format("{max_retry_time_s: 1.0e+300}"), "max_r", "/limits/max_retry_time_s",
+     "maximum"),
+    ("rpm-underflow", VARS, LIMITS.format("{rpm: 1.0e-300}"), "{rpm", "/limits/rpm", "minimum of 0.001"),
+    ("tpm-fraction", VARS, LIMITS.format("{models: {m: {tpm: 0.5}}}"), "{tpm", "/limits/models/m/tpm", "minimum of 1"),
+])
 raw("bom-crlf", [
     ("bom-typo", BOM + CASE.replace(T, "temprature: 0.2"), EVAL, "case", "temprature", "/cases/0/temprature", UNK),
     ("crlf-dup", crlf(CASE.replace("    " + T, "    model: other")), EVAL, "case", "other", "/cases/0/model", "dup"),
@@ -350,8 +367,8 @@ def test_every_class_has_five_variants() -> None:
 # ------------------------------------------------------------------------------------------- answered, not refused
 
 
-def answering_project(root: Path, url: str, cases: list[dict[str, Any]]) -> None:
-    """One eval ``answers`` whose cases (each naming itself in its user message) are the given ones."""
+def answering_project(root: Path, url: str, cases: list[dict[str, Any]], **extra: Any) -> None:
+    """One eval ``answers`` (with the ``extra`` keys) whose cases, each naming itself in its user message, are given."""
     import yaml
 
     (root / "conftest.py").write_text('pytest_plugins = ["harness.plugin"]\n', encoding="utf-8")
@@ -363,6 +380,7 @@ def answering_project(root: Path, url: str, cases: list[dict[str, Any]]) -> None
     doc = {"defaults": {"model": "fake-model", "max_tokens": 50}, "cases": cases}
     (root / "cases" / "answers.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     ev = {"name": "answers", "cases": ["cases/answers.yaml"], "endpoint": {"base_url": url}, "variants": {"v": {}}}
+    ev |= extra
     (root / "evals" / "answers.yaml").write_text(yaml.safe_dump(ev, sort_keys=False), encoding="utf-8")
 
 
@@ -416,6 +434,22 @@ def test_catastrophic_backtracking_fails_its_sample_not_the_run(tmp_path: Path, 
     # every sample's checks stop at their limit: the checks are sequential, so the run is about their sum
     assert elapsed < len(REDOS) * matching_limit() + 30, elapsed
     assert len(fake_openai.chat_requests) == len(REDOS)
+
+
+def test_a_backtracking_redaction_rule_masks_the_whole_text(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    """An eval's own redaction pattern runs on every answer before it is written: one that backtracks masks all of
+    the text it could not finish on (never keeps it) and the run goes on."""
+    rules = [{"name": "slow", "pattern": "(a|aa)+$"}]
+    answering_project(tmp_path, fake_openai.base_url, [{"id": "one", "expect": [{"max_chars": 10}]}], redact=rules)
+    fake_openai.respond = lambda body: Reply(body=completion(LONG))
+    done, elapsed = run_cli(tmp_path, "run", "--record-mode", "once")
+    assert done.returncode == 1, (done.stdout + done.stderr)[-3000:]  # the masked text is longer than 10
+    assert "Traceback" not in done.stdout + done.stderr
+    row = results(tmp_path)["one"]
+    assert row["output"].startswith("[REDACTED:slow: the rule took over"), row["output"]
+    written = [p.read_text(encoding="utf-8") for p in (tmp_path / "cassettes").rglob("*.yaml")]
+    assert written and not any("a" * 100 in text for text in written)
+    assert elapsed < 60, elapsed
 
 
 def matching_limit() -> float:
