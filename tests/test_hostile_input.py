@@ -621,3 +621,47 @@ def test_an_answer_nested_past_the_stack_is_not_json() -> None:
     deep = "[" * 100_000 + "]" * 100_000
     (result,) = checks.run_checks([checks.compile_check("json_valid", True)], {}, completion(deep))
     assert not result.passed and "nested deeper" in result.reason
+
+
+LAUGHS_TOP = laughs("z") + "\n"
+TAMPERED: dict[str, Any] = {  # case id → how its recorded cassette is edited (text → text, or bytes appended)
+    "python-tag": lambda t: t.replace(
+        "interactions:", "x: !!python/object/apply:os.system ['touch pwned']\ninteractions:"
+    ),
+    "not-yaml": lambda t: t + "\n  - : : [\n",
+    "not-utf-8": b"\n# caf\xe9\n",
+    "laughs": lambda t: LAUGHS_TOP + t,
+    "not-a-cassette": lambda t: "- just\n- a list\n",
+}
+
+
+def test_a_tampered_cassette_is_a_clear_error_in_replay_and_status(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    """Cassettes are committed, so edited in pull requests too: none runs code, hangs, or ends in a traceback."""
+    answering_project(
+        tmp_path, fake_openai.base_url, [{"id": name, "expect": [{"json_valid": True}]} for name in TAMPERED]
+    )
+    done, _ = run_cli(tmp_path, "run", "--record-mode", "once")
+    assert done.returncode == 0, done.stdout[-2000:]
+    fake_openai.received.clear()
+    for name, edit in TAMPERED.items():
+        path = tmp_path / "cassettes" / "answers" / "v" / f"{name}.yaml"
+        if isinstance(edit, bytes):
+            path.write_bytes(path.read_bytes() + edit)
+        else:
+            path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    replay, _ = run_cli(tmp_path, "run")
+    out = replay.stdout + replay.stderr
+    assert replay.returncode == 1, out[-3000:]  # the unreadable ones error; the run finishes with its report
+    assert "Traceback" not in out
+    rows = results(tmp_path)
+    for name in ("python-tag", "not-yaml", "not-utf-8", "not-a-cassette"):
+        assert (rows[name]["error"], rows[name]["outcome"]) == ("config", "errored"), name
+        assert "cannot read the cassette" in rows[name]["error_message"], name
+    assert rows["laughs"]["outcome"] == "passed"  # an alias nothing reads expands nothing
+    status = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "status"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert status.returncode == 1 and "Traceback" not in status.stdout + status.stderr, status.stderr
+    assert status.stdout.count("unreadable cassette") == 4, status.stdout
+    assert not (tmp_path / "pwned").exists()
+    assert fake_openai.received == []
