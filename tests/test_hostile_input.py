@@ -27,6 +27,7 @@ import pytest
 
 from harness import checks, cli, evals
 from tests.fakeserver import FakeOpenAI, Reply, completion
+from tests.test_inputs import GOOD_CASE
 
 RUN_TIMEOUT_S = 120  # the whole combined run; a hang in any variant ends the test instead of the CI job
 URL = "{url}"  # replaced by the fake server's base_url when a project is written
@@ -57,19 +58,7 @@ class Variant:
         return f"{folder}/{self.id}.yaml:{hits[0]}"
 
 
-CASE = """\
-cases:
-  - id: greet
-    model: fake-model
-    temperature: 0.2
-    vars: {name: Ada}
-    messages:
-      - role: user
-        content: Say hello to {{ name }} in JSON.
-    expect:
-      - json_valid: true
-      - contains: ok
-"""
+CASE = GOOD_CASE  # the valid case file of tests.test_inputs; each variant changes one thing in it
 
 EVAL = """\
 name: {id}
