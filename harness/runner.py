@@ -119,7 +119,7 @@ class Case:
         except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:  # e.g. a merge conflict in it
             item = f"{run.case.id}[{run.variant.name}]"
             message = (
-                f"cannot read the cassette {path}: {type(exc).__name__}: {exc} — fix it, or record it again with "
+                f"cannot read the cassette {path}: {cassettes.unreadable(exc)} — fix it, or record it again with "
                 f"`promptvcr run {run.eval_name} --record-mode all -- -k '{item}'`"
             )
             return [errored(run, s, client.CallResult(None, None, "config", message)) for s in self.pending]

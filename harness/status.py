@@ -89,7 +89,7 @@ def _read(path: Path) -> list[Interaction] | str:
     try:
         return interactions(path)
     except (OSError, ValueError, TypeError, yaml.YAMLError, AttributeError) as exc:  # ValueError: not UTF-8
-        return f"unreadable cassette: {exc}"
+        return f"unreadable cassette: {cassettes.unreadable(exc)}"
 
 
 def check(run: CaseRun, cassettes_dir: Path) -> list[Entry]:

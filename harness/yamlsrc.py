@@ -98,13 +98,27 @@ def _parse(text: str, loader_class: Any, path: Path) -> tuple[yaml.Node | None, 
         loader.dispose()
 
 
+MAX_BYTES = 10 * 2**20  # no case or eval file is larger; a link to /dev/zero or a log is no case file
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes: a regular file of at most MAX_BYTES (a device or a pipe would never end, or block)."""
+    try:
+        if path.exists() and not path.is_file():
+            raise InputError([Problem(path, 1, "", "not a regular file (a device, a pipe or a folder?)")])
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError([Problem(path, 1, "", f"cannot read the file: {exc.strerror}")]) from None
+    if len(raw) > MAX_BYTES:
+        raise InputError([Problem(path, 1, "", f"larger than {MAX_BYTES // 2**20} MiB: not a case or eval file")])
+    return raw
+
+
 def load(path: Path) -> Located:
     """Parse ``path``; raise InputError with the line of any syntax error, duplicate key, value JSON has no form
     for (NaN, infinity, a date), or alias expansion past ``ALIAS_BUDGET``."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError([Problem(path, 1, "", f"cannot read the file: {exc.strerror}")]) from None
+    raw = _read(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import faulthandler
+import os
 import subprocess
 import sys
 import time
@@ -535,6 +536,18 @@ def test_a_cli_number_out_of_range_is_a_usage_error(
     assert fake_openai.received == []
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_a_load_body_with_a_non_json_number_is_refused(
+    number: str, tmp_path: Path, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = tmp_path / "body.json"
+    body.write_text(f'{{"model": "fake-model", "messages": [], "temperature": {number}}}', encoding="utf-8")
+    assert cli.main(["load", fake_openai.base_url, "--rps", "5", "--requests", "1", "--body", str(body)]) == 2
+    err = capsys.readouterr().err
+    assert f"{number} is not a JSON number" in err and "Traceback" not in err, err
+    assert fake_openai.received == []
+
+
 def test_run_with_zero_samples_sends_nothing(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     answering_project(tmp_path, fake_openai.base_url, [{"id": "one", "expect": [{"json_valid": True}]}])
     done, _ = run_cli(tmp_path, "run", "--samples", "0", "--record-mode", "once")
@@ -654,3 +667,70 @@ def test_a_tampered_cassette_is_a_clear_error_in_replay_and_status(tmp_path: Pat
     assert status.stdout.count("unreadable cassette") == 4, status.stdout
     assert not (tmp_path / "pwned").exists()
     assert fake_openai.received == []
+
+
+def link_to_zero(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def folder(path: Path) -> None:
+    path.mkdir()
+
+
+def oversized(path: Path) -> None:
+    path.write_text(CASE + "#" * (11 * 2**20) + "\n", encoding="utf-8")
+
+
+NOT_FILES = [  # (id, what the file is made as, where: "eval" or "case", what is said)
+    ("eval-link-to-dev-zero", link_to_zero, "eval", "not a regular file"),
+    ("eval-fifo", fifo, "eval", "not a regular file"),
+    ("eval-folder", folder, "eval", "not a regular file"),
+    ("case-link-to-dev-zero", link_to_zero, "case", "case file not found"),
+    ("case-fifo", fifo, "case", "case file not found"),
+    ("case-oversized", oversized, "case", "larger than 10 MiB"),
+]
+
+
+@pytest.mark.parametrize("index", range(len(NOT_FILES)))
+def test_a_file_that_is_not_a_text_file_is_refused_without_reading_it(
+    index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], watchdog: None
+) -> None:
+    """A pull request can add a link to /dev/zero or a pipe: read, it would never end or block forever."""
+    id, make, where, said = NOT_FILES[index]
+    v = Variant("not-files", id, CASE, EVAL, where, "name:", None, said)
+    write(tmp_path, [v], "http://127.0.0.1:9/v1")
+    target = tmp_path / ("evals" if where == "eval" else "cases") / f"{id}.yaml"
+    target.unlink()
+    make(target)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["validate", str(target.relative_to(tmp_path)) if where == "eval" else f"evals/{id}.yaml"]) == 2
+    assert cli.main(["validate"]) == 2  # every eval in evals/, found by a glob
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err, err
+
+
+def test_a_cassette_linked_to_another_file_is_not_quoted(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    """A cassette is a committed file: one that is a link to a secret must not print the secret in the CI log."""
+    answering_project(tmp_path, fake_openai.base_url, [{"id": "one", "expect": [{"json_valid": True}]}])
+    done, _ = run_cli(tmp_path, "run", "--record-mode", "once")
+    assert done.returncode == 0, done.stdout[-2000:]
+    secret = tmp_path / "credentials"
+    secret.write_text("[default]\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY: x: y\n")
+    cassette = tmp_path / "cassettes" / "answers" / "v" / "one.yaml"
+    cassette.unlink()
+    cassette.symlink_to(secret)
+    replay, _ = run_cli(tmp_path, "run")
+    status = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "status"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    for out in (
+        replay.stdout + replay.stderr,
+        status.stdout + status.stderr,
+        results(tmp_path)["one"]["error_message"],
+    ):
+        assert "cannot read the cassette" in out or "unreadable cassette" in out, out[-2000:]
+        assert "aws_secret" not in out and "wJalr" not in out and "Traceback" not in out
