@@ -734,3 +734,15 @@ def test_a_cassette_linked_to_another_file_is_not_quoted(tmp_path: Path, fake_op
     ):
         assert "cannot read the cassette" in out or "unreadable cassette" in out, out[-2000:]
         assert "aws_secret" not in out and "wJalr" not in out and "Traceback" not in out
+
+
+def test_a_missing_recording_is_said_once_with_the_count(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    """Replaying more samples than were recorded: every sample past the recording misses it for one reason."""
+    answering_project(tmp_path, fake_openai.base_url, [{"id": "one", "expect": [{"json_valid": True}]}])
+    done, _ = run_cli(tmp_path, "run", "--record-mode", "once")
+    assert done.returncode == 0, done.stdout[-2000:]
+    replay, _ = run_cli(tmp_path, "run", "--samples", "4")
+    out = replay.stdout + replay.stderr
+    assert replay.returncode == 1 and "Traceback" not in out, out[-3000:]
+    assert "3 of 4 samples errored:\n  3× missing_recording: no recording for case 'one'" in out, out[-3000:]
+    assert out.count("missing_recording:") == 1, out[-3000:]
