@@ -12,7 +12,7 @@ from typing import Any
 
 from . import checks, render, schemas, yamlsrc
 from .checks import JudgeSpec
-from .errors import InputError, Problem
+from .errors import InputError, Problem, reading
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ class Case:
 
 def load(path: Path) -> list[Case]:
     """All cases of one file; raises InputError listing every problem found."""
+    with reading(path):
+        return _load(path)
+
+
+def _load(path: Path) -> list[Case]:
     doc = yamlsrc.load(path)
     problems = schemas.validate(doc, "case.schema.json")
     if problems:
@@ -44,6 +49,7 @@ def load(path: Path) -> list[Case]:
     default_checks = _compile_checks(doc, defaults.get("expect", []), "/defaults/expect", problems)
     cases: list[Case] = []
     seen: dict[str, int] = {}
+    shared: dict[Problem, list[str]] = {}  # a problem of a `defaults` template → the cases that met it
     for index, raw in enumerate(doc.data["cases"]):
         ptr = f"/cases/{index}"
         case_id = raw["id"]
@@ -53,7 +59,7 @@ def load(path: Path) -> list[Case]:
             continue
         seen[case_id] = line
         located = default_checks + _compile_checks(doc, raw.get("expect", []), f"{ptr}/expect", problems)
-        messages = _render_messages(doc, defaults, raw, ptr, problems)
+        messages = _render_messages(doc, defaults, raw, ptr, problems, shared)
         params = {k: raw.get(k, defaults.get(k)) for k in render.PARAM_KEYS if k in raw or k in defaults}
         origins = {k: doc.problem(f"{ptr}/{k}" if k in raw else f"/defaults/{k}", "") for k in params}
         cases.append(
@@ -71,9 +77,17 @@ def load(path: Path) -> list[Case]:
                 judges=tuple((check.arg, origin) for check, origin in located if isinstance(check.arg, JudgeSpec)),
             )
         )
+    problems.extend(_once(problem, ids, len(doc.data["cases"])) for problem, ids in shared.items())
     if problems:
         raise InputError(problems)
     return cases
+
+
+def _once(problem: Problem, ids: list[str], total: int) -> Problem:
+    """A `defaults` template's problem, said once for every case it fails in."""
+    named = ", ".join(map(repr, ids[:3])) + (", …" if len(ids) > 3 else "")
+    which = f"case {named}" if len(ids) == 1 else f"{len(ids)} of {total} cases: {named}"
+    return Problem(problem.path, problem.line, problem.pointer, f"{problem.message} [{which}]")
 
 
 def _compile_checks(
@@ -92,7 +106,12 @@ def _compile_checks(
 
 
 def _render_messages(
-    doc: yamlsrc.Located, defaults: dict[str, Any], raw: dict[str, Any], ptr: str, problems: list[Problem]
+    doc: yamlsrc.Located,
+    defaults: dict[str, Any],
+    raw: dict[str, Any],
+    ptr: str,
+    problems: list[Problem],
+    shared: dict[Problem, list[str]],
 ) -> tuple[dict[str, str], ...]:
     variables = {**(defaults.get("vars") or {}), **(raw.get("vars") or {})}
     source, base = (
@@ -109,9 +128,13 @@ def _render_messages(
         try:
             content = render.render(message["content"], variables)
         except render.TemplateProblem as exc:
-            at = f" (template line {exc.line})" if exc.line else ""
-            suffix = f" [case {raw['id']!r}]" if base.startswith("/defaults") else ""
-            problems.append(doc.problem(where, f"{exc}{at}{suffix}"))
+            several = "\n" in message["content"].strip()  # a one-line template's line is the value's own
+            at = f" (template line {exc.line})" if exc.line and several else ""
+            problem = doc.problem(where, f"{exc}{at}")
+            if base.startswith("/defaults"):
+                shared.setdefault(problem, []).append(raw["id"])
+            else:
+                problems.append(problem)
             continue
         rendered.append({**message, "content": content})
     return tuple(rendered)

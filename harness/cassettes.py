@@ -25,6 +25,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import yaml
 from vcr.serializers import yamlserializer
 
 from .redaction import Redactor, mask_json_text
@@ -210,6 +211,18 @@ def ends_a_line(path: Path) -> bool:
     with path.open("rb") as handle:
         handle.seek(-1, os.SEEK_END)
         return handle.read(1) == b"\n"
+
+
+def unreadable(exc: BaseException) -> str:
+    """Why a cassette can't be read, without quoting its text: a cassette can be a link to any file (a pull request
+    can add one), and a YAML error's snippet would print a line of that file into the CI log."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{type(exc).__name__}: {exc.problem or exc.context}{where}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _digest(raw: bytes) -> str:

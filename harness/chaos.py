@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import cliargs
 from .errors import ConfigError
 
 HOST = "127.0.0.1"
@@ -407,7 +408,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = cliargs.parse(_parser(), argv)
     rates = {fault: getattr(args, f"rate_{fault}") for fault in FAULTS if getattr(args, f"rate_{fault}")}
     config = ChaosConfig(
         args.seed, args.latency, rates, args.retry_after, args.retry_after_ms, args.hold, args.stall_chunks

@@ -22,6 +22,8 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import specification_with
 
+from . import matching
+
 JSONDoc = Any
 _NOT_JSON = object()
 _UNKNOWN_DRAFT: Any = object()  # what validator_for answers for a $schema it does not know
@@ -44,11 +46,13 @@ class CheckArgError(ValueError):
 
 @dataclass(frozen=True)
 class Answer:
-    """What the checks look at: the first choice's text, its parsed JSON (if any) and why it stopped."""
+    """What the checks look at: the first choice's text, its parsed JSON (if any), why it stopped, and the model's
+    refusal text when it refused (``message.refusal``: then there is no content, and never valid JSON)."""
 
     content: str
     finish_reason: str | None
     parsed: JSONDoc = field(default=_NOT_JSON)
+    refusal: str | None = None
 
     @property
     def is_json(self) -> bool:
@@ -60,13 +64,17 @@ class Answer:
         choice = choices[0] if isinstance(choices[0], Mapping) else {}
         message = choice.get("message") or {}
         content = message.get("content") if isinstance(message, Mapping) else None
-        return cls.parse(content if isinstance(content, str) else "", choice.get("finish_reason"))
+        refusal = message.get("refusal") if isinstance(message, Mapping) else None
+        text = content if isinstance(content, str) else ""
+        if isinstance(refusal, str) and refusal:
+            return cls(text, choice.get("finish_reason"), _NOT_JSON, refusal)
+        return cls.parse(text, choice.get("finish_reason"))
 
     @classmethod
     def parse(cls, text: str, finish_reason: str | None) -> Answer:
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack, from a server
             parsed = _NOT_JSON
         return cls(text, finish_reason, parsed)
 
@@ -89,13 +97,24 @@ class Check:
 
 
 def run_checks(checks: Iterable[Check], request: Mapping[str, Any], response: Mapping[str, Any]) -> list[CheckResult]:
-    """Apply every deterministic check to one response (judge checks are the runner's).
+    """Apply every deterministic check to one response (judge checks are the runner's), all of them within the
+    sample's time limit (``harness.matching``): a check that runs out of it fails with "check timed out".
 
     ``request`` is part of the contract for checks that need it.
     """
     del request  # none of the built-in checks reads it yet
     answer = Answer.from_response(response)
-    return [check.fn(answer) for check in checks if check.fn is not None]
+    results: list[CheckResult] = []
+    with matching.limit():
+        for check in checks:
+            if check.fn is not None:
+                try:
+                    results.append(check.fn(answer))
+                except TimeoutError:
+                    results.append(CheckResult(check.name, False, matching.TIMED_OUT))
+                except RecursionError:  # a recursive schema on an answer nested deeper than the stack
+                    results.append(CheckResult(check.name, False, "check could not finish: the answer nests too deep"))
+    return results
 
 
 def json_schema_of(checks: Iterable[Check]) -> dict[str, Any] | None:
@@ -132,6 +151,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _json_reason(answer: Answer) -> str:
+    if answer.refusal is not None:
+        return refused(answer)
     text = answer.content.strip()
     if not text:
         return "the answer is empty"
@@ -141,8 +162,15 @@ def _json_reason(answer: Answer) -> str:
         json.loads(answer.content)
     except json.JSONDecodeError as exc:
         cut = " (the answer was cut off: finish_reason=length)" if answer.finish_reason == "length" else ""
-        return f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{cut}"
+        what = exc.msg.removesuffix(" at")  # "Unterminated string starting at": the place follows
+        return f"not valid JSON: {what} at line {exc.lineno} column {exc.colno}{cut}"
+    except RecursionError:
+        return "not valid JSON: nested deeper than can be read"
     return "valid JSON"
+
+
+def refused(answer: Answer) -> str:
+    return f"refused: {answer.refusal}"
 
 
 def value_at(answer: Answer, path: str | None) -> tuple[Any, str | None]:
@@ -201,6 +229,7 @@ def _json_schema(arg: Any) -> Callable[[Answer], CheckResult]:
 
 
 _SCHEMA_CHECKS: dict[str, Callable[[Answer], CheckResult]] = {}
+_SAMPLE_VALUES: tuple[JSONDoc, ...] = (None, {}, [], "", 0)  # one of each kind of JSON value
 
 
 def _compiled_schema_check(arg: Any) -> Callable[[Answer], CheckResult]:
@@ -213,7 +242,12 @@ def _compiled_schema_check(arg: Any) -> Callable[[Answer], CheckResult]:
         where = "".join(f"/{p}" for p in exc.absolute_path)
         raise CheckArgError(f"invalid JSON Schema: {exc.message}", where) from None
     _check_refs(arg, cls)
-    validator = cls(arg, format_checker=cls.FORMAT_CHECKER)
+    validator = matching.timed(cls)(arg, format_checker=cls.FORMAT_CHECKER)
+    try:  # a $ref loop that never moves into the instance recurses on any value: found now, not on every answer
+        for value in _SAMPLE_VALUES:
+            validator.is_valid(value)
+    except RecursionError:
+        raise CheckArgError("the schema refers to itself without end (a $ref loop)") from None
 
     def check(answer: Answer) -> CheckResult:
         if not answer.is_json:
@@ -281,7 +315,7 @@ def _contains(name: str, negate: bool) -> Callable[[Any], Callable[[Answer], Che
 def _regex(arg: Any) -> Callable[[Answer], CheckResult]:
     pattern, path, ignore_case = _spec(arg, "pattern")
     try:
-        compiled = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+        compiled = matching.compiled(pattern, ignore_case)
     except re.error as exc:
         raise CheckArgError(
             f"invalid regular expression {pattern!r}: {exc}", "/pattern" if isinstance(arg, dict) else ""
@@ -289,7 +323,9 @@ def _regex(arg: Any) -> Callable[[Answer], CheckResult]:
     return _on_value(
         "regex",
         path,
-        lambda value: "" if compiled.search(as_text(value)) else f"the answer{_where(path)} does not match /{pattern}/",
+        lambda value: (
+            "" if matching.search(compiled, as_text(value)) else f"the answer{_where(path)} does not match /{pattern}/"
+        ),
     )
 
 

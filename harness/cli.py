@@ -16,12 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 from dotenv import load_dotenv
 
-from . import chaos, compare, doctor, evals, local, preflight, scaffold, scan
+from . import chaos, cliargs, compare, doctor, evals, local, preflight, scaffold, scan, yamlsrc
 from .cassettes import RECORD_MODES
-from .errors import PromptVCRError
+from .errors import InternalError, PromptVCRError
 
 
 def _eval_files(root: Path) -> list[Path]:
@@ -38,10 +37,11 @@ def resolve(target: str, root: Path) -> Path:
         if candidate.stem == target:
             return candidate
         try:
-            if (yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}).get("name") == target:
-                return candidate
-        except (yaml.YAMLError, AttributeError):
+            data = yamlsrc.load(candidate).data  # bounded like every read of a user's file (billion laughs, bytes)
+        except PromptVCRError:
             continue  # a broken file is reported when it is run, not while looking for another
+        if isinstance(data, dict) and data.get("name") == target:
+            return candidate
     known = ", ".join(p.stem for p in _eval_files(root)) or "none"
     raise PromptVCRError(f"no eval {target!r}: give a path, or one of the evals in {root / 'evals'} ({known})")
 
@@ -71,19 +71,20 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """0 when every file is valid; else 2, as `run` and every other command exit on a bad file (3: our own bug)."""
     root = Path.cwd()
     paths = [resolve(t, root) for t in args.evals] or _eval_files(root)
-    failed = 0
+    code = 0
     for path in paths:
         try:
             ev = evals.load(path, root)
         except PromptVCRError as exc:
-            failed += 1
+            code = max(code, 3 if isinstance(exc, InternalError) else 2)
             print(exc, file=sys.stderr)
             continue
         calls = sum(r.samples * (1 + len(r.judges)) for r in ev.runs)  # each judge check: one more per sample
         print(f"{path}: ok — eval {ev.name!r}, {len(ev.runs)} case × variant items, {calls} calls")
-    return 1 if failed else 0
+    return code
 
 
 def _estimate(args: argparse.Namespace) -> int:
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return _guard(lambda: loadgen.main(raw[1:], Path.cwd(), resolve))
     ours, extra = (raw[: raw.index("--")], raw[raw.index("--") + 1 :]) if "--" in raw else (raw, [])
-    args = parser.parse_args(ours)
+    args = cliargs.parse(parser, ours)
     if args.profile:
         os.environ["PROMPTVCR_PROFILE"] = args.profile  # read wherever evals are loaded, pytest's run included
     commands: dict[str, Callable[[], int]] = {
@@ -246,6 +247,9 @@ def _guard(command: Callable[[], int]) -> int:
     """Run a subcommand; a user's mistake ends with its message, not a traceback."""
     try:
         return command()
+    except InternalError as exc:  # our bug, not the user's: pytest's code for an internal error
+        print(f"promptvcr: {exc}", file=sys.stderr)
+        return 3
     except PromptVCRError as exc:
         print(f"promptvcr: {exc}", file=sys.stderr)
         return 2

@@ -5,7 +5,12 @@
     PromptVCRError                  every error here; its message says what to run or change next
     ├── InputError                  a case or eval file is wrong; carries file:line and a JSON pointer per problem
     ├── ConfigError                 a command-line flag, environment variable or endpoint setting is wrong
-    └── LocalServerError            the local llama.cpp server could not be started or did not answer
+    ├── LocalServerError            the local llama.cpp server could not be started or did not answer
+    └── InternalError               a bug in promptvcr met while reading a user's file (exit 3, not 2)
+
+``reading`` is the one place that turns whatever goes wrong while a user's file is loaded or rendered into one of
+these: the file's own problems are found and raised as InputError where they are read (harness.yamlsrc, the schemas,
+harness.render); anything else that escapes is ours, and says so with a bug-report hint.
 
 Per-sample failures (HTTP errors, timeouts, missing recordings) are not exceptions to the user: they become
 ``errored`` result rows with an error class (see ``harness.runner``). openai's own exceptions are never wrapped.
@@ -13,6 +18,8 @@ Per-sample failures (HTTP errors, timeouts, missing recordings) are not exceptio
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,3 +59,23 @@ class ConfigError(PromptVCRError):
 
 class LocalServerError(PromptVCRError):
     """The local llama.cpp server could not be started or did not answer."""
+
+
+class InternalError(PromptVCRError):
+    """An exception promptvcr did not expect while reading a file: our bug, not the file's."""
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Load or render ``path`` inside this: any exception but our own errors becomes an InternalError citing it."""
+    try:
+        yield
+    except PromptVCRError:
+        raise
+    except RecursionError:  # a user's file nested past what any step can follow (harness.yamlsrc counts the depth)
+        raise InputError([Problem(path, 1, "", "nested too deeply to read")]) from None
+    except Exception as exc:
+        raise InternalError(
+            f"{path}: internal error while reading this file: {type(exc).__name__}: {exc} — a bug in promptvcr, not "
+            "in the file: please report it with the file attached (`promptvcr validate` shows the same)"
+        ) from exc

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import cases, checks, profiles, render, schemas, yamlsrc
-from .errors import InputError, Problem
+from .errors import InputError, Problem, reading
 from .limits import Limits
 from .profiles import Profile
 from .redaction import Redactor, compile_rules
@@ -125,6 +125,11 @@ class Eval:
 
 def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
     """Validate ``path`` and the case files it names; raise InputError listing every problem."""
+    with reading(path):
+        return _load(path, root, samples_override)
+
+
+def _load(path: Path, root: Path, samples_override: int | None) -> Eval:
     doc = yamlsrc.load(path)
     problems = schemas.validate(doc, "eval.schema.json")
     if problems:

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx2
 
-from . import evals
+from . import cliargs, evals
 from .errors import ConfigError
 
 MAX_DURATION_S = 600.0
@@ -400,13 +400,18 @@ def parser(prog: str = "promptvcr load") -> argparse.ArgumentParser:
     return p
 
 
+def _no_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity (Python's json reads them): a body that has one is refused, not sent."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def config_from_args(args: argparse.Namespace, root: Path, resolve: Callable[[str, Path], Path]) -> LoadConfig:
     check_target(args.base_url, args.allow_remote)  # first: a refused target costs no file reading either
     if bool(args.body) == bool(args.eval) or bool(args.eval) != bool(args.case):
         raise ConfigError("give either --body FILE or --eval NAME --case ID")
     if args.body:
         try:
-            body = json.loads(args.body.read_text(encoding="utf-8"))
+            body = json.loads(args.body.read_text(encoding="utf-8"), parse_constant=_no_constant)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--body {args.body}: {exc}") from exc
         if not isinstance(body, dict):
@@ -435,7 +440,7 @@ def config_from_args(args: argparse.Namespace, root: Path, resolve: Callable[[st
 
 
 def main(argv: list[str], root: Path, resolve: Callable[[str, Path], Path]) -> int:
-    args = parser().parse_args(argv)
+    args = cliargs.parse(parser(), argv)
     config = config_from_args(args, root, resolve)
     report = run(config, _printer(sys.stderr))
     print(report.text())

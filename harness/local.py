@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import cliargs
 from .errors import LocalServerError
 
 MODEL_ALIAS = "gemma-3-270m"
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="promptvcr serve-local", description=main.__doc__)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--slots", type=int, default=SLOTS, help="parallel request slots")
-    args = parser.parse_args(argv)
+    args = cliargs.parse(parser, argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(

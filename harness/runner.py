@@ -25,10 +25,10 @@ from .secrets import redact
 Row = dict[str, Any]
 
 COLUMNS = (
-    "eval", "case", "variant", "model", "sample", "outcome", "failed_checks", "reasons", "error", "error_message",
-    "json_valid", "schema_valid", "finish_reason", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms",
-    "replayed", "answered_by", "output", "judge_reasons", "judge_prompt_tokens", "judge_completion_tokens",
-    "judge_cost_usd",
+    "eval", "case", "variant", "model", "sample", "outcome", "failed_checks", "reasons", "refusal", "error",
+    "error_message", "json_valid", "schema_valid", "finish_reason", "prompt_tokens", "completion_tokens", "cost_usd",
+    "latency_ms", "replayed", "answered_by", "output", "judge_reasons", "judge_prompt_tokens",
+    "judge_completion_tokens", "judge_cost_usd",
 )  # fmt: skip
 
 
@@ -119,7 +119,7 @@ class Case:
         except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:  # e.g. a merge conflict in it
             item = f"{run.case.id}[{run.variant.name}]"
             message = (
-                f"cannot read the cassette {path}: {type(exc).__name__}: {exc} — fix it, or record it again with "
+                f"cannot read the cassette {path}: {cassettes.unreadable(exc)} — fix it, or record it again with "
                 f"`promptvcr run {run.eval_name} --record-mode all -- -k '{item}'`"
             )
             return [errored(run, s, client.CallResult(None, None, "config", message)) for s in self.pending]
@@ -186,7 +186,7 @@ class Case:
             # checks see what the cassette keeps, so a replay judges the very same text
             result = replace(result, response=mask_json(run.redactor, result.response))
         if result.error == "missing_recording":
-            return _unmatched(run, self.cassette, sample, "recording")
+            return _unmatched(run, self.cassette, "recording")
         return result
 
 
@@ -257,8 +257,9 @@ def _fallback_body(run: CaseRun, answered_by: str) -> dict[str, Any]:
     return {**run.body, "model": answered_by.removeprefix("fallback:")}
 
 
-def _unmatched(run: CaseRun, cassette: cassettes.Cassette, sample: int, what: str) -> client.CallResult:
-    """A request of ``sample`` that no recording in ``cassette`` answered: why, and what to run."""
+def _unmatched(run: CaseRun, cassette: cassettes.Cassette, what: str) -> client.CallResult:
+    """A sample's request that no recording in ``cassette`` answered: why, and what to run. The same words for every
+    sample it happens to (the row has the sample), so the item's verdict says it once, with the count."""
     why, mode = cassette.describe_miss(run.samples)
     item = f"{run.case.id}[{run.variant.name}]"
     fix = (
@@ -266,9 +267,7 @@ def _unmatched(run: CaseRun, cassette: cassettes.Cassette, sample: int, what: st
         if mode == "once"
         else f"run `promptvcr run {run.eval_name} --record-mode {mode} -- -k '{item}'` (`promptvcr status` lists all)"
     )
-    message = (
-        f"no {what} for case {run.case.id!r} in variant {run.variant.name!r} matches sample {sample + 1} ({why}): {fix}"
-    )
+    message = f"no {what} for case {run.case.id!r} in variant {run.variant.name!r} matches this sample ({why}): {fix}"
     return client.CallResult(None, None, "missing_recording", message)
 
 
@@ -308,10 +307,14 @@ def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool, a
     answer = checks.Answer.from_response(response)
     schema = [o.passed for o in outcomes if o.name == "json_schema"]
     usage = _usage(response)
+    reasons = " | ".join(map(_reason, failed))
+    if answer.refusal is not None and checks.refused(answer) not in reasons:  # said, whichever checks failed
+        reasons = " | ".join(filter(None, [checks.refused(answer), reasons]))
     return _base(run, sample) | {
         "outcome": "failed" if failed else "passed",
         "failed_checks": ";".join(o.name for o in failed),
-        "reasons": " | ".join(map(_reason, failed)),
+        "reasons": reasons,
+        "refusal": None if answer.refusal is None else redact(answer.refusal),
         "json_valid": answer.is_json if checks.expects_json(run.case.checks, run.body) else None,
         "schema_valid": schema[0] if schema else None,
         "finish_reason": answer.finish_reason,
@@ -394,7 +397,7 @@ def _judge_sample(
                 )
         if result.response is None:  # never a pass: the judge said nothing about the answer
             failure = (
-                _unmatched(run, cassette, row["sample"], "judge recording")
+                _unmatched(run, cassette, "judge recording")
                 if result.error == "missing_recording"
                 else replace(result, error="judge_error", message=f"judge {result.error}: {result.message}")
             )

@@ -92,8 +92,8 @@ def _read(path: Path) -> list[Interaction] | str:
     """The cassette's interactions, or why it can't be read."""
     try:
         return interactions(path)
-    except (OSError, yaml.YAMLError, AttributeError) as exc:
-        return f"unreadable cassette: {exc}"
+    except (OSError, ValueError, TypeError, yaml.YAMLError, AttributeError) as exc:  # ValueError: not UTF-8
+        return f"unreadable cassette: {cassettes.unreadable(exc)}"
 
 
 def check(run: CaseRun, cassettes_dir: Path) -> list[Entry]:

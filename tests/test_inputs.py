@@ -449,13 +449,13 @@ def test_one_broken_eval_stops_the_valid_one_too(pytester: pytest.Pytester, fake
 # `validate` builds no client at all.
 
 
-def test_validate_reports_problems_and_returns_1(
+def test_validate_reports_problems_and_returns_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     case = GOOD_CASE.replace("      - contains: ok\n", "      - json_schema: {type: 12}\n")
     write_project(tmp_path, {"cases/a.yaml": case, "evals/e.yaml": eval_yaml(NOWHERE, ["cases/a.yaml"])})
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["validate", "evals/e.yaml"]) == 1
+    assert cli.main(["validate", "evals/e.yaml"]) == 2
     captured = capsys.readouterr()
     line = problem_line(captured.err, f"cases/a.yaml:{line_of(case, 'type: 12')}")
     assert " at /cases/0/expect/1/json_schema/type invalid JSON Schema" in line
@@ -486,7 +486,7 @@ def test_validate_checks_every_eval_and_fails_if_one_is_broken(
         },
     )
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["validate"]) == 1
+    assert cli.main(["validate"]) == 2
     captured = capsys.readouterr()
     assert "good.yaml: ok" in captured.out
     assert "case file not found" in captured.err

@@ -261,7 +261,9 @@ def test_judge_replay_without_its_recording_says_so(pytester: pytest.Pytester, f
     assert _run(pytester).ret == pytest.ExitCode.TESTS_FAILED
     for sample, row in enumerate(ep.results(root)):
         assert (row["outcome"], row["error"]) == ("errored", "missing_recording")
-        assert row["error_message"].startswith(f"no judge recording for case '{CASE}' in variant 'v' matches sample")
+        assert row["error_message"].startswith(
+            f"no judge recording for case '{CASE}' in variant 'v' matches this sample"
+        )
         assert "the request differs from the recording" in row["error_message"]
         assert f"run `promptvcr run {EVAL} --record-mode all -- -k '{CASE}[v]'`" in row["error_message"], sample
 

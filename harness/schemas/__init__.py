@@ -27,14 +27,26 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @cache
-def _validator(name: str) -> jsonschema.Draft202012Validator:
+def _validator(name: str) -> Any:  # a class made by jsonschema.validators.extend
     registry: Registry[Any] = Registry().with_resources(
         (f, Resource.from_contents(load_schema(f))) for f in SCHEMA_FILES
     )
     registry = registry.with_resources(
         (load_schema(f)["$id"], Resource.from_contents(load_schema(f))) for f in SCHEMA_FILES
     )
-    return jsonschema.Draft202012Validator(load_schema(name), registry=registry)
+    return _STRICT(load_schema(name), registry=registry)
+
+
+def _integral(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# JSON Schema counts 2.0 as an integer; the harness uses the value as one (a count, a range), so every "integer"
+# field of the shipped schemas takes whole numbers written as such. (NaN and infinity are refused by harness.yamlsrc.)
+_STRICT = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # jsonschema leaves extend untyped
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _integral),
+)
 
 
 def validate(doc: Located, name: str) -> list[Problem]:
@@ -65,7 +77,13 @@ def _explain(doc: Located, error: ValidationError) -> list[Problem]:
         return [doc.problem(f"{ptr}/{error.instance}", f"unknown {what} {error.instance!r} (known: {known})")]
     if error.validator == "pattern" and "propertyNames" in schema_path:
         return [doc.problem(f"{ptr}/{error.instance}", f"name {error.instance!r} must match {error.validator_value}")]
+    if error.validator == "pattern" and "description" in schema:
+        return [doc.problem(ptr, f"{_short(error.instance)} is not valid here: {schema['description']}")]
     if error.validator in ("oneOf", "anyOf"):
+        # the form of the value's own kind said more than "not a string" of the others (an unknown key in a mapping)
+        shaped = [e for e in error.context or [] if e.validator not in ("type", "enum", "const")]
+        if shaped and all(len(e.absolute_path) == len(error.absolute_path) for e in shaped):
+            return _explain(doc, max(shaped, key=lambda e: len(e.absolute_path)))
         deepest = max(error.context or [], key=lambda e: len(e.absolute_path), default=None)
         if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
             return _explain(doc, deepest)
@@ -76,7 +94,10 @@ def _explain(doc: Located, error: ValidationError) -> list[Problem]:
     if error.validator in ("minProperties", "maxProperties") and schema.get("title") == "check":
         return [doc.problem(ptr, "a check is a mapping with exactly one key, e.g. `- json_valid: true`")]
     if error.validator == "type":
-        return [doc.problem(ptr, f"expected {error.validator_value}, got {_short(error.instance)}")]
+        got = _short(error.instance)
+        if error.validator_value == "integer" and isinstance(error.instance, float) and error.instance.is_integer():
+            return [doc.problem(ptr, f"expected a whole number, got {got}: write {int(error.instance)}")]
+        return [doc.problem(ptr, f"expected {error.validator_value}, got {got}")]
     return [
         doc.problem(ptr, error.message if len(error.message) < 200 else _short(error.instance) + " is not valid here")
     ]
