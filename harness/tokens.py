@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import tiktoken
@@ -32,11 +31,12 @@ from .tokens_encoding import encoding as encoding
 from .tokens_encoding import vocabulary_bytes as vocabulary_bytes
 from .tokens_formats import FORMATS as FORMATS
 from .tokens_formats import Format as Format
+from .tokens_formats import Layout
 from .tokens_layout import render_parallel_calls as render_parallel_calls
 from .tokens_layout import render_parallel_results as render_parallel_results
 from .tokens_layout import render_response_format as render_response_format
 from .tokens_layout import render_tools as render_tools
-from .tokens_rules import Rules, format_rule, override_rule
+from .tokens_rules import Rules
 
 
 class UnknownModelError(TokenCountError):
@@ -96,18 +96,7 @@ class _Counter:
                 f"{sorted(unknown)} (known formats: {', '.join(FORMATS)}; "
                 f"fields: {', '.join(Format.__dataclass_fields__)})"
             )
-        # ints, or booleans such as titles: one rule for every model with the same overrides (titles is the rule
-        # titles-hidden-before-structured-outputs, applied where titles are rendered)
-        overrides: dict[str, Any] = dict(entry.format_overrides)
-        offsets = {key: value for key, value in overrides.items() if key != "titles"}
-        if offsets and not rules.on(override_rule(offsets)):
-            overrides = {key: value for key, value in overrides.items() if key not in offsets}
-        fmt = FORMATS[entry.chat_format]
-        # Whether titles show is the rule titles-hidden-before-structured-outputs's, not the format's.
-        plain = replace(FORMATS["chatml"], titles=fmt.titles)
-        if fmt != plain and not rules.on(format_rule(entry.chat_format)):
-            fmt = plain
-        self.fmt = replace(fmt, **overrides)
+        self.fmt = Layout(entry.chat_format, entry.format_overrides, rules)
         self.allow_estimate = allow_estimate
         self.exact = True
 
@@ -164,7 +153,7 @@ class _Counter:
 
     def message(self, message: Mapping[str, Any], called: Mapping[str, str]) -> int:
         role = str(message.get("role"))
-        n = self.fmt.per_message + self.tokens(role) + self.content(message.get("content"))
+        n: int = self.fmt.per_message + self.tokens(role) + self.content(message.get("content"))
         # A tool result's own `name` is not shown: the result is addressed from the function its call id names.
         name = message.get("name") if role != "tool" or not self.rules.on("tool-result-name-hidden") else None
         if name:
@@ -188,11 +177,12 @@ class _Counter:
         n = self.tokens(f" to=functions.{fn.get('name')}") - self.tokens(" to=functions.")
         arguments = fn.get("arguments")
         shown = _canonical_json(arguments) if self.rules.on("call-arguments-compact") else str(arguments or "")
-        return n + self.tokens(shown) + self.fmt.per_call
+        per_call: int = self.fmt.per_call
+        return n + self.tokens(shown) + per_call
 
     def request(self, body: Mapping[str, Any]) -> int:
         messages: Sequence[Mapping[str, Any]] = body.get("messages") or []
-        n = self.fmt.priming + self.messages(messages)
+        n: int = self.fmt.priming + self.messages(messages)
         has_system = bool(messages) and messages[0].get("role") in ("system", "developer")
         system_text = _plain_text(messages[0].get("content")) if has_system else None
         tools = _function_specs(body)
@@ -239,9 +229,9 @@ class _Counter:
 
     def definitions(self, body: Mapping[str, Any], tools: list[Mapping[str, Any]], system: str | None) -> int:
         """The tool definitions: their text, joined to the system message (``system``) or in a message of their own."""
-        legacy = self.fmt.legacy_functions
+        legacy: bool = self.fmt.legacy_functions
         text = render_tools(tools, titles=self.fmt.titles, legacy=legacy, rules=self.rules)
-        n = self.tokens(text)
+        n: int = self.tokens(text)
         n += self.fmt.tools_system + self.joined(system, text) if system is not None else self.fmt.tools
         bare = 0 if legacy else sum(1 for fn in tools if _strict_bare(fn))
         if bare and self.rules.on("strict-bare-property"):
@@ -264,7 +254,7 @@ class _Counter:
         """A json_schema: it joins the system message, or the one the server opened for the tool definitions."""
         joined = system is not None or tools
         text = render_response_format(schema, rules=self.rules)
-        n = self.tokens(text) + (self.fmt.schema_system if joined else self.fmt.schema)
+        n: int = self.tokens(text) + (self.fmt.schema_system if joined else self.fmt.schema)
         if tools and self.rules.on("schema-next-to-tools"):
             n += self.fmt.schema_tools
         if system is not None and not tools:

@@ -6,8 +6,11 @@ The registry (``data/models.yaml``) names a model's ``chat_format`` here and may
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .tokens_rules import Rules, format_rule, override_rule
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,6 @@ FORMATS: Mapping[str, Format] = {
         per_call=10,
         forced_function=-1,
         forced_function_system=-1,
-        strict_bare_free=1,
         schema_title_system=-1,
     ),
     "o3-mini": Format(priming=2),
@@ -89,3 +91,45 @@ FORMATS: Mapping[str, Format] = {
     # supported; the server's own search instructions replace most of the framing.
     "search": Format(per_message=-1, priming=0),
 }
+
+
+CHATML = FORMATS["chatml"]
+
+
+def _rules_of(values: Mapping[str, Any], name: Callable[[str], str]) -> dict[str, str]:
+    """Field → the rule that governs its value: one per offset and its ``_system`` twin (titles excluded)."""
+    groups: dict[str, list[str]] = {}
+    for key in sorted(values):
+        if key != "titles":
+            groups.setdefault(key.removesuffix("_system"), []).append(key)
+    return {key: name(",".join(f"{k}={values[k]}" for k in group)) for group in groups.values() for key in group}
+
+
+class Layout:
+    """A model's format with its registry overrides, each value that differs from plain ChatML a switchable rule.
+
+    A field's value is looked up where the count uses it: the model's override (rule ``override:<field>=<value>``),
+    else its format's value (rule ``format:<field>=<value>``), else plain ChatML's. A rule is one for every format or
+    model with that value, so e.g. the reasoning families' priming of 2 is one rule; an offset and its ``_system``
+    twin (the same framing, joined to a system message) are one rule. Only the rules of fields a request uses are
+    consulted. Whether titles show is not switched here: it is the rule titles-hidden-before-structured-outputs,
+    applied where titles are rendered.
+    """
+
+    def __init__(self, chat_format: str, overrides: Mapping[str, Any], rules: Rules) -> None:
+        self._rules = rules
+        fmt = FORMATS[chat_format]
+        own = {f.name: getattr(fmt, f.name) for f in fields(Format) if getattr(fmt, f.name) != getattr(CHATML, f.name)}
+        self._chain: dict[str, list[tuple[Any, str]]] = {}
+        for key, rule in _rules_of(own, format_rule).items():
+            self._chain[key] = [(own[key], rule)]
+        offsets = {key: value for key, value in overrides.items() if key != "titles"}
+        for key, rule in _rules_of(offsets, override_rule).items():
+            self._chain.setdefault(key, []).insert(0, (offsets[key], rule))
+        self.titles = bool(overrides.get("titles", fmt.titles))
+
+    def __getattr__(self, field: str) -> Any:
+        for value, rule in self._chain.get(field, ()):
+            if self._rules.on(rule):
+                return value
+        return getattr(CHATML, field)

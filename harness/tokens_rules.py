@@ -159,10 +159,25 @@ RULES: Mapping[str, Rule] = {
             (_OPENLLMETRY,),
             exact=False,
         ),
+        Rule("format:per_message=15", "o1-preview: 15 tokens per message", (_CREWAI,), exact=False),
+        Rule("format:priming=16", "o1-preview: 16 tokens of priming", (_CREWAI,), exact=False),
         Rule(
-            "format:o1-preview",
-            "o1-preview: 15 tokens per message and 16 of priming",
-            (_CREWAI,),
+            "format:forced_function=-1,forced_function_system=-1",
+            "reasoning models: a forced function costs its name − 1",
+            (_RUBY_LLM,),
+            exact=False,
+        ),
+        Rule("format:required_choice=2", "0613: tool_choice required costs 2", (_MIRASCOPE,), exact=False),
+        Rule(
+            "format:schema_title_system=-1",
+            "reasoning models: a titled json_schema joined to a system message costs its title − 1",
+            (_MIRASCOPE,),
+            exact=False,
+        ),
+        Rule(
+            "override:strict_bare_free=1",
+            "gpt-5-mini, gpt-5.4-mini: the first strict function with a bare property costs nothing less",
+            (_PYDANTIC_AI,),
             exact=False,
         ),
         Rule(
@@ -174,9 +189,8 @@ RULES: Mapping[str, Rule] = {
 }
 
 
-def override_rule(overrides: Mapping[str, object]) -> str:
-    """A registry override is one rule for every model that overrides the same fields with the same values."""
-    return "override:" + ",".join(f"{key}={value}" for key, value in sorted(overrides.items()))
+def override_rule(values: str) -> str:
+    return f"override:{values}"
 
 
 def format_rule(chat_format: str) -> str:
