@@ -73,8 +73,24 @@ def _model(name: str, raw: dict[str, Any]) -> Model:
         snapshots=tuple(raw.get("snapshots") or ()),
         deprecated=_date(raw.get("deprecated")),
         shutdown=_date(raw.get("shutdown")),
-        history=tuple((dt.date.fromisoformat(str(h["from"])), str(h["snapshot"])) for h in raw.get("history") or ()),
+        history=_history(name, raw.get("history") or []),
     )
+
+
+def _history(name: str, raw: Any) -> tuple[tuple[dt.date, str], ...]:
+    out = []
+    for i, item in enumerate(raw if isinstance(raw, list) else [raw]):
+        try:
+            when = _date(item["from"])
+            snapshot = item["snapshot"]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(
+                f"{REGISTRY_FILE}: {name}: history[{i}] must be {{from: YYYY-MM-DD, snapshot: <model id>}} ({exc!r})"
+            ) from None
+        if when is None or not isinstance(snapshot, str):
+            raise ValueError(f"{REGISTRY_FILE}: {name}: history[{i}] needs a `from` date and a `snapshot` id")
+        out.append((when, snapshot))
+    return tuple(out)
 
 
 @cache
@@ -116,6 +132,8 @@ def resolve(model: str, at: dt.date) -> str:
     entry = lookup(model)
     if entry is None or entry.name != model or not entry.history:
         return model
+    if isinstance(at, dt.datetime):  # a datetime is a date, but does not compare with one
+        at = at.date()
     served = [snapshot for when, snapshot in entry.history if when <= at]
     return served[-1] if served else entry.history[0][1]
 

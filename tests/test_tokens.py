@@ -711,6 +711,24 @@ def test_a_history_out_of_order_or_naming_an_unknown_snapshot_is_refused() -> No
         models._check_history(unknown, {**known, "a": unknown})
 
 
+@pytest.mark.parametrize(
+    "history",
+    [
+        [{"snapshot": "a-1"}],
+        [{"from": "2024-13-01", "snapshot": "a-1"}],
+        ["a-1"],
+        [{"from": "2024-01-01", "snapshot": 1}],
+    ],
+)
+def test_a_malformed_history_entry_is_refused(history: Any) -> None:
+    with pytest.raises(ValueError, match=r"models\.yaml: a: history\[0\]"):
+        models._model("a", {"history": history})
+
+
+def test_an_alias_resolves_for_a_datetime_too() -> None:
+    assert models.resolve("gpt-4o", dt.datetime(2024, 9, 30, 23, 59, tzinfo=dt.UTC)) == "gpt-4o-2024-05-13"
+
+
 def test_every_history_snapshot_shares_the_alias_encoding() -> None:
     for name, entry in models.registry().items():
         for _, snapshot in entry.history if name == entry.name else ():
