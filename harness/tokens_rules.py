@@ -55,14 +55,7 @@ _SINGLE_SOURCE: Mapping[str, tuple[str, str]] = {
         "reasoning: a forced function costs its name − 1",
     ),
     "format:required_choice=2": (_MIRASCOPE, "0613: tool_choice required costs 2"),
-    "format:schema_title_system=-1": (
-        _MIRASCOPE,
-        "reasoning: a titled json_schema joined to a system message costs its title − 1",
-    ),
-    "override:strict_bare_free=1": (
-        _PYDANTIC_AI,
-        "gpt-5-mini, gpt-5.4-mini: a first strict function with a bare property costs 0",
-    ),
+    "format:empty_description=-1": (_PYDANTIC_AI, "reasoning: a function with an empty description costs 1 less"),
 }
 
 # Rules confirmed on two sources or more (the ones whose figures they raise, as bench/tokens.py measures them).
