@@ -140,12 +140,16 @@ class Rules:
             raise TokenCountError(f"unknown token-count rules {unknown} (known: {', '.join(RULES)})")
         self.off = frozenset(off)
         self.consulted: set[str] = set()
-        self.estimated: set[str] = set()  # single-source rules that applied: the count is an estimate
+        self.estimated: set[str] = set()  # why the count is an estimate (single-source rules, unsure shapes)
 
     def on(self, name: str) -> bool:
         self.consulted.add(name)
         applies = name not in self.off
         rule = RULES.get(name)
         if applies and rule is not None and not rule.exact:
-            self.estimated.add(name)
+            self.estimated.add(f"rule {name} (found on one source)")
         return applies
+
+    def unsure(self, shape: str) -> None:
+        """A shape no rule counts exactly on the recorded sources: the count is an estimate."""
+        self.estimated.add(shape)

@@ -761,7 +761,7 @@ def test_a_schema_shape_confirmed_on_one_source_only_is_an_estimate(score: dict[
     schema = {"type": "object", "properties": {"score": score}}
     response_format = {"type": "json_schema", "json_schema": {"name": "Score", "schema": schema}}
     body = _body("gpt-4o", {"role": "user", "content": "Score?"}, response_format=response_format)
-    with pytest.raises(tokens.NotCountableError, match="fitted on one source"):
+    with pytest.raises(tokens.NotCountableError, match=r"rule schema-[a-z-]+ \(found on one source\)"):
         tokens.prompt_tokens(body)
     count, exact = tokens.estimate_prompt_tokens(body)
     assert exact is False
@@ -783,6 +783,23 @@ def test_an_empty_function_description_on_a_reasoning_model_is_an_estimate() -> 
     assert count == tokens.prompt_tokens(bare) - 1
     # Elsewhere an empty description is exact and costs nothing.
     assert tokens.prompt_tokens({**body, "model": "gpt-4o"}) == tokens.prompt_tokens({**bare, "model": "gpt-4o"})
+
+
+def test_a_reference_to_a_titled_definition_is_an_estimate() -> None:
+    address = {"type": "object", "properties": {"city": {"type": "string"}}}
+    params = {"type": "object", "properties": {"address": {"$ref": "#/$defs/Address"}}, "$defs": {"Address": address}}
+    fn = {"name": "save", "parameters": params}
+    body = _body("gpt-4o", {"role": "user", "content": "Save"}, tools=[{"type": "function", "function": fn}])
+    assert tokens.estimate_prompt_tokens(body)[1] is True  # an untitled definition is shown expanded, exactly
+    titled = {**params, "$defs": {"Address": {**address, "title": "Address"}}}
+    body["tools"][0]["function"] = {**fn, "parameters": titled}
+    count, exact = tokens.estimate_prompt_tokens(body)
+    assert (
+        exact is False
+        and count == tokens.estimate_prompt_tokens({**body, "tools": [{"type": "function", "function": fn}]})[0]
+    )
+    with pytest.raises(tokens.NotCountableError, match=r"a \$ref to a titled or described definition"):
+        tokens.prompt_tokens(body)
 
 
 def test_the_estimate_margin_is_a_tenth_and_at_least_32() -> None:
