@@ -131,7 +131,8 @@ def evaluate(
     out: list[Result] = []
     for line in lines:
         rules = tokens_rules.Rules(off)
-        model, at = (None, line.created if dated else None) if body_only else (line.model, None)
+        # The line's date resolves the alias (body only) and the server's changes over time (both).
+        model, at = (None, line.created if dated else None) if body_only else (line.model, line.created)
         try:
             predicted, exact = tokens.estimate_prompt_tokens(line.body, model=model, at=at, rules=rules)
         except tokens.UnknownModelError as exc:

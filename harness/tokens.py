@@ -79,6 +79,10 @@ def count_text(text: str, model: str) -> int:
 
 
 PARALLEL = "multi_tool_use.parallel"
+# Parallel results with non-ASCII text were shown \u-escaped (json.dumps's default) up to a server change between
+# these dates: recorded escaped until 2026-03-03 (Mirascope, openinference, pydantic-ai, ruby_llm), raw from 2026-03-12
+# (crewAI, ruby_llm's same request re-recorded).
+_RAW_RESULTS = (dt.date(2026, 3, 3), dt.date(2026, 3, 12))
 
 
 def _text(enc: tiktoken.Encoding, text: str) -> int:
@@ -86,9 +90,10 @@ def _text(enc: tiktoken.Encoding, text: str) -> int:
 
 
 class _Counter:
-    def __init__(self, entry: Model, allow_estimate: bool, rules: Rules) -> None:
+    def __init__(self, entry: Model, allow_estimate: bool, rules: Rules, at: dt.date) -> None:
         self.enc = encoding(str(entry.encoding))
         self.rules = rules
+        self.at = at  # when the request is (or was) sent: the server's layout changed over time
         unknown = set(entry.format_overrides) - set(Format.__dataclass_fields__)
         if entry.chat_format not in FORMATS or unknown:
             raise TokenCountError(
@@ -222,8 +227,18 @@ class _Counter:
             elif group not in answered:
                 answered.add(group)
                 results = [_plain_text(r.get("content")) for r in messages if _result_of(r, groups) == group]
-                n += self.fmt.per_message + self.tokens("tool") + self.tokens(render_parallel_results(results))
+                shown = render_parallel_results(results, escaped=self.escaped(results))
+                n += self.fmt.per_message + self.tokens("tool") + self.tokens(shown)
         return n
+
+    def escaped(self, results: Sequence[str]) -> bool:
+        """Whether parallel results' non-ASCII text is shown \\u-escaped: by the server until March 2026."""
+        if all(text.isascii() for text in results):
+            return False
+        changed_after, changed_by = _RAW_RESULTS
+        if changed_after < self.at < changed_by:
+            self.rules.unsure("parallel results with non-ASCII text between 2026-03-03 and 2026-03-12")
+        return self.at <= changed_after and self.rules.on("parallel-results-escaped-until-2026-03")
 
     def definitions(self, body: Mapping[str, Any], tools: list[Mapping[str, Any]], system: str | None) -> int:
         """The tool definitions: their text, joined to the system message (``system``) or in a message of their own."""
@@ -362,9 +377,10 @@ def _counter(
     body: Mapping[str, Any], model: str | None, at: dt.date | None, rules: Rules | None, allow_estimate: bool
 ) -> _Counter:
     name = model or body.get("model")
+    day = at.date() if isinstance(at, dt.datetime) else at or dt.date.today()
     # An alias is counted for the snapshot it served on that date (today for a request about to be sent).
-    resolved = resolve(name, at or dt.date.today()) if isinstance(name, str) else name
-    return _Counter(_entry(resolved), allow_estimate, rules or Rules())
+    resolved = resolve(name, day) if isinstance(name, str) else name
+    return _Counter(_entry(resolved), allow_estimate, rules or Rules(), day)
 
 
 def prompt_tokens(

@@ -358,6 +358,7 @@ def render_parallel_calls(calls: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps({"tool_uses": uses}, separators=(",", ":"), ensure_ascii=False)
 
 
-def render_parallel_results(results: Sequence[str]) -> str:
-    """The one tool message answering a parallel call: the results' texts as a JSON list."""
-    return json.dumps(list(results), ensure_ascii=False)
+def render_parallel_results(results: Sequence[str], *, escaped: bool = False) -> str:
+    """The one tool message answering a parallel call: the results' texts as a JSON list (``escaped``: non-ASCII
+    characters as \\u escapes, as the server wrote them until March 2026)."""
+    return json.dumps(list(results), ensure_ascii=escaped)

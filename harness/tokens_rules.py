@@ -64,6 +64,10 @@ _CONFIRMED: Mapping[str, tuple[str, tuple[str, ...]]] = {
         "definitions follow the system text after an empty line, tokenized with it",
         (_CREWAI, _ELLMER, _ARIZE, _OPENLLMETRY),
     ),
+    "parallel-results-escaped-until-2026-03": (
+        "parallel results' non-ASCII text was \\u-escaped until March 2026",
+        (_ARIZE, _RUBY_LLM, _MIRASCOPE, _PYDANTIC_AI, _CREWAI),
+    ),
     "tool-result-name-hidden": ("a tool message's own name is not shown", (_CREWAI, _ARIZE, _LOGFIRE)),
     "call-arguments-compact": (
         "call arguments are re-serialized as compact JSON",
