@@ -28,12 +28,13 @@ class CallPlan:
     context_window: int | None
     unit_cost_usd: float | None  # worst case of one call; None = unpriced or uncountable
     note: str = ""
+    margin: int = 0  # tokens an estimated prompt may be short by (tokens.estimate_margin); 0 when exact
 
     @property
     def overflow(self) -> bool:
         if self.prompt_tokens is None or self.max_output is None or self.context_window is None:
             return False
-        return self.prompt_tokens + self.max_output > self.context_window
+        return self.prompt_tokens + self.margin + self.max_output > self.context_window
 
     @property
     def cost_usd(self) -> float | None:
@@ -41,7 +42,9 @@ class CallPlan:
 
     def overflow_message(self) -> str:
         return (
-            f"context_overflow: {self.prompt_tokens} prompt tokens + {self.max_output} output tokens > "
+            f"context_overflow: {self.prompt_tokens} prompt tokens"
+            + (f" (estimated, + {self.margin} margin)" if self.margin else "")
+            + f" + {self.max_output} output tokens > "
             f"{self.context_window}, the context window of {self.run.model}: nothing was sent "
             "(shorten the prompt or lower max_tokens)"
         )
@@ -60,10 +63,12 @@ def plan(run: CaseRun) -> CallPlan:
     except tokens.TokenCountError as exc:
         free = price is not None and price.input == price.output == 0  # a local model costs 0 whatever its tokens
         return CallPlan(run, None, False, max_output, window, 0.0 if free else None, str(exc))
+    margin = 0 if exact else tokens.estimate_margin(prompt)
     unit = None
     if price is not None and max_output is not None:
-        unit = (prompt * price.input + max_output * price.output) / PER
-    return CallPlan(run, prompt, exact, max_output, window, unit, "" if exact else "estimated (non-text parts)")
+        unit = ((prompt + margin) * price.input + max_output * price.output) / PER
+    note = "" if exact else "estimated (non-text parts, or a layout confirmed on one source only): + 10% margin"
+    return CallPlan(run, prompt, exact, max_output, window, unit, note, margin)
 
 
 def plans(ev: Eval) -> list[CallPlan]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -107,3 +109,12 @@ def test_estimate_prints_each_variant_and_refuses_over_budget(
     assert cli.main(["estimate", "limits"]) == 1
     assert "REFUSED" in capsys.readouterr().out
     assert fake_openai.chat_requests == []
+
+
+def test_an_estimated_prompt_keeps_a_margin_below_the_window() -> None:
+    run: Any = SimpleNamespace(model="gpt-4o", samples=1)
+    exact = preflight.CallPlan(run, 900, True, 100, 1000, None)
+    estimated = dataclasses.replace(exact, exact=False, margin=tokens.estimate_margin(900))
+    assert not exact.overflow  # 900 + 100 fills the window exactly
+    assert estimated.overflow  # the estimate may be 90 short
+    assert "900 prompt tokens (estimated, + 90 margin) + 100 output tokens > 1000" in estimated.overflow_message()
