@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness import loadgen  # noqa: E402
+from harness.testing import loadgen  # noqa: E402
 
 BODY = {"model": "chaos-model", "messages": [{"role": "user", "content": "Tell me a joke about load tests."}]}
 LAG_TARGET_MS = 20.0

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 import pytest  # noqa: E402
 from load import chaos_server  # noqa: E402
 
-from harness import client  # noqa: E402
+from harness.run import _client as client  # noqa: E402
 from tests import evalproject  # noqa: E402
 
 CASES, VARIANTS, SAMPLES, CONCURRENCY, LATENCY_S = 50, 2, 10, 50, 0.2
@@ -43,7 +43,7 @@ SCHEMA = {"type": "object", "required": ["joke"], "properties": {"joke": {"type"
 
 
 class Span:
-    """When the first call of the run started and the last one ended (``harness.client.call``, wrapped)."""
+    """When the first call of the run started and the last one ended (``harness.run._client.call``, wrapped)."""
 
     def __init__(self) -> None:
         self.first = self.last = 0.0

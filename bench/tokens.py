@@ -1,4 +1,4 @@
-"""How exactly harness.tokens predicts billed prompt tokens, measured per source on recorded real OpenAI traffic.
+"""How exactly harness.tokens._count predicts billed prompt tokens, measured per source on recorded real OpenAI traffic.
 
     .venv/bin/python bench/tokens.py [--misses N]
 
@@ -6,7 +6,7 @@ Reads the shared corpus (``/work/shared/corpus/openai_real_traffic.jsonl.gz``, o
 repository) and prints the exact-match rate per source repository and category with the macro-average over sources
 (each source weighs the same, so one large repository cannot carry a rule), then:
 
-- the layout rules (``harness.tokens_rules``): per source, how many lines each one makes exact or breaks; a rule is
+- the layout rules (``harness.tokens._rules``): per source, how many lines each one makes exact or breaks; a rule is
   justified when it raises the figure of two sources or more and the macro-average over sources;
 - leave one source out: each source counted with only the rules justified without it — the cross-validated figure;
 - body only: each line counted from its request body alone, the alias resolved by the line's ``created`` date (what
@@ -33,7 +33,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness import models, tokens, tokens_rules  # noqa: E402
+from harness.tokens import _count as tokens  # noqa: E402
+from harness.tokens import _models as models  # noqa: E402
+from harness.tokens import _rules as tokens_rules  # noqa: E402
 
 CORPUS_NAME = "corpus/openai_real_traffic.jsonl.gz"
 CORPUS_ROOTS = (Path("/work/shared"), REPO.parent / "shared")
@@ -260,7 +262,7 @@ def print_rules(effects: list[RuleEffect]) -> None:
         changes = ", ".join(f"{_short(s)} {e.gains[s]:+d}" for s in sorted(e.gains, key=lambda s: -e.gains[s]))
         recorded = tokens_rules.RULES.get(e.name)
         stale = recorded is not None and set(recorded.sources) != set(e.sources())
-        note = "  (recorded sources differ: update harness/tokens_rules.py)" if stale else ""
+        note = "  (recorded sources differ: update harness/tokens/_rules.py)" if stale else ""
         verdict = "kept" if e.justified() else "estimate only" if recorded and not recorded.exact else "NOT JUSTIFIED"
         print(f"{verdict:<14} {e.name:<30} {changes or 'no line changes'}{note}")
 

@@ -7,13 +7,13 @@ PYTEST_DONT_REWRITE: pytest marks the packages of its plugins for assertion rewr
 ``filterwarnings = error``) that this one was imported before it could, as ``promptvcr run`` does.
 """
 
-from .cases import Case
-from .checks import Answer, CheckResult, compile_check, run_checks
-from .cost import cost_usd, price_for
+from .checks._builtins import Answer, CheckResult, compile_check, run_checks
 from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
-from .evals import CaseRun, Eval, load
-from .stats import wilson
-from .tokens import TokenCountError, UnknownModelError, count_text, estimate_prompt_tokens, prompt_tokens
+from .load._cases import Case
+from .load._evals import CaseRun, Eval, load
+from .report._stats import wilson
+from .tokens._cost import cost_usd, price_for
+from .tokens._count import TokenCountError, UnknownModelError, count_text, estimate_prompt_tokens, prompt_tokens
 
 __all__ = [
     "Answer",

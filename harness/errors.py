@@ -9,11 +9,11 @@
     └── InternalError               a bug in promptvcr met while reading a user's file (exit 3, not 2)
 
 ``reading`` is the one place that turns whatever goes wrong while a user's file is loaded or rendered into one of
-these: the file's own problems are found and raised as InputError where they are read (harness.yamlsrc, the schemas,
-harness.render); anything else that escapes is ours, and says so with a bug-report hint.
+these: the file's own problems are found and raised as InputError where they are read (harness.load._yamlsrc, the
+schemas, harness.load._render); anything else that escapes is ours, and says so with a bug-report hint.
 
 Per-sample failures (HTTP errors, timeouts, missing recordings) are not exceptions to the user: they become
-``errored`` result rows with an error class (see ``harness.runner``). openai's own exceptions are never wrapped.
+``errored`` result rows with an error class (see ``harness.run._runner``). openai's own exceptions are never wrapped.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def reading(path: Path) -> Iterator[None]:
         yield
     except PromptVCRError:
         raise
-    except RecursionError:  # a user's file nested past what any step can follow (harness.yamlsrc counts the depth)
+    except RecursionError:  # a user's file nested past what any step can follow (load._yamlsrc counts the depth)
         raise InputError([Problem(path, 1, "", "nested too deeply to read")]) from None
     except Exception as exc:
         raise InternalError(

@@ -23,10 +23,20 @@ from typing import Any
 import pytest
 from dotenv import load_dotenv
 
-from . import client, evals, journal, junit, local, models, preflight, profiles, report, runner, scheduler
-from .cassettes import RECORD_MODES
 from .errors import PromptVCRError
-from .progress import Progress
+from .load import _evals as evals
+from .load import _profiles as profiles
+from .record._cassettes import RECORD_MODES
+from .report import _junit as junit
+from .report import _summary as report
+from .run import _client as client
+from .run import _journal as journal
+from .run import _preflight as preflight
+from .run import _runner as runner
+from .run import _scheduler as scheduler
+from .run._progress import Progress
+from .testing import local
+from .tokens import _models as models
 
 try:  # the variant is a real parameter of the item: pytest's cache (--lf, --ff), -k and --deselect see it as one
     from _pytest.python import CallSpec  # pytest ≥ 9.2, whose node ids are structured
@@ -76,7 +86,7 @@ class _State:
             on_save=self._cassette_saved,
         )
         self.judged: set[tuple[str, str, str]] = set()  # cases whose rows are journaled once judged
-        self.jobs: dict[str, scheduler.Job] = {}  # by item nodeid, started ahead (see harness.scheduler)
+        self.jobs: dict[str, scheduler.Job] = {}  # by item nodeid, started ahead (see harness.run._scheduler)
         self.rows: list[runner.Row] = []
         self.planned: dict[tuple[str, str, str], int] = {}  # (eval, variant, case) → samples, of the items that ran
         self.durations: dict[tuple[str, str, str], float] = {}  # (eval, case, variant) → the item's time, for junit
@@ -170,7 +180,7 @@ class _State:
         journal.write_plan(self.run_dir, plan, f".{self.worker['workerid']}" if self.worker else "")
 
     def start_ahead(self, items: list[pytest.Item]) -> None:
-        """Without pytest-xdist: every case's samples queued now, in item order (see harness.scheduler)."""
+        """Without pytest-xdist: every case's samples queued now, in item order (see harness.run._scheduler)."""
         for item in items:
             run = item.stash.get(_RUN, None)
             if run is not None:

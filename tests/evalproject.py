@@ -80,7 +80,8 @@ def write_eval(
 
 
 def chaos_project(root: Path, name: str, base_url: str, cases: int, samples: int, **eval_extra: Any) -> None:
-    """``cases`` JSON cases c0, c1, … in one variant against the chaos server (harness.chaos) at ``base_url``."""
+    """``cases`` JSON cases c0, c1, … in one variant against the chaos server (harness.testing.chaos) at
+    ``base_url``."""
     init_project(root)
     case_file = write_cases(root, name, [json_case(f"c{i}") for i in range(cases)])
     variants = {"v": {"model": "chaos-model"}}

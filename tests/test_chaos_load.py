@@ -1,4 +1,5 @@
-"""The chaos server (harness.chaos) and the open-loop load tool (harness.loadgen, ``promptvcr load``)."""
+"""The chaos server (harness.testing.chaos) and the open-loop load tool (harness.testing.loadgen, ``promptvcr
+load``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness import chaos, cli, loadgen
+from harness.cli import _main as cli
 from harness.errors import ConfigError
+from harness.testing import chaos, loadgen
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = {"model": "chaos-model", "messages": [{"role": "user", "content": "hi"}]}

@@ -1,4 +1,4 @@
-"""Paired A/B comparisons (harness.compare), their statistics (harness.stats) and `promptvcr compare`.
+"""Paired A/B comparisons (harness.report._compare), their statistics (harness.report._stats) and `promptvcr compare`.
 
 Synthetic runs are built row by row, so every difference a test expects is put there by the test itself.
 """
@@ -13,8 +13,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness import cli, compare, stats
-from harness.runner import COLUMNS
+from harness.cli import _main as cli
+from harness.report import _compare as compare
+from harness.report import _stats as stats
+from harness.run._runner import COLUMNS
 
 CASES = 10
 SAMPLES = 10  # 10 cases × 10 samples = 100 pairs

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import cli
+from harness.cli import _main as cli
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from harness import cost
+from harness.tokens import _cost as cost
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import chaos
+from harness.testing import chaos
 from tests import evalproject as ep
 
 pytestmark = pytest.mark.slow  # subprocesses and real kills: `make test-slow`

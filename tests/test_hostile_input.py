@@ -26,7 +26,9 @@ from typing import Any
 
 import pytest
 
-from harness import checks, cli, evals
+from harness.checks import _builtins as checks
+from harness.cli import _main as cli
+from harness.load import _evals as evals
 from tests.fakeserver import FakeOpenAI, Reply, completion
 from tests.test_inputs import GOOD_CASE
 
@@ -443,7 +445,7 @@ def test_a_backtracking_redaction_rule_masks_the_whole_text(tmp_path: Path, fake
 
 
 def matching_limit() -> float:
-    from harness import matching
+    from harness.checks import _matching as matching
 
     return matching.CHECK_TIME_LIMIT_S
 

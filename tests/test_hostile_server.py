@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import chaos
+from harness.testing import chaos
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 

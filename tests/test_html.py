@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import charts
+from harness.report import _charts as charts
 from tests.fakeserver import FakeOpenAI
 from tests.test_reports import MIX, VARIANTS, small_run
 

@@ -6,7 +6,7 @@ run through, the requests would reach the fake server and be counted. ``test_val
 the control that shows they would. Expected line numbers are computed from the YAML text written, never typed in.
 
 Tests marked ``xfail(strict=True)`` assert the correct behaviour where the product is wrong today (see their
-reasons). Those about the exact location of a problem call ``harness.evals.load`` directly: the plugin prints that
+reasons). Those about the exact location of a problem call ``harness.load._evals.load`` directly: the plugin prints that
 InputError's text unchanged (the end-to-end tests show it), and each pytest run in-process costs about half a second.
 """
 
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, evals
+from harness.cli import _main as cli
 from harness.errors import InputError
+from harness.load import _evals as evals
 from tests.fakeserver import FakeOpenAI, cycling
 
 # An endpoint nothing listens on, for tests that are about a message rather than about what is sent.

@@ -1,4 +1,5 @@
-"""LLM-as-judge: ``harness.judge`` on its own, then end to end with the fake server as both the model and the judge.
+"""LLM-as-judge: ``harness.checks._judge`` on its own, then end to end with the fake server as both the model and the
+judge.
 
 The fake server tells the two apart by the rubric, which only a judge request carries. Its judge scores each answer
 from a fixed table, so what a sample's verdict should be is known in advance.
@@ -14,8 +15,11 @@ from typing import Any
 
 import pytest
 
-from harness import checks, cost, evals, judge
+from harness.checks import _builtins as checks
+from harness.checks import _judge as judge
 from harness.errors import InputError
+from harness.load import _evals as evals
+from harness.tokens import _cost as cost
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion, cycling
 from tests.test_inputs import assert_problem, line_of

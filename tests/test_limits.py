@@ -1,5 +1,5 @@
-"""harness.limits with a fake clock (the pace, the headers it learns from, 429 pauses, retry limits, slots), and two
-runs against the chaos server that check concurrency and pace from the server's own counts."""
+"""harness.run._limits with a fake clock (the pace, the headers it learns from, 429 pauses, retry limits, slots), and
+two runs against the chaos server that check concurrency and pace from the server's own counts."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from harness import chaos, limits
-from harness.limits import Gate, Limits, Pace, Rate
+from harness.load._limits import Limits, Rate
+from harness.run import _limits as limits
+from harness.run._limits import Gate, Pace
+from harness.testing import chaos
 from tests import evalproject as ep
 
 

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import cli, client, evals, models, preflight, runner, tokens
+from harness.cli import _main as cli
+from harness.load import _evals as evals
+from harness.run import _client as client
+from harness.run import _preflight as preflight
+from harness.run import _runner as runner
+from harness.tokens import _count as tokens
+from harness.tokens import _models as models
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 

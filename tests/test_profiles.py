@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from harness import cli
+from harness.cli import _main as cli
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI
 

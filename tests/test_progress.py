@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.progress import Progress
+from harness.run._progress import Progress
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.redaction import compile_rules
+from harness.record._redaction import compile_rules
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 
@@ -106,7 +106,7 @@ def test_every_run_writes_a_metadata_only_log(pytester: pytest.Pytester, fake_op
 
 def test_status_matches_requests_as_replay_does_masked(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
     """With `redact: [email]` and an email in the prompt, a fresh recording is `ok`, not "changed" forever: status
-    and replay match by one rule (harness.cassettes.request_key). The judge's cassette, masked too, likewise."""
+    and replay match by one rule (harness.record._cassettes.request_key). The judge's cassette, masked too, likewise."""
     root = ep.init_project(pytester.path)
     case = {
         "id": "support",

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from harness import evals
 from harness.errors import InputError
-from harness.report import DAYS_PER_MONTH
+from harness.load import _evals as evals
+from harness.report._summary import DAYS_PER_MONTH
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 

@@ -5,7 +5,7 @@ lives in this test's process, so every request that reaches it is counted whatev
 
 The invariant, checked at every stop. Call D the answers the project holds durably for the next run: the
 interactions of each cassette plus the complete lines of its ``.wal`` log when the log extends that very file (what
-``harness.cassettes`` adopts). A run that starts with D answers for P planned samples may send at most P − D
+``harness.record._cassettes`` adopts). A run that starts with D answers for P planned samples may send at most P − D
 requests — one per sample with no answer anywhere — and, when it runs to the end, exactly P − D: a request more
 would be an answer paid twice. A kill may lose only the answers in flight when it landed: D never goes down, and the
 requests sent beyond what became durable are at most the concurrency. There are no faults, so no request is a retry.
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import chaos
+from harness.testing import chaos
 from tests import evalproject as ep
 
 pytestmark = pytest.mark.slow  # subprocesses and real kills: `make test-slow`

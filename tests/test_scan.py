@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, scan
-from harness.secrets import redact
+from harness.cli import _main as cli
+from harness.cli import _scan as scan
+from harness.record._secrets import redact
 
 LEGACY_KEY = "sk-FAKElegacy0123456789abcdefghijklmnopqrstuvwxyzAB"  # promptvcr: allow-secret
 PROJECT_KEY = "sk-proj-FAKEproject0123456789abcdefghijklmnopqrstuv"  # promptvcr: allow-secret

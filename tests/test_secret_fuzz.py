@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness import scan
+from harness.cli import _scan as scan
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 

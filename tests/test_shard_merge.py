@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness import cli
+from harness.cli import _main as cli
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply
 

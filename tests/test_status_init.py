@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import cli, doctor, scaffold
+from harness.cli import _doctor as doctor
+from harness.cli import _main as cli
+from harness.cli import _scaffold as scaffold
 from tests.fakeserver import FakeOpenAI, cycling
 
 QUIET = ["-p", "no:cacheprovider"]

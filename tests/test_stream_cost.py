@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness import cost, tokens
+from harness.tokens import _cost as cost
+from harness.tokens import _count as tokens
 
 # ../shared beside the repository (as CI lays it out), or this workplace's own copy
 _NAME = "corpus/openai_real_traffic_streaming.jsonl.gz"

@@ -1,4 +1,5 @@
-"""Token counting (harness.tokens), the model registry (harness.models) and cost, checked on recorded real traffic.
+"""Token counting (harness.tokens._count), the model registry (harness.tokens._models) and cost, checked on recorded
+real traffic.
 
 The corpus tests read /work/shared/corpus (or ../shared/corpus next to the repository) once per session and skip when
 it is absent.
@@ -20,8 +21,12 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import cost, models, tokens, tokens_encoding, tokens_rules
 from harness.errors import PromptVCRError
+from harness.tokens import _cost as cost
+from harness.tokens import _count as tokens
+from harness.tokens import _encoding as tokens_encoding
+from harness.tokens import _models as models
+from harness.tokens import _rules as tokens_rules
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -546,7 +551,7 @@ def test_a_text_only_request_is_an_exact_estimate() -> None:
 
 
 def test_an_unknown_model_names_itself_and_the_registry_file() -> None:
-    with pytest.raises(tokens.UnknownModelError, match=r"'gpt-9-ultra'.*harness/data/models\.yaml") as info:
+    with pytest.raises(tokens.UnknownModelError, match=r"'gpt-9-ultra'.*harness/tokens/data/models\.yaml") as info:
         tokens.prompt_tokens(_body("gpt-9-ultra", {"role": "user", "content": "Hi"}))
     assert isinstance(info.value, PromptVCRError)
 
@@ -569,7 +574,7 @@ def test_the_local_model_is_not_countable_offline() -> None:
 
 
 def test_snapshots_resolve_to_their_model() -> None:
-    raw = yaml.safe_load((REPO / "harness" / "data" / "models.yaml").read_text(encoding="utf-8"))["models"]
+    raw = yaml.safe_load((REPO / "harness" / "tokens" / "data" / "models.yaml").read_text(encoding="utf-8"))["models"]
     assert "gpt-4o-2024-08-06" in raw["gpt-4o"]["snapshots"]
     price = cost.price_for("gpt-4o-2024-08-06")
     assert price is not None

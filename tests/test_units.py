@@ -15,9 +15,14 @@ import numpy as np
 import pytest
 import yaml
 
-from harness import checks, cost, gates, render, stats, yamlsrc
+from harness.checks import _builtins as checks
 from harness.errors import InputError
-from harness.evals import Gate
+from harness.load import _render as render
+from harness.load import _yamlsrc as yamlsrc
+from harness.load._evals import Gate
+from harness.report import _gates as gates
+from harness.report import _stats as stats
+from harness.tokens import _cost as cost
 from tests.fakeserver import completion
 
 

@@ -1,0 +1,143 @@
+"""Case files: load, validate against the shipped schema, compile checks and render templates.
+
+Everything that can be wrong in a case file is found here, before any request exists: all problems of a file are
+collected and raised together as one InputError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..checks import _builtins as checks
+from ..checks._builtins import JudgeSpec
+from ..errors import InputError, Problem, reading
+from . import _render as render
+from . import _yamlsrc as yamlsrc
+from . import schemas
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    path: Path
+    line: int
+    pointer: str  # of the case in its file, e.g. /cases/3
+    origins: dict[str, Problem]  # where each request parameter was set, as a place to report a problem at
+    messages: tuple[dict[str, str], ...]
+    params: dict[str, Any]
+    samples: int | None
+    min_pass_rate: float
+    checks: tuple[checks.Check, ...]
+    judges: tuple[tuple[JudgeSpec, Problem], ...]  # each judge check with where it is, to report a problem at
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        return checks.json_schema_of(self.checks)
+
+
+def load(path: Path) -> list[Case]:
+    """All cases of one file; raises InputError listing every problem found."""
+    with reading(path):
+        return _load(path)
+
+
+def _load(path: Path) -> list[Case]:
+    doc = yamlsrc.load(path)
+    problems = schemas.validate(doc, "case.schema.json")
+    if problems:
+        raise InputError(problems)
+    defaults: dict[str, Any] = doc.data.get("defaults") or {}
+    default_checks = _compile_checks(doc, defaults.get("expect", []), "/defaults/expect", problems)
+    cases: list[Case] = []
+    seen: dict[str, int] = {}
+    shared: dict[Problem, list[str]] = {}  # a problem of a `defaults` template → the cases that met it
+    for index, raw in enumerate(doc.data["cases"]):
+        ptr = f"/cases/{index}"
+        case_id = raw["id"]
+        line = doc.line(f"{ptr}/id")
+        if case_id in seen:
+            problems.append(doc.problem(f"{ptr}/id", f"duplicate case id {case_id!r} (first at line {seen[case_id]})"))
+            continue
+        seen[case_id] = line
+        located = default_checks + _compile_checks(doc, raw.get("expect", []), f"{ptr}/expect", problems)
+        messages = _render_messages(doc, defaults, raw, ptr, problems, shared)
+        params = {k: raw.get(k, defaults.get(k)) for k in render.PARAM_KEYS if k in raw or k in defaults}
+        origins = {k: doc.problem(f"{ptr}/{k}" if k in raw else f"/defaults/{k}", "") for k in params}
+        cases.append(
+            Case(
+                id=case_id,
+                path=path,
+                line=line,
+                pointer=ptr,
+                origins=origins,
+                messages=messages,
+                params=params,
+                samples=raw.get("samples", defaults.get("samples")),
+                min_pass_rate=float(raw.get("min_pass_rate", defaults.get("min_pass_rate", 1.0))),
+                checks=tuple(check for check, _ in located),
+                judges=tuple((check.arg, origin) for check, origin in located if isinstance(check.arg, JudgeSpec)),
+            )
+        )
+    problems.extend(_once(problem, ids, len(doc.data["cases"])) for problem, ids in shared.items())
+    if problems:
+        raise InputError(problems)
+    return cases
+
+
+def _once(problem: Problem, ids: list[str], total: int) -> Problem:
+    """A `defaults` template's problem, said once for every case it fails in."""
+    named = ", ".join(map(repr, ids[:3])) + (", …" if len(ids) > 3 else "")
+    which = f"case {named}" if len(ids) == 1 else f"{len(ids)} of {total} cases: {named}"
+    return Problem(problem.path, problem.line, problem.pointer, f"{problem.message} [{which}]")
+
+
+def _compile_checks(
+    doc: yamlsrc.Located, raw: list[dict[str, Any]], ptr: str, problems: list[Problem]
+) -> tuple[tuple[checks.Check, Problem], ...]:
+    """Each check with where it is in the file (a Problem without a message yet)."""
+    compiled: list[tuple[checks.Check, Problem]] = []
+    for index, item in enumerate(raw):
+        ((name, arg),) = item.items()
+        at = f"{ptr}/{index}/{name}"
+        try:
+            compiled.append((checks.compile_check(name, arg), doc.problem(at, "")))
+        except checks.CheckArgError as exc:
+            problems.append(doc.problem(f"{at}{exc.pointer}", str(exc)))
+    return tuple(compiled)
+
+
+def _render_messages(
+    doc: yamlsrc.Located,
+    defaults: dict[str, Any],
+    raw: dict[str, Any],
+    ptr: str,
+    problems: list[Problem],
+    shared: dict[Problem, list[str]],
+) -> tuple[dict[str, str], ...]:
+    variables = {**(defaults.get("vars") or {}), **(raw.get("vars") or {})}
+    source, base = (
+        (raw["messages"], f"{ptr}/messages") if "messages" in raw else (defaults.get("messages"), "/defaults/messages")
+    )
+    if not source:
+        problems.append(
+            doc.problem(ptr, f"case {raw['id']!r} has no messages (give it `messages:` or set them in `defaults:`)")
+        )
+        return ()
+    rendered: list[dict[str, str]] = []
+    for index, message in enumerate(source):
+        where = f"{base}/{index}/content"
+        try:
+            content = render.render(message["content"], variables)
+        except render.TemplateProblem as exc:
+            several = "\n" in message["content"].strip()  # a one-line template's line is the value's own
+            at = f" (template line {exc.line})" if exc.line and several else ""
+            problem = doc.problem(where, f"{exc}{at}")
+            if base.startswith("/defaults"):
+                shared.setdefault(problem, []).append(raw["id"])
+            else:
+                problems.append(problem)
+            continue
+        rendered.append({**message, "content": content})
+    return tuple(rendered)

@@ -1,0 +1,47 @@
+"""Keys per environment: ``profiles.yaml`` names environments (dev, staging, prod — names are data), each choosing
+the key variable and base_url of ``endpoint: openai``.
+
+The profile in force is ``PROMPTVCR_PROFILE`` (``--profile`` sets it), else the file's ``default``. Without the file
+nothing changes: ``endpoint: openai`` uses OPENAI_API_KEY and api.openai.com.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError, InputError
+from . import _yamlsrc as yamlsrc
+from . import schemas
+
+FILE = "profiles.yaml"
+ENV = "PROMPTVCR_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    api_key_env: str
+    base_url: str | None
+
+
+def selected(root: Path) -> Profile | None:
+    """The profile in force for the project at ``root``, or None when it has no profiles file."""
+    path = root / FILE
+    if not path.is_file():
+        if os.environ.get(ENV):
+            raise ConfigError(f"{ENV}={os.environ[ENV]} but {path} does not exist: create it or unset {ENV}")
+        return None
+    doc = yamlsrc.load(path)
+    problems = schemas.validate(doc, "profiles.schema.json")
+    if problems:
+        raise InputError(problems)
+    known = doc.data["profiles"]
+    name = os.environ.get(ENV) or doc.data.get("default")
+    if name is None:
+        raise ConfigError(f"{path} has no `default`: choose a profile with --profile or {ENV} ({', '.join(known)})")
+    if name not in known:
+        raise ConfigError(f"no profile {name!r} in {path} (profiles: {', '.join(known)})")
+    raw = known[name]
+    return Profile(name, raw["api_key_env"], raw.get("base_url"))

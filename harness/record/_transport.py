@@ -1,0 +1,172 @@
+"""The httpx2 transport of every SDK client: answers from the cassette the sending thread plays, records the rest.
+
+A request is looked up by its JSON body (``harness.record._cassettes``) and answered with the answer its sample got
+live, or the next unclaimed one. What the cassette may record is sent to the network and kept — scrubbed of secrets,
+masked, with its measured latency and its sample — unless it is a retryable failure (a recorded 429 or 503 would
+replay as a failure). In replay there is no network: a request that no recording answers raises ``NoRecording``.
+
+A live call has one wall-clock deadline, the endpoint's ``timeout_s``: httpx2's timeouts bound each read, so a
+server that drips its body a byte at a time would never time out. ``network_transport``'s sockets give every
+operation of the calling thread what is left of its call's deadline instead: connect, writes, headers and body.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore2
+import httpx2
+
+from ._cassettes import LATENCY_HEADER, REPLAYED_HEADER, RETRYABLE, Cassette, NoRecording, current
+from ._secrets import DROP_RESPONSE_HEADERS, KEEP_REQUEST_HEADERS, redact
+
+# httpx2 has decoded the body already; these would describe the bytes on the wire, not the ones we hand on
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+class Transport(httpx2.BaseTransport):
+    """Answers from the cassette that the sending thread plays; what it may record goes to ``network`` first.
+
+    In replay there is no network: a request that no recording answers raises ``NoRecording``, nothing is sent.
+    """
+
+    def __init__(self, network: httpx2.BaseTransport | None, timeout_s: float | None = None) -> None:
+        self._network = network
+        self._timeout_s = timeout_s
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        cassette, sample = current()
+        body = request.read()
+        key = cassette.key_of(body)
+        answer = cassette.play(key, sample)
+        if answer is not None:
+            return _replayed(answer, request)
+        if not cassette.records or self._network is None:
+            raise NoRecording(cassette.path)
+        start = time.perf_counter()
+        _deadline.at = None if self._timeout_s is None else time.monotonic() + self._timeout_s
+        try:
+            live = self._network.handle_request(request)
+            try:
+                content = live.read()
+            finally:
+                live.close()
+        finally:
+            _deadline.at = None
+        latency = f"{(time.perf_counter() - start) * 1000:.1f}"  # stored, so a replay reports what this run saw
+        headers = [(k, v) for k, v in live.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
+        headers.append((LATENCY_HEADER, latency))
+        if live.status_code not in RETRYABLE:  # a recorded 429 or 503 would replay as a failure
+            stored = _stored_request(cassette, request, body), _stored_response(cassette, live, headers, content)
+            cassette.record(key, sample, *stored)
+        return httpx2.Response(live.status_code, headers=headers, content=content, request=request)
+
+    def close(self) -> None:
+        if self._network is not None:
+            self._network.close()
+
+
+def _replayed(answer: dict[str, Any], request: httpx2.Request) -> httpx2.Response:
+    body = answer["body"].get("string") or b""
+    headers = [(k, v) for k, values in answer["headers"].items() for v in values if k.lower() not in _WIRE_HEADERS]
+    headers.append((REPLAYED_HEADER, "1"))
+    content = body.encode("utf-8") if isinstance(body, str) else body
+    return httpx2.Response(answer["status"]["code"], headers=headers, content=content, request=request)
+
+
+def _stored_request(cassette: Cassette, request: httpx2.Request, body: bytes) -> dict[str, Any]:
+    headers = {k: [v] for k, v in request.headers.items() if k.lower() in KEEP_REQUEST_HEADERS}
+    return {
+        "body": cassette.scrubbed(body),
+        "headers": headers,
+        "method": request.method,
+        "uri": redact(str(request.url)),
+    }
+
+
+def _stored_response(
+    cassette: Cassette, live: httpx2.Response, headers: list[tuple[str, str]], content: bytes
+) -> dict[str, Any]:
+    kept: dict[str, list[str]] = {}
+    for name, value in headers:
+        if name.lower() not in DROP_RESPONSE_HEADERS:  # any other header may still echo a key (a proxy's)
+            kept.setdefault(name, []).append(redact(value))
+    # the body too: e.g. a proxy's 401 that echoes the key in full
+    return {
+        "body": {"string": cassette.scrubbed(content)},
+        "headers": kept,
+        "status": {"code": live.status_code, "message": live.reason_phrase},
+    }
+
+
+def network_transport(limits: httpx2.Limits) -> httpx2.HTTPTransport:
+    """httpx2's transport, whose sockets keep to the deadline of the calling thread's call (see the module doc)."""
+    transport = httpx2.HTTPTransport(limits=limits, trust_env=False)
+    # httpx2 takes no network backend of its own: the pool it made (with no connection yet) gets ours
+    transport._pool._network_backend = _DeadlineBackend()
+    return transport
+
+
+_deadline = threading.local()  # .at: the monotonic time the calling thread's call must end by, or None
+
+
+def _within(timeout: float | None, error: type[Exception]) -> float | None:
+    """The socket timeout for one operation: ``timeout``, cut to what is left of the call's deadline."""
+    at: float | None = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise error("the whole call took longer than the endpoint's timeout_s")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore2.NetworkStream):
+    def __init__(self, stream: httpcore2.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _within(timeout, httpcore2.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _within(timeout, httpcore2.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.NetworkStream:
+        tls = self._stream.start_tls(ssl_context, server_hostname, _within(timeout, httpcore2.ConnectTimeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore2.NetworkBackend):
+    def __init__(self) -> None:
+        self._backend = httpcore2.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
+        within = _within(timeout, httpcore2.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_tcp(host, port, within, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.NetworkStream:
+        within = _within(timeout, httpcore2.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, within, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)

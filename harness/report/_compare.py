@@ -1,0 +1,418 @@
+"""Paired A/B comparisons: two variants of one run, or one variant in two runs, over the same cases and samples.
+
+Rows are paired by eval, case and sample, so every case is its own control: a pair where both sides pass (or
+both fail) says nothing about the difference, only the discordant pairs do. Rates get Newcombe's paired interval
+and an exact McNemar test; cost, tokens and latency get a paired bootstrap interval. Everything is a pure function
+over result-row DataFrames (``harness.run._runner.COLUMNS``) and answers "insufficient data" rather than failing on
+empty input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PromptVCRError
+from . import _tables as tables
+from ._stats import mcnemar_exact, newcombe_paired, paired_sample_size
+
+ALPHA = 0.05
+DETECT = 0.05  # the sample-size estimate is for a 5-point difference...
+POWER = 0.80  # ...found 80% of the time
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0  # fixed: the same rows give the same report (serial and pytest-xdist runs compare equal)
+MIN_BOOTSTRAP_PAIRS = 10  # below this a resampled interval is too coarse to call anything
+KEYS = ["eval", "case", "sample"]
+# The result-row columns (harness.run._runner.COLUMNS) a comparison reads. Not imported from there: `promptvcr` loads
+# this module before pytest starts, and the runner's openai import would pre-empt pytest's assertion rewriting.
+USED = ("eval", "case", "variant", "sample", "outcome", "json_valid", "schema_valid", "cost_usd", "prompt_tokens",
+        "completion_tokens", "latency_ms")  # fmt: skip
+
+Verdict = Literal["better", "worse", "no significant difference", "insufficient data"]
+Unit = Literal["rate", "usd", "tokens", "ms"]
+Array = np.ndarray[Any, Any]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: Unit
+    higher_is_better: bool
+    gated: bool  # a significant change for the worse fails `promptvcr compare`
+    column: str = ""  # continuous metrics: the per-call value they summarise...
+    statistic: Callable[[Array], Array] | None = None  # ...and how (over the last axis: one sample or many)
+
+
+# Rates: the row is 1/0 where the metric applies, NaN where it does not (e.g. errors in quality rates).
+RATES = (
+    Metric("pass_rate", "rate", True, True),
+    Metric("json_valid_rate", "rate", True, True),
+    Metric("schema_valid_rate", "rate", True, False),
+    # Gated too: quality rates leave errored samples out, so a candidate that errors would otherwise look fine.
+    Metric("error_rate", "rate", False, True),
+)
+# Per-call values of answered samples, summarised by a statistic; lower is better for all of them.
+CONTINUOUS = (
+    Metric("cost_per_1k_calls", "usd", False, False, "cost_usd", lambda v: 1000 * v.mean(axis=-1)),
+    Metric("prompt_tokens", "tokens", False, False, "prompt_tokens", lambda v: v.mean(axis=-1)),
+    Metric("completion_tokens", "tokens", False, False, "completion_tokens", lambda v: v.mean(axis=-1)),
+    Metric("latency_p50_ms", "ms", False, False, "latency_ms", lambda v: np.percentile(v, 50, axis=-1)),
+    Metric("latency_p95_ms", "ms", False, False, "latency_ms", lambda v: np.percentile(v, 95, axis=-1)),
+)
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    metric: Metric
+    baseline: float
+    candidate: float
+    delta: float  # candidate − baseline
+    low: float  # 95% interval of delta
+    high: float
+    n: int  # pairs measured
+    verdict: Verdict
+    p_value: float | None = None  # exact McNemar (rates only)
+    discordant: tuple[int, int] = (0, 0)  # (only the baseline succeeded, only the candidate did) — rates only
+    needed_pairs: int | None = None  # pairs needed to detect a DETECT difference with POWER (rates only)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    eval: str
+    baseline: str
+    candidate: str
+    metrics: tuple[MetricDelta, ...]
+    cases: pd.DataFrame  # per case: each side's passed/answered/errored, side by side
+    unpaired: int  # rows with no partner on the other side (a case or sample only one side has)
+
+    @property
+    def empty(self) -> bool:
+        """Not one pair to compare (e.g. both sides skipped): worth a line, not a table of "insufficient data"."""
+        return not any(m.n for m in self.metrics)
+
+    def get(self, name: str) -> MetricDelta:
+        return next(m for m in self.metrics if m.metric.name == name)
+
+    def regressions(self, max_cost_increase_pct: float) -> list[str]:
+        """Why this comparison fails a baseline check: a gated metric got significantly worse, or cost rose."""
+        found = [
+            f"{self.label}: {m.metric.name} {_value(m.metric, m.baseline)} → {_value(m.metric, m.candidate)}, "
+            f"significantly worse ({_test(m)})"
+            for m in self.metrics
+            if m.metric.gated and m.verdict == "worse"
+        ]
+        cost = self.get("cost_per_1k_calls")
+        rise = _relative_rise(cost.baseline, cost.candidate)
+        if rise > max_cost_increase_pct:
+            found.append(
+                f"{self.label}: cost per 1k calls {_value(cost.metric, cost.baseline)} → "
+                f"{_value(cost.metric, cost.candidate)} (+{rise:.1f}%, more than {max_cost_increase_pct:g}%)"
+            )
+        return found
+
+    @property
+    def label(self) -> str:
+        return f"{self.eval}: {self.candidate} vs {self.baseline}"
+
+
+def _relative_rise(baseline: float, candidate: float) -> float:
+    """Percent rise; inf from a free baseline to a priced candidate, nan when either is unknown (unpriced)."""
+    if math.isnan(baseline) or math.isnan(candidate):
+        return math.nan
+    if baseline == 0:
+        return math.inf if candidate > 0 else 0.0
+    return 100 * (candidate - baseline) / baseline
+
+
+# ------------------------------------------------------------------------------------------------ the comparisons
+
+
+def _flag(values: pd.Series) -> pd.Series:
+    """json_valid / schema_valid as 1.0 / 0.0 / NaN, whether they come from rows (bool) or a CSV ("True")."""
+    return values.map(lambda v: 1.0 if v in (True, "True") else 0.0 if v in (False, "False") else math.nan)
+
+
+def _per_row(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per row: the pairing keys, each rate's 1/0/NaN and each per-call value (NaN unless answered)."""
+    outcome = rows["outcome"].astype(str)
+    answered = outcome.isin(["passed", "failed"])
+    attempted = answered | (outcome == "errored")
+    out = rows[KEYS].copy()
+    out["pass_rate"] = (outcome == "passed").astype(float).where(answered)
+    out["json_valid_rate"] = _flag(rows["json_valid"]).where(answered)
+    out["schema_valid_rate"] = _flag(rows["schema_valid"]).where(answered)
+    out["error_rate"] = (outcome == "errored").astype(float).where(attempted)
+    for column in {m.column for m in CONTINUOUS}:
+        out[column] = pd.to_numeric(rows[column], errors="coerce").where(answered)
+    return out
+
+
+def _verdict(metric: Metric, significant: bool, delta: float) -> Verdict:
+    if not significant or delta == 0:
+        return "no significant difference"
+    return "better" if (delta > 0) == metric.higher_is_better else "worse"
+
+
+def _rate(metric: Metric, a: Array, b: Array) -> MetricDelta:
+    n = len(a)
+    if n == 0:
+        return MetricDelta(metric, math.nan, math.nan, math.nan, math.nan, math.nan, 0, "insufficient data")
+    both = int(((a == 1) & (b == 1)).sum())
+    baseline_only = int(((a == 1) & (b == 0)).sum())
+    candidate_only = int(((a == 0) & (b == 1)).sum())
+    neither = n - both - baseline_only - candidate_only
+    delta = (candidate_only - baseline_only) / n
+    low, high = newcombe_paired(both, candidate_only, baseline_only, neither)
+    p = mcnemar_exact(baseline_only, candidate_only)
+    return MetricDelta(
+        metric,
+        float(a.mean()),
+        float(b.mean()),
+        delta,
+        low,
+        high,
+        n,
+        _verdict(metric, p < ALPHA, delta),
+        p,
+        (baseline_only, candidate_only),
+        paired_sample_size((baseline_only + candidate_only) / n, DETECT, ALPHA, POWER),
+    )
+
+
+def _continuous(metric: Metric, a: Array, b: Array) -> MetricDelta:
+    """Paired percentile bootstrap (Efron & Tibshirani 1993, ch. 13): resample whole pairs, keep their link."""
+    statistic = metric.statistic
+    assert statistic is not None  # every CONTINUOUS metric has one
+    n = len(a)
+    if n == 0:
+        return MetricDelta(metric, math.nan, math.nan, math.nan, math.nan, math.nan, 0, "insufficient data")
+    base, cand = float(statistic(a)), float(statistic(b))
+    if n < MIN_BOOTSTRAP_PAIRS:
+        return MetricDelta(metric, base, cand, cand - base, math.nan, math.nan, n, "insufficient data")
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    deltas = np.empty(BOOTSTRAP_RESAMPLES)
+    chunk = 250  # bounds memory at chunk × n values per side
+    for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
+        picks = rng.integers(0, n, size=(min(chunk, BOOTSTRAP_RESAMPLES - start), n))
+        deltas[start : start + len(picks)] = statistic(b[picks]) - statistic(a[picks])
+    low, high = (float(x) for x in np.percentile(deltas, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)]))
+    verdict = _verdict(metric, low > 0 or high < 0, cand - base)
+    return MetricDelta(metric, base, cand, cand - base, low, high, n, verdict)
+
+
+def _cases(baseline: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
+    def counts(rows: pd.DataFrame, side: str) -> pd.DataFrame:
+        outcome = rows["outcome"].astype(str)
+        grouped = (
+            pd.DataFrame(
+                {
+                    "eval": rows["eval"],
+                    "case": rows["case"],
+                    "passed": outcome == "passed",
+                    "answered": outcome.isin(["passed", "failed"]),
+                    "errored": outcome == "errored",
+                }
+            )
+            .groupby(["eval", "case"], sort=True)
+            .sum()
+        )
+        return grouped.add_prefix(f"{side}_")
+
+    both = counts(baseline, "baseline").join(counts(candidate, "candidate"), how="outer")
+    return both.fillna(0).astype(int).reset_index()
+
+
+def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, baseline_name: str, candidate_name: str) -> Comparison:
+    """Compare two sides' result rows, paired by eval, case and sample (each side is one variant of one run)."""
+    a, b = _per_row(baseline), _per_row(candidate)
+    pairs = a.merge(b, on=KEYS, suffixes=("_a", "_b"))
+    unpaired = len(a) + len(b) - 2 * len(pairs)
+    deltas: list[MetricDelta] = []
+    for metric in RATES:
+        both = pairs[[f"{metric.name}_a", f"{metric.name}_b"]].dropna().to_numpy(dtype=float)
+        deltas.append(_rate(metric, both[:, 0], both[:, 1]))
+    for metric in CONTINUOUS:
+        both = pairs[[f"{metric.column}_a", f"{metric.column}_b"]].dropna().to_numpy(dtype=float)
+        deltas.append(_continuous(metric, both[:, 0], both[:, 1]))
+    evals = sorted({*map(str, baseline["eval"]), *map(str, candidate["eval"])})
+    return Comparison(
+        ", ".join(evals), baseline_name, candidate_name, tuple(deltas), _cases(baseline, candidate), unpaired
+    )
+
+
+def compare_variants(df: pd.DataFrame, baselines: Mapping[str, str]) -> list[Comparison]:
+    """Within one run: every other variant of each eval against that eval's baseline variant (eval → variant).
+
+    An eval whose baseline did not run (e.g. filtered out with --variant) has nothing to be compared with.
+    """
+    out: list[Comparison] = []
+    for eval_name, rows in df.groupby("eval", sort=True):
+        baseline = baselines.get(str(eval_name))
+        variants = [str(v) for v in dict.fromkeys(rows["variant"])]
+        if baseline not in variants:
+            continue
+        base_rows = rows[rows["variant"] == baseline]
+        for variant in variants:
+            if variant != baseline:
+                out.append(compare(base_rows, rows[rows["variant"] == variant], baseline, variant))
+    return out
+
+
+def compare_runs(a: pd.DataFrame, b: pd.DataFrame, a_name: str, b_name: str) -> list[Comparison]:
+    """Between two runs: each eval × variant that both ran, run A as the baseline."""
+    common = sorted(set(_groups(a)) & set(_groups(b)))
+    return [compare(_groups(a)[key], _groups(b)[key], f"{key[1]} @ {a_name}", f"{key[1]} @ {b_name}") for key in common]
+
+
+def _groups(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    return {(str(e), str(v)): rows for (e, v), rows in df.groupby(["eval", "variant"], sort=True)}
+
+
+def unmatched(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    """Eval × variant pairs that only one of two runs has (reported, not compared)."""
+    only_a = sorted(set(_groups(a)) - set(_groups(b)))
+    only_b = sorted(set(_groups(b)) - set(_groups(a)))
+    return [f"{e}/{v} only in A" for e, v in only_a] + [f"{e}/{v} only in B" for e, v in only_b]
+
+
+def load_run(target: Path, as_text: bool = False) -> pd.DataFrame:
+    """A run's result rows, from its reports directory or its results.csv (``as_text``: every cell as written)."""
+    path = target / "results.csv" if target.is_dir() else target
+    if not path.is_file():
+        raise PromptVCRError(f"no results.csv at {path}: give a reports/<run-id> directory or its results.csv")
+    text: Any = str if as_text else {"eval": str, "case": str, "variant": str, "outcome": str}
+    df = pd.read_csv(path, dtype=text, keep_default_na=False)
+    missing = [c for c in USED if c not in df.columns]
+    if missing:
+        raise PromptVCRError(f"{path} is not a promptvcr results.csv (missing columns: {', '.join(missing)})")
+    return df
+
+
+def newest_runs(reports_dir: Path, count: int = 2) -> list[Path]:
+    """The ``count`` newest run directories (run ids sort by time), oldest first."""
+    runs = sorted(p for p in reports_dir.iterdir() if p.is_dir() and not p.is_symlink()) if reports_dir.is_dir() else []
+    return runs[-count:]
+
+
+# ------------------------------------------------------------------------------------------------ presentation
+
+
+def _value(metric: Metric, value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if metric.unit == "rate":
+        return f"{100 * value:.1f}%"
+    if metric.unit == "usd":
+        return f"${value:.4f}"
+    return f"{value:.0f}" if metric.unit == "ms" else f"{value:.1f}"
+
+
+def _delta(metric: Metric, m: MetricDelta) -> str:
+    if math.isnan(m.delta):
+        return "n/a"
+    scale, unit, digits = {"rate": (100, " pts", 1), "usd": (1, "", 4), "tokens": (1, "", 1), "ms": (1, " ms", 0)}[
+        metric.unit
+    ]
+
+    def signed(x: float) -> str:
+        return f"{round(scale * x, digits) + 0.0:+.{digits}f}"  # + 0.0: a rounded -0 reads "+0"
+
+    text = signed(m.delta) + unit
+    return text if math.isnan(m.low) else f"{text} [{signed(m.low)}, {signed(m.high)}]"
+
+
+def _test(m: MetricDelta) -> str:
+    if m.p_value is None or m.n == 0:
+        return "paired bootstrap 95% CI" if m.n >= MIN_BOOTSTRAP_PAIRS else f"n={m.n}"
+    b, c = m.discordant
+    return f"McNemar exact p={m.p_value:.3g}, discordant {b}/{c}"
+
+
+def _power(m: MetricDelta) -> str:
+    return "" if m.needed_pairs is None else f"{m.needed_pairs}"
+
+
+HEADERS = (
+    "metric",
+    "baseline",
+    "candidate",
+    "Δ (95% CI)",
+    "n pairs",
+    "test",
+    f"pairs to see {100 * DETECT:.0f} pts",
+    "verdict",
+)
+
+
+def verdict_rows(comparison: Comparison) -> list[tuple[str, ...]]:
+    return [
+        (
+            m.metric.name + (" (gated)" if m.metric.gated else ""),
+            _value(m.metric, m.baseline),
+            _value(m.metric, m.candidate),
+            _delta(m.metric, m),
+            str(m.n),
+            _test(m),
+            _power(m),
+            m.verdict,
+        )
+        for m in comparison.metrics
+    ]
+
+
+CASE_HEADERS = ("case", "baseline passed", "candidate passed", "baseline errors", "candidate errors")
+
+
+def case_rows(comparison: Comparison) -> list[tuple[str, ...]]:
+    c = comparison.cases
+    return [
+        (
+            str(r.case),
+            f"{r.baseline_passed}/{r.baseline_answered}",
+            f"{r.candidate_passed}/{r.candidate_answered}",
+            str(r.baseline_errored),
+            str(r.candidate_errored),
+        )
+        for r in c.itertuples()
+    ]
+
+
+def heading(comparison: Comparison) -> str:
+    extra = f"; {comparison.unpaired} rows without a partner left out" if comparison.unpaired else ""
+    return f"{comparison.label} (α = {ALPHA}{extra})"
+
+
+def text_report(comparisons: Sequence[Comparison]) -> str:
+    blocks: list[str] = []
+    for comparison in comparisons:
+        if comparison.empty:
+            blocks += [f"{heading(comparison)}: insufficient data (no answered pairs)", ""]
+            continue
+        blocks += [heading(comparison), tables.aligned(HEADERS, verdict_rows(comparison)), ""]
+        blocks += [tables.aligned(CASE_HEADERS, case_rows(comparison)), ""]
+    return "\n".join(blocks)
+
+
+def markdown_report(comparisons: Sequence[Comparison]) -> str:
+    blocks: list[str] = []
+    for comparison in comparisons:
+        if comparison.empty:
+            blocks += [f"### {heading(comparison)}", "", "Insufficient data: no answered pairs.", ""]
+            continue
+        blocks += [f"### {heading(comparison)}", "", tables.markdown(HEADERS, verdict_rows(comparison)), ""]
+    return "\n".join(blocks)
+
+
+METHODS = (
+    f"Rates: paired by case and sample; Δ with Newcombe's paired 95% interval, verdict by an exact McNemar test at "
+    f"α = {ALPHA}. Cost, tokens, latency: paired bootstrap 95% interval ({BOOTSTRAP_RESAMPLES} resamples). "
+    f"'pairs to see {100 * DETECT:.0f} pts': pairs a McNemar test needs to detect a {100 * DETECT:.0f}-point "
+    f"difference with {100 * POWER:.0f}% power, n = (z₁₋α/₂·√ψ + z₁₋β·√(ψ − δ²))² / δ² (Connor 1987), ψ = observed "
+    f"discordant share."
+)

@@ -1,0 +1,137 @@
+"""``report.html``: one self-contained page (inline CSS and SVG, no scripts or external resources) per run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from . import _charts as charts
+from . import _compare as compare
+
+MAX_FAILURES_SHOWN = 20  # failing samples listed per case × variant; results.csv has them all
+MAX_OUTPUT_CHARS = 4000
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
+
+
+def _colour(share: float) -> str:
+    """Red (no sample passed) through yellow to green (all passed); grey when nothing was answered."""
+    return "#ddd" if math.isnan(share) else f"hsl({120 * share:.0f}, 65%, 72%)"
+
+
+def _grid(rows: pd.DataFrame, variants: list[str]) -> dict[str, Any]:
+    lines = []
+    for case, by_case in rows.groupby("case", sort=True):
+        cells = []
+        for variant in variants:
+            outcome = by_case.loc[by_case["variant"] == variant, "outcome"].astype(str)
+            answered = int(outcome.isin(["passed", "failed"]).sum())
+            passed, errored = int((outcome == "passed").sum()), int((outcome == "errored").sum())
+            share = passed / answered if answered else math.nan
+            text = f"{passed}/{answered}" + (f" ({errored} errors)" if errored else "") if len(outcome) else "—"
+            failing = answered - passed + errored
+            cells.append({"text": text, "colour": _colour(share), "anchor": _anchor(case, variant) if failing else ""})
+        lines.append({"case": str(case), "cells": cells})
+    return {"variants": variants, "rows": lines}
+
+
+def _anchor(case: object, variant: object) -> str:
+    return f"fail-{case}-{variant}"
+
+
+def _failures(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    bad = rows[rows["outcome"].isin(["failed", "errored"])]
+    out = []
+    for (variant, case), group in bad.groupby(["variant", "case"], sort=True):
+        total = len(rows[(rows["case"] == case) & (rows["variant"] == variant)])
+        samples = [
+            {
+                "sample": int(r["sample"]),
+                "why": str(r["reasons"] if r["outcome"] == "failed" else f"{r['error']}: {r['error_message']}"),
+                "output": _clip(r["output"]),
+            }
+            for _, r in group.head(MAX_FAILURES_SHOWN).iterrows()
+        ]
+        out.append(
+            {
+                "anchor": _anchor(case, variant),
+                "title": f"{case} [{variant}]: {len(group)} of {total} samples failed or errored",
+                "samples": samples,
+                "more": max(0, len(group) - MAX_FAILURES_SHOWN),
+            }
+        )
+    return out
+
+
+def _clip(output: object) -> str:
+    text = "" if output is None or (isinstance(output, float) and math.isnan(output)) else str(output)
+    return text if len(text) <= MAX_OUTPUT_CHARS else text[:MAX_OUTPUT_CHARS] + f"… ({len(text)} characters)"
+
+
+def _eval_section(
+    name: str, rows: pd.DataFrame, metrics: Sequence[Mapping[str, Any]], comparisons: Sequence[compare.Comparison]
+) -> dict[str, Any]:
+    mine = [m for m in metrics if m["eval"] == name]
+    variants = [str(m["variant"]) for m in mine]
+    json_chart = charts.rate_bars(
+        "JSON validity (95% Wilson interval)",
+        [(str(m["variant"]), m["json_valid_rate"], m["json_valid_low"], m["json_valid_high"]) for m in mine],
+        target=0.99,
+    )
+    per_1k = [math.nan if m["cost_usd"] is None else 1000 * m["cost_usd"] / max(m["answered"], 1) for m in mine]
+    scatter = charts.scatter(
+        "Cost against quality",
+        [(v, c, m["pass_rate"]) for v, c, m in zip(variants, per_1k, mine, strict=True)],
+        "USD per 1,000 calls",
+        "pass rate",
+    )
+    latency = charts.distributions(
+        "Latency per call (box p25–p75, line p50, dashed p95, dotted p99)",
+        [
+            (v, pd.to_numeric(rows.loc[rows["variant"] == v, "latency_ms"], errors="coerce").dropna().tolist())
+            for v in variants
+        ],
+        "ms",
+    )
+    answered = any(m["answered"] for m in mine)  # e.g. every case skipped: empty axes would only add noise
+    return {
+        "name": name,
+        "charts": [json_chart, scatter, latency] if answered else [],
+        "grid": _grid(rows, variants),
+        "failures": _failures(rows),
+        "comparisons": [
+            {
+                "heading": compare.heading(c),
+                "empty": c.empty,
+                "rows": compare.verdict_rows(c),
+                "case_rows": compare.case_rows(c),
+            }
+            for c in comparisons
+            if c.eval == name
+        ],
+    }
+
+
+def render(
+    df: pd.DataFrame,
+    metrics: Sequence[Mapping[str, Any]],
+    comparisons: Sequence[compare.Comparison],
+    tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]],
+    note: str,
+) -> str:
+    """The page: the given tables (title, headers, rows), then per eval its charts, outcome grid and A/B tables."""
+    sections = [_eval_section(str(name), rows, metrics, comparisons) for name, rows in df.groupby("eval", sort=True)]
+    return _ENV.get_template("report.html.j2").render(
+        note=note,
+        tables=tables,
+        evals=sections,
+        verdict_headers=compare.HEADERS,
+        case_headers=compare.CASE_HEADERS,
+        method=compare.METHODS,
+    )

@@ -1,0 +1,85 @@
+"""Per case × variant verdicts, shared by the pytest items and ``junit.xml`` so both say the same thing."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import pandas as pd
+
+from ..load._evals import Eval
+from ..run._runner import Row
+
+Kind = Literal["passed", "failed", "errored", "skipped"]
+Item = tuple[str, str, str]  # eval, case, variant
+
+
+def top(counts: Counter[str], limit: int = 5) -> str:
+    lines = [f"  {count}× {text}" for text, count in counts.most_common(limit)]
+    if len(counts) > limit:
+        lines.append(f"  … and {len(counts) - limit} other reasons (see results.csv)")
+    return "\n".join(lines)
+
+
+def case_verdict(rows: Sequence[Row], min_pass_rate: float) -> tuple[Kind, str]:
+    """Errors fail a case outright; otherwise the share of passed samples must reach ``min_pass_rate``."""
+    n = len(rows)
+    if n == 0:
+        return "failed", "no samples"
+    if all(r["outcome"] == "skipped" for r in rows):
+        return "skipped", str(rows[0]["error_message"])
+    errors = [r for r in rows if r["outcome"] == "errored"]
+    if errors:
+        kinds = Counter(f"{r['error']}: {r['error_message']}" for r in errors)
+        return "errored", f"{len(errors)} of {n} samples errored:\n" + top(kinds)
+    passed = sum(r["outcome"] == "passed" for r in rows)
+    if passed / n >= min_pass_rate:
+        return "passed", f"{passed} of {n} samples passed"
+    reasons = Counter(str(r["reasons"]) for r in rows if r["outcome"] == "failed")
+    return "failed", f"{passed} of {n} samples passed (min_pass_rate {min_pass_rate:g}):\n" + top(reasons)
+
+
+def junit_xml(df: pd.DataFrame, evals: Mapping[str, Eval], durations: Mapping[Item, float]) -> bytes:
+    """One testcase per case × variant (classname = eval, name = ``case[variant]``), failures with their reasons.
+
+    Its ``time`` is what the item took in this session (``durations``; where unknown, as in a merge of shards, the
+    latency of the calls it sent): a CI dashboard reads it as test time. The latency the answers were recorded with
+    is the ``recorded_latency_s`` property. An expected shortfall (an ``xfail`` variant) is written as skipped, as
+    pytest's own junitxml does.
+    """
+    suite = ET.Element("testsuite", name="promptvcr")
+    counts: Counter[str] = Counter()
+    runs = {(ev.name, r.case.id, r.variant.name): r for ev in evals.values() for r in ev.runs}
+    for (eval_name, case, variant), group in df.groupby(["eval", "case", "variant"], sort=True):
+        run = runs[(str(eval_name), str(case), str(variant))]
+        rows: list[Row] = [{str(k): v for k, v in r.items()} for r in group.to_dict("records")]
+        kind, message = case_verdict(rows, run.case.min_pass_rate)
+        latency = pd.to_numeric(group["latency_ms"], errors="coerce").fillna(0)
+        live = latency[~group["replayed"].astype(bool)].sum() / 1000
+        seconds = durations.get((str(eval_name), str(case), str(variant)), live)
+        element = ET.SubElement(
+            suite, "testcase", classname=str(eval_name), name=f"{case}[{variant}]", time=f"{seconds:.3f}"
+        )
+        properties = ET.SubElement(element, "properties")
+        ET.SubElement(properties, "property", name="recorded_latency_s", value=f"{latency.sum() / 1000:.3f}")
+        if kind == "failed" and run.variant.xfail:
+            kind = "skipped"
+            ET.SubElement(element, "skipped", type="pytest.xfail", message=f"{run.variant.xfail} — {message}")
+        elif kind != "passed":
+            tag = {"failed": "failure", "errored": "error", "skipped": "skipped"}[kind]
+            ET.SubElement(element, tag, message=message.splitlines()[0]).text = message
+        counts[kind] += 1
+        counts["tests"] += 1
+    for attribute, counted in (
+        ("tests", "tests"),
+        ("failures", "failed"),
+        ("errors", "errored"),
+        ("skipped", "skipped"),
+    ):
+        suite.set(attribute, str(counts[counted]))
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))

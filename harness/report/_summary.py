@@ -1,0 +1,325 @@
+"""Reports: results rows into pandas once, per-variant metrics and gates, and the files under ``reports/``.
+
+``reports/<run-id>/results.csv`` has one row per case × variant × sample; ``summary.csv`` and ``summary.md`` one
+row per eval × variant (``summary.md`` adds each eval's A/B comparisons and the monthly cost projection);
+``junit.xml`` one testcase per case × variant; ``report.html`` all of it with charts; ``reports/latest`` points at
+the newest run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..load._evals import Eval
+from ..run._runner import COLUMNS, Row
+from . import _compare as compare
+from . import _gates as gates_mod
+from . import _html as htmlreport
+from . import _junit as junit
+from . import _tables as tables
+from ._stats import percentile, rate, wilson
+
+DAYS_PER_MONTH = 365.25 / 12  # an average month, so twelve projections make a year
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    metrics: dict[str, Any]
+    gates: list[gates_mod.GateResult]
+    xfail: str | None
+
+    @property
+    def failed(self) -> bool:
+        """A gate failed on a variant that is not expected to fall short."""
+        return self.xfail is None and any(g.verdict == "fail" for g in self.gates)
+
+
+def frame(rows: Iterable[Row]) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    return df.sort_values(["eval", "variant", "case", "sample"], kind="stable").reset_index(drop=True)
+
+
+def summarize(df: pd.DataFrame, evals: Mapping[str, Eval]) -> list[VariantSummary]:
+    """One summary per eval × variant present in ``df``, with its gates evaluated."""
+    out: list[VariantSummary] = []
+    for (eval_name, variant), group in df.groupby(["eval", "variant"], sort=True):
+        ev = evals[str(eval_name)]
+        spec = next(v for v in ev.variants if v.name == variant)
+        metrics = _metrics(str(eval_name), str(variant), group, ev)
+        results = [gates_mod.evaluate(g, metrics) for g in ev.gates if gates_mod.applies(g, str(variant))]
+        out.append(VariantSummary(metrics, results, spec.xfail))
+    return out
+
+
+def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[str, Any]:
+    answered = g[g["outcome"].isin(["passed", "failed"])]
+    errors = int((g["outcome"] == "errored").sum())
+    json_rows = answered[answered["json_valid"].notna()]
+    valid = int(json_rows["json_valid"].astype(bool).sum())
+    passed = int((answered["outcome"] == "passed").sum())
+    schema = answered[answered["schema_valid"].notna()]
+    schema_ok = int(schema["schema_valid"].astype(bool).sum())
+    n = len(answered)
+    lo, hi = wilson(valid, len(json_rows))
+    plo, phi = wilson(passed, n)
+    priced = answered["cost_usd"].notna().all() and n > 0
+    latencies = answered["latency_ms"].dropna().tolist()
+    per_call = _mix_cost_per_call(answered, ev) if priced else math.nan
+    judged = g[g["judge_prompt_tokens"].notna()]  # the judge's spend, also on samples it then failed to grade
+    monthly = ev.traffic.requests_per_day * DAYS_PER_MONTH * per_call if ev.traffic else math.nan
+    return {
+        "eval": eval_name,
+        "variant": variant,
+        "model": ", ".join(sorted(set(map(str, g["model"])))),
+        "planned": len(g),
+        "attempted": n + errors,
+        "answered": n,
+        "errors": errors,
+        "skipped": int((g["outcome"] == "skipped").sum()),
+        "json_checked": len(json_rows),
+        "json_valid_rate": rate(valid, len(json_rows)),
+        "json_valid_low": lo,
+        "json_valid_high": hi,
+        "schema_checked": len(schema),
+        "schema_valid_rate": rate(schema_ok, len(schema)),
+        "pass_rate": rate(passed, n),
+        "pass_low": plo,
+        "pass_high": phi,
+        "error_rate": rate(errors, n + errors),
+        "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
+        "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
+        "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
+        "judged": len(judged),
+        "judge_prompt_tokens": int(judged["judge_prompt_tokens"].astype(float).sum()),
+        "judge_completion_tokens": int(judged["judge_completion_tokens"].astype(float).sum()),
+        "judge_cost_usd": float(judged["judge_cost_usd"].astype(float).sum())
+        if len(judged) and judged["judge_cost_usd"].notna().all()
+        else None,
+        "budget_usd": ev.budget_usd,
+        "requests_per_day": ev.traffic.requests_per_day if ev.traffic else None,
+        "mix_cost_per_call_usd": per_call,
+        "monthly_cost_usd": monthly,
+        "monthly_budget_usd": ev.monthly_budget_usd,
+        "over_budget": bool(ev.monthly_budget_usd is not None and monthly > ev.monthly_budget_usd),
+        "latency_n": len(latencies),
+        "latency_p50_ms": percentile(latencies, 50),
+        "latency_p95_ms": percentile(latencies, 95),
+        "latency_p99_ms": percentile(latencies, 99),
+    }
+
+
+def _mix_cost_per_call(answered: pd.DataFrame, ev: Eval) -> float:
+    """The cost of an average production call: each case's measured mean cost, weighted by the traffic mix.
+
+    nan without a traffic profile, or when a case the mix weighs has no answered sample to measure.
+    """
+    if ev.traffic is None:
+        return math.nan
+    per_case = answered.groupby("case")["cost_usd"].mean()
+    weights = {case: w for case, w in ev.traffic.mix.items() if w > 0}
+    if not weights or any(case not in per_case.index for case in weights):
+        return math.nan
+    return sum(w * float(per_case[case]) for case, w in weights.items()) / sum(weights.values())
+
+
+def summary_frame(summaries: Sequence[VariantSummary]) -> pd.DataFrame:
+    records = [
+        s.metrics | {"gates": "; ".join(g.describe() for g in s.gates), "xfail": s.xfail or ""} for s in summaries
+    ]
+    return pd.DataFrame(records)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def _interval(m: Mapping[str, Any], key: str, n: int) -> str:
+    low, high = m[f"{key}_low"], m[f"{key}_high"]
+    if math.isnan(m[f"{key}_rate"]):
+        return "n/a"
+    basis = "" if n == m["answered"] else f" of {n}"  # e.g. JSON validity counts only cases that expect JSON
+    return f"{_pct(m[f'{key}_rate'])} [{100 * low:.1f}, {100 * high:.1f}]{basis}"
+
+
+def _cost(m: Mapping[str, Any]) -> str:
+    if m["answered"] == 0:
+        return "n/a"
+    return "unpriced" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}"
+
+
+def _judge_cost(m: Mapping[str, Any]) -> str:
+    if m["judged"] == 0:
+        return "—"
+    return "unpriced" if m["judge_cost_usd"] is None else f"${m['judge_cost_usd']:.4f}"
+
+
+def monthly_cell(m: Mapping[str, Any]) -> str:
+    """The projection against the budget, e.g. "$1234.56 (budget $1000.00: OVER)"."""
+    if m["cost_usd"] is None and m["answered"]:
+        return "unpriced"
+    if math.isnan(m["monthly_cost_usd"]):
+        return "insufficient data"
+    text = f"${m['monthly_cost_usd']:,.2f}"
+    if m["monthly_budget_usd"] is None:
+        return text
+    flag = "OVER" if m["over_budget"] else "within"
+    return f"{text} (budget ${m['monthly_budget_usd']:,.2f}: {flag})"
+
+
+def _ms(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.0f}"
+
+
+def _gate_cell(s: VariantSummary) -> str:
+    if not s.gates:
+        return "—"
+    text = "; ".join(g.describe() for g in s.gates)
+    return f"{text} (expected: {s.xfail})" if s.xfail and any(g.verdict == "fail" for g in s.gates) else text
+
+
+HEADERS = (
+    "eval",
+    "variant",
+    "model",
+    "n",
+    "errors",
+    "json_valid (95% CI)",
+    "pass_rate (95% CI)",
+    "tokens in/out",
+    "cost",
+    "p50/p95/p99 ms",
+    "gates",
+)
+
+
+def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for s in summaries:
+        m = s.metrics
+        rows.append(
+            (
+                m["eval"], m["variant"], m["model"], str(m["answered"]), str(m["errors"]),
+                _interval(m, "json_valid", m["json_checked"]), _interval(m, "pass", m["answered"]),
+                f"{m['prompt_tokens']}/{m['completion_tokens']}", _cost(m),
+                "/".join(_ms(m[f"latency_{p}_ms"]) for p in ("p50", "p95", "p99")), _gate_cell(s),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def per_variant(summaries: Sequence[VariantSummary]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The per-variant table (headers, rows); a "judge cost" column beside "cost" when a judge graded anything.
+
+    The judge's cost is shown apart, never added into the answers' cost.
+    """
+    rows = table_rows(summaries)
+    if not any(s.metrics["judged"] for s in summaries):
+        return HEADERS, rows
+    at = HEADERS.index("cost") + 1
+    judge_rows = [(*row[:at], _judge_cost(s.metrics), *row[at:]) for row, s in zip(rows, summaries, strict=True)]
+    return (*HEADERS[:at], "judge cost", *HEADERS[at:]), judge_rows
+
+
+def text_table(summaries: Sequence[VariantSummary]) -> str:
+    return tables.aligned(*per_variant(summaries))
+
+
+def baselines(evals: Mapping[str, Eval]) -> dict[str, str]:
+    """Each eval's first variant (in its file) is the baseline the others are compared with."""
+    return {name: ev.variants[0].name for name, ev in evals.items()}
+
+
+PROJECTION_HEADERS = ("eval", "variant", "requests/day", "cost per 1k calls (traffic mix)", "projected monthly cost")
+
+
+def projection_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for s in summaries:
+        m = s.metrics
+        if m["requests_per_day"] is None:
+            continue
+        per_1k = "n/a" if math.isnan(m["mix_cost_per_call_usd"]) else f"${1000 * m['mix_cost_per_call_usd']:.4f}"
+        rows.append((m["eval"], m["variant"], f"{m['requests_per_day']:g}", per_1k, monthly_cell(m)))
+    return rows
+
+
+def markdown(summaries: Sequence[VariantSummary], note: str, comparisons: Sequence[compare.Comparison]) -> str:
+    parts = ["# promptvcr summary", "", note, "", tables.markdown(*per_variant(summaries)), ""]
+    projections = projection_rows(summaries)
+    if projections:
+        over = sum(bool(s.metrics["over_budget"]) for s in summaries)
+        flag = f" — **{over} variant(s) over budget**" if over else ""
+        parts += [f"## Monthly cost projection{flag}", "", tables.markdown(PROJECTION_HEADERS, projections), ""]
+        parts += [
+            f"Projected: cost per call (each case's measured mean, weighted by the traffic mix) × requests/day × "
+            f"{DAYS_PER_MONTH} days.",
+            "",
+        ]
+    if comparisons:
+        parts += ["## A/B comparisons (each variant against its eval's first)", ""]
+        parts += [compare.markdown_report(comparisons), compare.METHODS, ""]
+    return "\n".join(parts)
+
+
+def new_run_dir(reports_dir: Path) -> Path:
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    path = reports_dir / run_id
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+# What the metadata-only log keeps of each call: enough to audit volume, cost, latency and failures, and no prompt,
+# answer or reason text, for data too sensitive to keep even masked.
+METADATA = (
+    "eval", "case", "variant", "model", "sample", "outcome", "error", "finish_reason", "prompt_tokens",
+    "completion_tokens", "cost_usd", "latency_ms", "replayed",
+)  # fmt: skip
+
+
+def fallback_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Which answers came from a variant's fallback chain rather than its own model (the incident plan at work)."""
+    counts = Counter(
+        (r["eval"], r["variant"], r["answered_by"]) for r in rows if r.get("answered_by") not in (None, "primary")
+    )
+    return [
+        f"promptvcr: {n} answer(s) of {ev} / {variant} came from {source} (answered_by in results.csv)"
+        for (ev, variant, source), n in sorted(counts.items())
+    ]
+
+
+def write(
+    run_dir: Path,
+    df: pd.DataFrame,
+    summaries: Sequence[VariantSummary],
+    note: str,
+    evals: Mapping[str, Eval],
+    durations: Mapping[junit.Item, float] | None = None,
+) -> None:
+    """Every report file of a run; ``durations``: each item's own time in this session, for junit.xml."""
+    comparisons = compare.compare_variants(df, baselines(evals))
+    df.to_csv(run_dir / "results.csv", index=False)
+    df[list(METADATA)].to_json(run_dir / "calls.jsonl", orient="records", lines=True)
+    summary_frame(summaries).to_csv(run_dir / "summary.csv", index=False)
+    (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons), encoding="utf-8")
+    (run_dir / "junit.xml").write_bytes(junit.junit_xml(df, evals, durations or {}))
+    shown: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = [("Per variant", *per_variant(summaries))]
+    projections = projection_rows(summaries)
+    if projections:
+        shown.append(("Monthly cost projection", PROJECTION_HEADERS, projections))
+    html = htmlreport.render(df, [s.metrics for s in summaries], comparisons, shown, note)
+    (run_dir / "report.html").write_text(html, encoding="utf-8")
+    latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest-{run_dir.name}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(run_dir.name, tmp)
+    os.replace(tmp, latest)  # atomic: readers see the old run or the new one, never neither

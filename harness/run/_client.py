@@ -1,0 +1,192 @@
+"""The OpenAI client: endpoint, key, timeouts; one call, classified.
+
+The official SDK does the HTTP, through ``harness.record._cassettes.Transport`` so that the cassette the sending thread
+plays answers or records. The SDK's own retries are off: the runner retries, paced by the endpoint's ``limits.Gate``,
+so a 429 slows every thread and retry time is capped. This module knows nothing about YAML: it gets a request body and
+returns the response JSON, or an error class with the server's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import httpx2
+import openai
+
+from ..errors import ConfigError
+from ..load._evals import Endpoint
+from ..record._cassettes import LATENCY_HEADER, REPLAYED_HEADER, Cassette, NoRecording
+from ..record._secrets import redact
+from ..record._transport import Transport, network_transport
+from ._limits import Gate
+
+# Placeholder used in replay: recordings never contain a key, so none is needed to replay them.
+REPLAY_KEY = "replay-needs-no-key"
+
+
+@dataclass(frozen=True)
+class CallResult:
+    response: dict[str, Any] | None
+    latency_ms: float | None
+    error: str | None = None
+    message: str = ""
+    unreachable: bool = False  # nothing listens there (refused, DNS): no point sending it anything else
+    headers: Mapping[str, str] = field(default_factory=dict)  # the answer's rate-limit and retry-after headers
+    replayed: bool = False  # answered from the cassette, not by the endpoint
+
+
+def make_client(
+    endpoint: Endpoint, *, replay: bool, base_url: str | None = None, connections: int = 8
+) -> openai.OpenAI:
+    """A client for ``endpoint`` whose requests go through the calling thread's cassette. In replay nothing else
+    answers: a request without a recording raises ``NoRecording`` (see ``call``), no connection is ever opened."""
+    if replay:
+        key: str | None = REPLAY_KEY
+    else:
+        key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else "local-needs-no-key"
+    if not key:
+        raise ConfigError(
+            f"{endpoint.api_key_env} is not set: export it or put it in .env to record against {endpoint.base_url}"
+        )
+    limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+    network = None if replay else network_transport(limits)
+    return openai.OpenAI(
+        api_key=key,
+        base_url=base_url or endpoint.base_url,
+        timeout=endpoint.timeout_s,
+        max_retries=0,
+        # trust_env off: a proxy from the environment would get a transport of its own, past the cassette
+        http_client=httpx2.Client(
+            transport=Transport(network, endpoint.timeout_s), timeout=endpoint.timeout_s, trust_env=False
+        ),
+    )
+
+
+def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
+    """Send one Chat Completions request; never raises for what the endpoint answers."""
+    start = time.perf_counter()
+    try:
+        # the SDK's request path (auth, headers, timeouts, errors) without `create`'s typed-parameter transform,
+        # which only re-checks a body that is plain JSON already (a third of a live call's CPU under 50 threads)
+        raw = client.post("/chat/completions", cast_to=httpx2.Response, body=body)
+    except NoRecording:  # not an httpx2 error: the SDK lets it through unwrapped
+        return CallResult(None, None, "missing_recording", "")
+    except openai.APITimeoutError as exc:
+        return _failed("timeout", exc, start)
+    except openai.APIConnectionError as exc:
+        failed = _failed("connection", exc, start)
+        return replace(failed, unreachable=isinstance(exc.__cause__, httpx2.ConnectError))
+    except openai.RateLimitError as exc:
+        return _failed("rate_limited", exc, start)
+    except openai.InternalServerError as exc:
+        return _failed("server_error", exc, start)
+    except openai.APIStatusError as exc:
+        return _failed("refused_by_endpoint", exc, start)
+    recorded = raw.headers.get(LATENCY_HEADER)
+    latency = float(recorded) if recorded else _ms_since(start)
+    headers = _pacing_headers(raw.headers)
+    return _parsed(raw.text, latency, headers, replayed=bool(raw.headers.get(REPLAYED_HEADER)))
+
+
+def replayed(cassette: Cassette, sample: int | None, body: dict[str, Any]) -> CallResult | None:
+    """The recorded 200 answer to ``body`` for ``sample``, read straight from the cassette: the SDK would only
+    serialize the body and hand back the same text (half a replay's time). None for anything else — an error
+    status, or no recording — which ``call`` then handles as it would live."""
+    key = cassette.key(body)
+    answer = cassette.play(key, sample, peek=True)
+    if answer is None or answer["status"]["code"] != 200:
+        return None
+    cassette.play(key, sample)
+    headers = {k.lower(): values[-1] for k, values in answer["headers"].items() if values}
+    text = answer["body"].get("string") or ""
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    latency = float(headers[LATENCY_HEADER]) if LATENCY_HEADER in headers else None
+    pacing = {k: v for k, v in headers.items() if k.startswith(("x-ratelimit-", "retry-after"))}
+    return _parsed(text, latency, pacing, replayed=True)
+
+
+def _parsed(text: str, latency: float | None, headers: dict[str, str], replayed: bool) -> CallResult:
+    try:
+        response = json.loads(text)
+    except ValueError:
+        message = redact(f"the body is not JSON: {text[:200]!r}")
+        return CallResult(None, latency, "bad_response", message, headers=headers, replayed=replayed)
+    if not isinstance(response, dict) or not isinstance(response.get("choices"), list) or not response["choices"]:
+        message = redact(f"no choices in the answer: {text[:200]!r}")
+        return CallResult(None, latency, "bad_response", message, headers=headers, replayed=replayed)
+    return CallResult(response, latency, headers=headers, replayed=replayed)
+
+
+def _pacing_headers(headers: httpx2.Headers) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(("x-ratelimit-", "retry-after"))}
+
+
+def _ms_since(start: float) -> float:
+    # rounded as the cassette stores it, so a replay reports exactly what the recording run did
+    return round((time.perf_counter() - start) * 1000, 1)
+
+
+def _failed(kind: str, exc: openai.OpenAIError, start: float) -> CallResult:
+    elapsed = _ms_since(start)
+    status = getattr(exc, "status_code", None)
+    prefix = f"HTTP {status}: " if status else ""
+    response = getattr(exc, "response", None)
+    raw = response.headers if isinstance(response, httpx2.Response) else httpx2.Headers()
+    headers, replayed = _pacing_headers(raw), bool(raw.get(REPLAYED_HEADER))
+    recorded = raw.get(LATENCY_HEADER)  # a replayed refusal reports the latency its recording saw, as an answer does
+    return CallResult(
+        None,
+        float(recorded) if recorded else elapsed,
+        kind,
+        redact(prefix + str(exc)),
+        headers=headers,
+        replayed=replayed,
+    )
+
+
+class Connections:
+    """One SDK client per endpoint and one ``limits.Gate`` per endpoint URL for a whole session, shared by threads.
+
+    ``local_url`` gives the running local server's URL (starting it on first use), so it is asked once, under a lock.
+    """
+
+    def __init__(self, replay: bool, local_url: Callable[[], str]) -> None:
+        self.replay = replay
+        self._local_url = local_url
+        self._lock = threading.Lock()
+        self._clients: dict[Endpoint, openai.OpenAI] = {}
+        self._gates: dict[str, Gate] = {}
+
+    def client(self, endpoint: Endpoint) -> openai.OpenAI:
+        """Raises ConfigError (no key) or LocalServerError (no local server)."""
+        with self._lock:
+            if endpoint not in self._clients:
+                base_url = self._local_url() if endpoint.kind == "local" and not self.replay else None
+                self._clients[endpoint] = make_client(
+                    endpoint, replay=self.replay, base_url=base_url, connections=endpoint.concurrency
+                )
+            return self._clients[endpoint]
+
+    def gate(self, endpoint: Endpoint) -> Gate:
+        with self._lock:
+            gate = self._gates.get(endpoint.base_url)
+            if gate is None:  # the first eval to use an endpoint sets its limits
+                gate = self._gates[endpoint.base_url] = Gate(endpoint.limits, endpoint.concurrency)
+            return gate
+
+    def workers(self) -> int:
+        """Threads worth running: every endpoint's concurrency (a request waiting for a slot holds a thread)."""
+        with self._lock:
+            return max(1, sum(g.concurrency for g in self._gates.values()))
+
+    def close(self) -> None:
+        with self._lock:
+            for api in self._clients.values():
+                api.close()
+            self._clients.clear()

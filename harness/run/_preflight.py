@@ -1,0 +1,211 @@
+"""Pre-flight: before anything is sent, the tokens and worst-case cost of every planned call, and whether it fits.
+
+A call's worst case is its exact prompt tokens (``harness.tokens._count``) plus the most output it may ask for
+(``max_completion_tokens``, ``max_tokens``, else the model's own limit), priced from the registry. A request whose
+prompt plus that output exceeds the model's context window is refused as ``context_overflow``; an eval whose
+worst case exceeds its ``budget_usd`` is not started, and a live run stops before its spend would pass it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..load._evals import CaseRun, Eval
+from ..tokens import _count as tokens
+from ..tokens import _models as models
+
+PER = 1_000_000
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    run: CaseRun
+    prompt_tokens: int | None  # per call; None when it can't be counted offline (see ``note``)
+    exact: bool
+    max_output: int | None
+    context_window: int | None
+    unit_cost_usd: float | None  # worst case of one call; None = unpriced or uncountable
+    note: str = ""
+    margin: int = 0  # tokens an estimated prompt may be short by (tokens.estimate_margin); 0 when exact
+
+    @property
+    def overflow(self) -> bool:
+        if self.prompt_tokens is None or self.max_output is None or self.context_window is None:
+            return False
+        return self.prompt_tokens + self.margin + self.max_output > self.context_window
+
+    @property
+    def cost_usd(self) -> float | None:
+        return None if self.unit_cost_usd is None else self.unit_cost_usd * self.run.samples
+
+    def overflow_message(self) -> str:
+        return (
+            f"context_overflow: {self.prompt_tokens} prompt tokens"
+            + (f" (estimated, + {self.margin} margin)" if self.margin else "")
+            + f" + {self.max_output} output tokens > "
+            f"{self.context_window}, the context window of {self.run.model}: nothing was sent "
+            "(shorten the prompt or lower max_tokens)"
+        )
+
+
+def plan(run: CaseRun) -> CallPlan:
+    """The pre-flight figures of one case × variant."""
+    entry = models.lookup(run.model)
+    body = run.body
+    asked = body.get("max_completion_tokens") or body.get("max_tokens")
+    max_output: int | None = int(asked) if asked else (entry.max_output_tokens if entry else None)
+    window = entry.context_window if entry else None
+    price = entry.price if entry else None
+    try:
+        prompt, exact = tokens.estimate_prompt_tokens(body)
+    except tokens.TokenCountError as exc:
+        free = price is not None and price.input == price.output == 0  # a local model costs 0 whatever its tokens
+        return CallPlan(run, None, False, max_output, window, 0.0 if free else None, str(exc))
+    margin = 0 if exact else tokens.estimate_margin(prompt)
+    unit = None
+    if price is not None and max_output is not None:
+        unit = ((prompt + margin) * price.input + max_output * price.output) / PER
+    note = "" if exact else "estimated (non-text parts, or a layout confirmed on one source only): + 10% margin"
+    return CallPlan(run, prompt, exact, max_output, window, unit, note, margin)
+
+
+def plans(ev: Eval) -> list[CallPlan]:
+    return [plan(run) for run in ev.runs]
+
+
+def by_variant(call_plans: Iterable[CallPlan]) -> list[dict[str, Any]]:
+    """One row per eval × variant: calls, prompt tokens, worst-case output tokens, worst-case cost."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in call_plans:
+        key = (p.run.eval_name, p.run.variant.name)
+        row = rows.setdefault(
+            key,
+            {"eval": key[0], "variant": key[1], "model": p.run.model, "calls": 0, "prompt_tokens": 0,
+             "max_output_tokens": 0, "cost_usd": 0.0, "overflows": 0, "notes": set()},
+        )  # fmt: skip
+        row["calls"] += p.run.samples
+        row["overflows"] += p.run.samples if p.overflow else 0
+        if p.prompt_tokens is None:
+            row["prompt_tokens"] = None
+        elif row["prompt_tokens"] is not None:
+            row["prompt_tokens"] += p.prompt_tokens * p.run.samples
+        row["max_output_tokens"] = (
+            None if p.max_output is None or row["max_output_tokens"] is None
+            else row["max_output_tokens"] + p.max_output * p.run.samples
+        )  # fmt: skip
+        row["cost_usd"] = None if p.cost_usd is None or row["cost_usd"] is None else row["cost_usd"] + p.cost_usd
+        if p.note:
+            row["notes"].add(p.note)
+    return list(rows.values())
+
+
+def worst_case_usd(call_plans: Iterable[CallPlan]) -> float | None:
+    """The eval's worst-case cost; None when any call is unpriced or uncountable (it can't be bounded)."""
+    total = 0.0
+    for p in call_plans:
+        if p.cost_usd is None:
+            return None
+        total += p.cost_usd
+    return total
+
+
+def budget_problem(ev: Eval, call_plans: list[CallPlan]) -> str | None:
+    """Why a live run of ``ev`` must not start, or None."""
+    if ev.budget_usd is None:
+        return None
+    worst = worst_case_usd(p for p in call_plans if not p.overflow)
+    if worst is None:
+        unknown = sorted({p.run.model for p in call_plans if p.cost_usd is None})
+        return f"eval {ev.name!r} has budget_usd {ev.budget_usd:g} but its cost can't be bounded: {', '.join(unknown)}"
+    if worst > ev.budget_usd:
+        return (
+            f"eval {ev.name!r}: worst-case cost ${worst:.4f} exceeds budget_usd ${ev.budget_usd:g}; nothing was sent "
+            f"(see `promptvcr estimate {ev.name}`; lower samples or max_tokens, or raise the budget)"
+        )
+    return None
+
+
+class Budget:
+    """Spend of a live run against ``budget_usd``: a call may start only if its worst case still fits."""
+
+    def __init__(self, limit_usd: float) -> None:
+        self.limit_usd = limit_usd
+        self.spent_usd = 0.0
+        self._held_usd = 0.0  # worst cases of calls in flight: concurrent calls can't overshoot together
+        self._lock = threading.Lock()
+
+    def reserve(self, worst_usd: float | None) -> bool:
+        """Hold a call's worst case if it still fits; ``spend`` settles it."""
+        with self._lock:
+            if worst_usd is None or self.spent_usd + self._held_usd + worst_usd > self.limit_usd:
+                return False
+            self._held_usd += worst_usd
+            return True
+
+    def spend(self, usd: float | None, held_usd: float | None) -> None:
+        """Book a call's real cost, releasing what ``reserve`` held; an unpriced cost books the worst case."""
+        with self._lock:
+            self._held_usd = max(0.0, self._held_usd - (held_usd or 0.0))
+            self.spent_usd += usd if usd is not None else (held_usd or 0.0)
+
+
+def describe(ev: Eval) -> tuple[str, bool]:
+    """`promptvcr estimate`: a table per variant and the budget verdict; False when the eval could not start."""
+    call_plans = plans(ev)
+    rows = by_variant(call_plans)
+
+    def num(value: float | int | None, money: bool = False) -> str:
+        if value is None:
+            return "n/a"
+        return f"${value:.4f}" if money else f"{value:,}"
+
+    table = [("variant", "model", "calls", "prompt tokens", "worst-case output", "worst-case cost", "overflows")]
+    table += [
+        (r["variant"], r["model"], num(r["calls"]), num(r["prompt_tokens"]), num(r["max_output_tokens"]),
+         num(r["cost_usd"], money=True) if r["cost_usd"] is not None else "unpriced", num(r["overflows"]))
+        for r in rows
+    ]  # fmt: skip
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    lines = [f"eval {ev.name} ({ev.path})"]
+    lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in table]
+    lines += [f"  note: {note}" for note in sorted({n for r in rows for n in r["notes"]})]
+    lines += [
+        f"  {p.overflow_message()} [case {p.run.case.id}, variant {p.run.variant.name}]"
+        for p in call_plans
+        if p.overflow
+    ]
+    problem = budget_problem(ev, call_plans)
+    worst = worst_case_usd(call_plans)
+    if problem:
+        lines.append(f"  REFUSED: {problem}")
+    elif ev.budget_usd is not None:
+        lines.append(f"  budget: worst case ${worst:.4f} of budget_usd ${ev.budget_usd:g}: ok")
+    return "\n".join(lines), problem is None
+
+
+FILLER = " hello"  # one token in cl100k_base and o200k_base, and it doesn't merge with its neighbours
+
+
+def fill_context(body: dict[str, Any], over: int = 0) -> dict[str, Any]:
+    """``body`` plus a user message that makes prompt + max output exactly the model's context window (+ ``over``).
+
+    The edge case of the guide's test plan "at maximum length", built on exact counts: ``over=0`` must be accepted,
+    ``over=1`` refused as context_overflow before anything is sent.
+    """
+    entry = models.lookup(str(body.get("model")))
+    if entry is None or entry.context_window is None:
+        raise tokens.UnknownModelError(str(body.get("model")))
+    asked = body.get("max_completion_tokens") or body.get("max_tokens") or entry.max_output_tokens or 0
+    target = entry.context_window - int(asked) + over
+    filled = {**body, "messages": [*body["messages"], {"role": "user", "content": ""}]}
+    words = max(0, target - tokens.prompt_tokens(filled))
+    for _ in range(5):  # converges in one or two steps; the bound only guards against a tokenizer surprise
+        filled["messages"][-1]["content"] = FILLER.strip() + FILLER * (words - 1) if words else ""
+        missing = target - tokens.prompt_tokens(filled)
+        if missing == 0:
+            return filled
+        words += missing
+    raise ValueError(f"could not fill the context window of {body.get('model')} exactly")

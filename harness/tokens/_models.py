@@ -1,0 +1,156 @@
+"""The model registry (``data/models.yaml``): encoding, prompt format, context window, prices and retirement dates.
+
+A request may name a model by its alias (``gpt-4o``) or a dated snapshot (``gpt-4o-2024-08-06``); both resolve to the
+same entry. An alias's ``history`` says which snapshot it served from which date (``resolve``: ``gpt-4o`` was
+gpt-4o-2024-05-13 until 2024-10-02), so a request can be counted for the snapshot that answered it when it was made.
+Models missing from the registry are unknown: pricing treats them as unpriced, token counting refuses them (see
+``harness.tokens._count``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import yaml
+
+REGISTRY_FILE = "harness/tokens/data/models.yaml"
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per 1M tokens; ``cached_input`` None means cached prompt tokens are billed at the input price."""
+
+    model: str
+    input: float
+    output: float
+    cached_input: float | None
+    date: str
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    encoding: str | None
+    chat_format: str
+    format_overrides: Mapping[str, int]  # per-model adjustments of the chat format's fixed token counts
+    context_window: int | None
+    max_output_tokens: int | None
+    price: Price | None
+    snapshots: tuple[str, ...]
+    deprecated: dt.date | None
+    shutdown: dt.date | None
+    history: tuple[tuple[dt.date, str], ...] = ()  # (from, snapshot) for an alias, oldest first
+
+
+def _date(value: Any) -> dt.date | None:
+    # YAML reads an unquoted 2026-10-23 as a date already; a quoted one arrives as text.
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
+
+
+def _model(name: str, raw: dict[str, Any]) -> Model:
+    p = raw.get("price")
+    price = None
+    if p is not None:
+        cached = p.get("cached_input")
+        price = Price(
+            name, float(p["input"]), float(p["output"]), None if cached is None else float(cached), str(p["date"])
+        )
+    return Model(
+        name=name,
+        encoding=raw.get("encoding"),
+        chat_format=raw.get("chat_format", "chatml"),
+        format_overrides=dict(raw.get("format_overrides") or {}),
+        context_window=raw.get("context_window"),
+        max_output_tokens=raw.get("max_output_tokens"),
+        price=price,
+        snapshots=tuple(raw.get("snapshots") or ()),
+        deprecated=_date(raw.get("deprecated")),
+        shutdown=_date(raw.get("shutdown")),
+        history=_history(name, raw.get("history") or []),
+    )
+
+
+def _history(name: str, raw: Any) -> tuple[tuple[dt.date, str], ...]:
+    out = []
+    for i, item in enumerate(raw if isinstance(raw, list) else [raw]):
+        try:
+            when = _date(item["from"])
+            snapshot = item["snapshot"]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(
+                f"{REGISTRY_FILE}: {name}: history[{i}] must be {{from: YYYY-MM-DD, snapshot: <model id>}} ({exc!r})"
+            ) from None
+        if when is None or not isinstance(snapshot, str):
+            raise ValueError(f"{REGISTRY_FILE}: {name}: history[{i}] needs a `from` date and a `snapshot` id")
+        out.append((when, snapshot))
+    return tuple(out)
+
+
+@cache
+def registry() -> dict[str, Model]:
+    """Every id the registry answers to (names and snapshots) → its entry."""
+    raw = yaml.safe_load(files(__package__).joinpath("data/models.yaml").read_text(encoding="utf-8"))
+    out: dict[str, Model] = {}
+    for name, entry in raw["models"].items():
+        model = _model(name, entry)
+        for key in (name, *model.snapshots):
+            if key in out:
+                raise ValueError(f"{REGISTRY_FILE}: {key!r} is listed twice")
+            out[key] = model
+    for name in raw["models"]:
+        _check_history(out[name], out)
+    return out
+
+
+def _check_history(model: Model, known: Mapping[str, Model]) -> None:
+    dates = [when for when, _ in model.history]
+    if dates != sorted(set(dates)):
+        raise ValueError(f"{REGISTRY_FILE}: {model.name}: history dates must be distinct and oldest first")
+    unknown = [snapshot for _, snapshot in model.history if snapshot not in known]
+    if unknown:
+        raise ValueError(f"{REGISTRY_FILE}: {model.name}: history names snapshots not in the registry: {unknown}")
+
+
+def lookup(model: str | None) -> Model | None:
+    """The registry entry for a model id or snapshot id; None when unknown."""
+    return registry().get(model) if model else None
+
+
+def resolve(model: str, at: dt.date) -> str:
+    """The id that answered for ``model`` on ``at``: an alias's snapshot then, else the id itself.
+
+    Before the first recorded move the alias's first snapshot is taken (the alias did not exist, or its date is not
+    known); a dated snapshot or a model without history is returned as it is.
+    """
+    entry = lookup(model)
+    if entry is None or entry.name != model or not entry.history:
+        return model
+    if isinstance(at, dt.datetime):  # a datetime is a date, but does not compare with one
+        at = at.date()
+    served = [snapshot for when, snapshot in entry.history if when <= at]
+    return served[-1] if served else entry.history[0][1]
+
+
+def context_window(model: str) -> int | None:
+    entry = lookup(model)
+    return entry.context_window if entry else None
+
+
+def shutdown_warning(model: str, today: dt.date) -> str | None:
+    """A warning when the model is shut down (or announced to be), None when it has no announced shutdown."""
+    entry = lookup(model)
+    if entry is None or entry.shutdown is None:
+        return None
+    if today >= entry.shutdown:
+        return (
+            f"{model} was shut down by OpenAI on {entry.shutdown.isoformat()}: live calls fail, recordings still replay"
+        )
+    days = (entry.shutdown - today).days
+    return f"{model} will be shut down by OpenAI on {entry.shutdown.isoformat()} (in {days} days)"
