@@ -748,3 +748,20 @@ def test_a_missing_recording_is_said_once_with_the_count(tmp_path: Path, fake_op
     assert replay.returncode == 1 and "Traceback" not in out, out[-3000:]
     assert "3 of 4 samples errored:\n  3× missing_recording: no recording for case 'one'" in out, out[-3000:]
     assert out.count("missing_recording:") == 1, out[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("template", "rendered"),
+    [
+        ("{{ '%d' | format(12345678) }}", "12345678"),
+        ("{{ '{:,}'.format(12345678) }}", "12,345,678"),
+        ("{{ '%5.2f' % 3.14159 }}", " 3.14"),
+        ("{{ 'ab' | center(6) }}", "  ab  "),
+        ("{{ 2 ** 64 }} {{ 'ab' * 3 }} {{ [0] * 2 }}", "18446744073709551616 ababab [0, 0]"),
+        ("{{ range(3) | list }} {{ 7 * 10 ** 100 > 0 }}", "[0, 1, 2] True"),
+    ],
+)
+def test_the_template_limits_leave_ordinary_templates_alone(template: str, rendered: str) -> None:
+    from harness import render
+
+    assert render.render(template, {}) == rendered

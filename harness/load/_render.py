@@ -37,13 +37,17 @@ MAX_OUTPUT = 1_000_000  # characters one template may render, and items its `*` 
 _MAX_BITS = 100_000  # of an integer its `*` or `**` may make
 
 
-# A printf or format width or precision of 7 digits or more: one C call that fills gigabytes
-_WIDE = re.compile(r"%[-+ #0]*\d*\.?\d{7,}|\{[^{}]*:[^{}]*\d{7,}[^{}]*\}")
+# A printf or format width or precision of 7 digits or more, or one taken from an argument: one C call can fill
+# gigabytes with it
+_WIDE = re.compile(r"%[-+ #0]*(\*|\d*\.?(\d{7,}|\*))|\{[^{}]*:[^{}]*(\d{7,}|\{)")
+# The functions and filters whose number argument is the size of what they make, in one C call or a loop of
+# them (`center(10**9)`): the others (`round`, `format`'s values…) take any number
+_SIZED = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "indent", "wordwrap", "generate_lorem_ipsum"})
 
 
 class _Sandbox(SandboxedEnvironment):
     """jinja2's sandbox, refusing what would make a huge value in one C call (a memory or time bomb no time limit
-    stops): `*` and `**` past a size, numbers over MAX_OUTPUT given to a function or filter, 7-digit format widths."""
+    stops): `*` and `**` past a size, a size over MAX_OUTPUT given to a function or filter, 7-digit format widths."""
 
     intercepted_binops = frozenset({"*", "**", "%"})
 
@@ -75,13 +79,14 @@ def _huge(operator: str, left: Any, right: Any) -> bool:
 
 def _refuse_huge(name: str, subject: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     if isinstance(subject, str) and _WIDE.search(subject):
-        raise SecurityError(f"{name}: a format width of 7 digits or more is refused")
-    if any(isinstance(v, int) and abs(v) > MAX_OUTPUT for v in (*args, *kwargs.values())):
-        raise SecurityError(f"{name}: a number over {MAX_OUTPUT} as an argument is refused")
+        raise SecurityError(f"{name}: a format width of 7 digits or more, or from an argument, is refused")
+    sizes = (*args, *kwargs.values()) if name in _SIZED else ()
+    if any(isinstance(v, int) and abs(v) > MAX_OUTPUT for v in sizes):
+        raise SecurityError(f"{name}: a size over {MAX_OUTPUT} is refused")
 
 
 def _filter(name: str, fn: Any) -> Any:
-    """A jinja2 filter with its arguments (not the value it filters, but ``format``'s) held to ``_refuse_huge``."""
+    """A jinja2 filter held to ``_refuse_huge``: its arguments, and the format string ``format`` filters."""
 
     @functools.wraps(fn)  # keeps jinja2's pass_context/pass_environment marks
     def checked(*args: Any, **kwargs: Any) -> Any:

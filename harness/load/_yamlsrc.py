@@ -3,7 +3,9 @@
 Validation errors must cite ``file:line`` and a JSON pointer, so the loader returns, beside the data, a map from
 each JSON pointer to the 1-based line of its value. The files hold JSON data written as YAML, so what YAML has and
 JSON hasn't is a problem at its line: duplicate mapping keys (which PyYAML silently collapses), non-string keys, NaN
-and infinity, dates and other typed tags (an unquoted date is read as a string), and alias expansion past a budget.
+and infinity, dates and other typed tags (an unquoted date is read as a string), lone surrogates, bytes that aren't
+UTF-8 text, and alias expansion past a budget. The document's nodes are walked, and counted, before any data is
+made from them; a file is read only when it is a regular file of a sane size.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Located:
 # "billion laughs" file expands exponentially and would hang the walk, the schema check and every later step.
 ALIAS_BUDGET = 100_000
 MAX_DEPTH = 100  # deeper nesting is no real case file, and every recursive step after loading would overflow
+MAX_BYTES = 10 * 2**20  # no case or eval file is larger; a link to /dev/zero or a log is no case file
 
 _STR, _FLOAT, _MERGE = "tag:yaml.org,2002:str", "tag:yaml.org,2002:float", "tag:yaml.org,2002:merge"
 # Tags whose values JSON has no form for: refused with their line, so nothing fails later as "not JSON serializable".
@@ -96,9 +99,6 @@ def _parse(text: str, loader_class: Any, path: Path) -> tuple[yaml.Node | None, 
         return node, (loader.construct_document(node) if node is not None else None), lines
     finally:
         loader.dispose()
-
-
-MAX_BYTES = 10 * 2**20  # no case or eval file is larger; a link to /dev/zero or a log is no case file
 
 
 def _read(path: Path) -> bytes:
