@@ -31,6 +31,16 @@ class Price:
 
 
 @dataclass(frozen=True)
+class LocalFile:
+    """Where a local model's GGUF file comes from: an installed package (``module``), and in it ``file``; no file:
+    the package assembles it (``assemble``, split across packages). ``install`` is the command that installs it."""
+
+    module: str
+    file: str | None
+    install: str
+
+
+@dataclass(frozen=True)
 class Model:
     name: str
     encoding: str | None
@@ -42,6 +52,7 @@ class Model:
     snapshots: tuple[str, ...]
     deprecated: dt.date | None
     shutdown: dt.date | None
+    local: LocalFile | None = None  # served by `promptvcr serve-local` (harness.local), not by OpenAI
 
 
 def _date(value: Any) -> dt.date | None:
@@ -70,7 +81,12 @@ def _model(name: str, raw: dict[str, Any]) -> Model:
         snapshots=tuple(raw.get("snapshots") or ()),
         deprecated=_date(raw.get("deprecated")),
         shutdown=_date(raw.get("shutdown")),
+        local=_local(raw.get("local")),
     )
+
+
+def _local(raw: dict[str, Any] | None) -> LocalFile | None:
+    return None if raw is None else LocalFile(str(raw["module"]), raw.get("file"), str(raw["install"]))
 
 
 @cache

