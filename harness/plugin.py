@@ -201,9 +201,9 @@ class _State:
         df = report.frame(rows)
         self.summaries = report.summarize(df, loaded)
         self.run_dir = self.run_dir or report.new_run_dir(self.reports_dir)
-        mode = "replayed from cassettes" if not self.live else f"record mode {self.options.record_mode}"
+        mode = "replay only" if not self.live else f"record mode {self.options.record_mode}"
         partial = " Partial: the run was stopped before every sample ran." if interrupted else ""
-        report.write(self.run_dir, df, self.summaries, f"{len(df)} samples, {mode}.{partial}", loaded)
+        report.write(self.run_dir, df, self.summaries, report.run_note(df, mode) + partial, loaded)
         status = "interrupted" if interrupted else "complete"
         shard = session.config.getoption("shard")  # what `promptvcr merge` checks: every part of one split, complete
         paths = self.eval_paths | {n: str(e.path) for n, e in loaded.items()}

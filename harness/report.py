@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import compare, htmlreport, junit, tables
+from . import compare, htmlreport, junit, tables, verdicts
 from . import gates as gates_mod
 from .evals import Eval
 from .runner import COLUMNS, Row
@@ -237,6 +237,15 @@ def text_table(summaries: Sequence[VariantSummary]) -> str:
     return tables.aligned(*per_variant(summaries))
 
 
+def _json_gate(s: VariantSummary) -> str:
+    """The verdict of the variant's JSON-validity gates ("pass", "fail", "insufficient"; "" without one)."""
+    found = [g.verdict for g in s.gates if g.gate.metric == "json_valid_rate"]
+    for verdict in ("fail", "insufficient", "pass"):
+        if verdict in found:
+            return verdict
+    return ""
+
+
 def pairs(evals: Mapping[str, Eval]) -> dict[str, tuple[tuple[str, str], ...]]:
     """Each eval's A/B pairs: its ``compare`` list, by default every variant against its first."""
     return {name: ev.compare for name, ev in evals.items()}
@@ -256,8 +265,15 @@ def projection_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]
     return rows
 
 
-def markdown(summaries: Sequence[VariantSummary], note: str, comparisons: Sequence[compare.Comparison]) -> str:
-    parts = ["# promptvcr summary", "", note, "", tables.markdown(*per_variant(summaries)), ""]
+def markdown(
+    summaries: Sequence[VariantSummary],
+    note: str,
+    comparisons: Sequence[compare.Comparison],
+    stories: Sequence[verdicts.Story] = (),
+) -> str:
+    """The verdicts and disagreements first (what a PM decides on), then the per-variant table, cost, the A/B detail."""
+    parts = ["# promptvcr summary", "", note, "", *verdicts.markdown(stories)]
+    parts += ["## Per variant", "", tables.markdown(*per_variant(summaries)), ""]
     projections = projection_rows(summaries)
     if projections:
         over = sum(bool(s.metrics["over_budget"]) for s in summaries)
@@ -300,20 +316,49 @@ def fallback_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     ]
 
 
+def stories(
+    df: pd.DataFrame,
+    comparisons: Sequence[compare.Comparison],
+    summaries: Sequence[VariantSummary],
+    evals: Mapping[str, Eval],
+) -> list[verdicts.Story]:
+    """Each comparison told verdict first, on the metrics its eval gates."""
+    results = {(s.metrics["eval"], s.metrics["variant"]): s.gates for s in summaries}
+    out = []
+    for c in comparisons:
+        ev = evals.get(c.eval)
+        gated = list(dict.fromkeys(g.metric for g in ev.gates)) if ev else []
+        mine = {v: results.get((c.eval, v), []) for v in (c.baseline, c.candidate)}
+        out.append(verdicts.story(df, c, gated, mine))
+    return out
+
+
+def run_note(df: pd.DataFrame, mode: str) -> str:
+    """What the run did with its samples: replayed, sent, skipped (a skipped sample is never "replayed")."""
+    replayed = int(df["replayed"].map(lambda v: v is True or v == "True").sum())
+    skipped = int((df["outcome"] == "skipped").sum())
+    sent = len(df) - replayed - skipped
+    counts = [(replayed, "replayed from cassettes"), (sent, "sent live"), (skipped, "skipped (no recording)")]
+    said = ", ".join(f"{n} {what}" for n, what in counts if n)
+    return f"{len(df)} samples: {said or 'none ran'}; {mode}."
+
+
 def write(
     run_dir: Path, df: pd.DataFrame, summaries: Sequence[VariantSummary], note: str, evals: Mapping[str, Eval]
 ) -> None:
     comparisons = compare.compare_variants(df, pairs(evals))
+    told = stories(df, comparisons, summaries, evals)
     df.to_csv(run_dir / "results.csv", index=False)
     df[list(METADATA)].to_json(run_dir / "calls.jsonl", orient="records", lines=True)
     summary_frame(summaries).to_csv(run_dir / "summary.csv", index=False)
-    (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons), encoding="utf-8")
+    (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons, told), encoding="utf-8")
     (run_dir / "junit.xml").write_bytes(junit.junit_xml(df, evals))
     shown: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = [("Per variant", *per_variant(summaries))]
     projections = projection_rows(summaries)
     if projections:
         shown.append(("Monthly cost projection", PROJECTION_HEADERS, projections))
-    html = htmlreport.render(df, [s.metrics for s in summaries], comparisons, shown, note)
+    coloured = [s.metrics | {"json_gate": _json_gate(s)} for s in summaries]
+    html = htmlreport.render(df, coloured, comparisons, shown, note, told)
     (run_dir / "report.html").write_text(html, encoding="utf-8")
     latest = run_dir.parent / "latest"
     tmp = run_dir.parent / f".latest-{run_dir.name}"
