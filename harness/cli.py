@@ -123,7 +123,12 @@ def _init(args: argparse.Namespace) -> int:
         raise PromptVCRError(f"not overwriting {', '.join(clashes)} in {root} (--force overwrites them)")
     for name in scaffold.FILES:
         print(f"wrote {root / name}")
+    hint = scaffold.install_hint()
+    if hint:  # the example eval runs the local model: without llama.cpp and the model `make record` can't
+        print(f"first install llama.cpp and the local model: {hint}")
     print("next: `make record` (starts the local model), `make eval`, then commit cases/, evals/ and cassettes/")
+    if not scaffold.install_source():
+        print(f"then set PROMPTVCR_PIP in {scaffold.WORKFLOW_FILE}: where CI installs promptvcr from (not on PyPI)")
     return 0
 
 

