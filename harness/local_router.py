@@ -59,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
     owner: Router
     protocol_version = "HTTP/1.1"  # keep-alive for the SDK's pooled connections
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class names it so)
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: one line per request would drown the llama.cpp log the recording run keeps."""
 
     def do_GET(self) -> None:

@@ -109,7 +109,8 @@ jobs:
       - name: install promptvcr
         run: |
           if [ -z "$PROMPTVCR_PIP" ]; then
-            echo "::error::set PROMPTVCR_PIP in .github/workflows/eval.yml to where promptvcr installs from, e.g. git+https://github.com/<owner>/promptvcr@<commit> (it is not on PyPI)"
+            echo "::error::set PROMPTVCR_PIP in .github/workflows/eval.yml to where promptvcr installs from," \\
+              "e.g. git+https://github.com/<owner>/promptvcr@<commit> (it is not on PyPI)"
             exit 1
           fi
           python -m pip install "$PROMPTVCR_PIP"

@@ -129,15 +129,15 @@ def disagreements(df: pd.DataFrame, comparison: compare.Comparison) -> list[Disa
     gap = (table["candidate_passed"] - table["baseline_passed"]).abs()
     chosen = table.assign(gap=gap)[gap > 0].sort_values(["gap", "case"], ascending=[False, True])
     out: list[Disagreement] = []
-    for r in chosen.head(MAX_DISAGREEMENTS).itertuples():
-        mine = df[(df["eval"] == r.eval) & (df["case"] == r.case)]
+    for r in chosen.head(MAX_DISAGREEMENTS).to_dict("records"):
+        mine = df[(df["eval"] == r["eval"]) & (df["case"] == r["case"])]
         side_a, side_b = mine[mine["variant"] == comparison.baseline], mine[mine["variant"] == comparison.candidate]
-        a_worse = r.baseline_passed < r.candidate_passed
+        a_worse = int(r["baseline_passed"]) < int(r["candidate_passed"])
         out.append(
             Disagreement(
-                str(r.case),
-                f"{r.baseline_passed}/{r.baseline_answered} passed",
-                f"{r.candidate_passed}/{r.candidate_answered} passed",
+                str(r["case"]),
+                f"{r['baseline_passed']}/{r['baseline_answered']} passed",
+                f"{r['candidate_passed']}/{r['candidate_answered']} passed",
                 _answer(side_a, prefer_failing=a_worse),
                 _answer(side_b, prefer_failing=not a_worse),
             )

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 
 from harness import evals, report
 from harness.htmlreport import GATE_COLOURS
@@ -26,10 +25,9 @@ LONG = "x" * 400  # an answer longer than the report shows
 
 
 def project(root: Path) -> dict[str, evals.Eval]:
-    cases = "cases:\n" + "".join(
-        f"  - id: c{i}\n    model: m\n    messages: [{{role: user, content: q{i}}}]\n    expect: [{{json_valid: true}}]\n"
-        for i in range(CASES)
-    )
+    case = "  - id: c{i}\n    model: m\n    messages: [{{role: user, content: q{i}}}]\n"
+    case += "    expect: [{{json_valid: true}}]\n"
+    cases = "cases:\n" + "".join(case.format(i=i) for i in range(CASES))
     (root / "c.yaml").write_text(cases, encoding="utf-8")
     (root / "e.yaml").write_text(
         textwrap.dedent("""\
