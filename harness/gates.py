@@ -48,6 +48,8 @@ class GateResult:
         low, high = self.interval
         if self.verdict != "pass" or self.gate.basis != "observed" or math.isnan(low):
             return False
+        if (self.gate.op, self.gate.value) in (("<=", 0.0), (">=", 1.0)):
+            return False  # "never" / "always": no finite sample can narrow the interval to it, so no news in a flag
         return not (_OPS[self.gate.op](low, self.gate.value) and _OPS[self.gate.op](high, self.gate.value))
 
     def describe(self) -> str:

@@ -66,7 +66,8 @@ def latency_sentence(c: compare.Comparison) -> str:
     p95 = c.get("latency_p95_ms")
     if p95.verdict in ("better", "worse"):
         word = "faster" if p95.verdict == "better" else "slower"
-        return f"{abs(p95.delta):.0f} ms {word} at p95{_ci(p95, 1, 0)}"
+        low, high = sorted((abs(p95.low), abs(p95.high)))  # the interval excludes 0: both ends on one side
+        return f"{abs(p95.delta):.0f} ms {word} at p95 [95% CI {low:.0f}, {high:.0f}]"
     if p95.verdict == "no significant difference":
         return f"no significant difference at p95 ({p95.delta:+.0f} ms{_ci(p95, 1, 0)})"
     return "p95 latency: not enough data"
@@ -89,7 +90,8 @@ def gates_sentence(variant: str, results: Sequence[GateResult]) -> str:
 def headlines(
     comparison: compare.Comparison, gated: Sequence[str], gate_results: Mapping[str, Sequence[GateResult]]
 ) -> list[str]:
-    """One sentence per gated metric of the eval (its gates' rates; else the comparison's gated ones)."""
+    """One sentence per gated metric of the eval (its gates' rates; else the comparison's gated ones), then one on
+    cost, latency and the two sides' gates."""
     if comparison.empty:
         return [f"{comparison.label}: not enough data (no answered pairs)"]
     rates = {m.name for m in compare.RATES}
@@ -100,7 +102,7 @@ def headlines(
         gates_sentence(comparison.candidate, gate_results.get(comparison.candidate, ())),
         gates_sentence(comparison.baseline, gate_results.get(comparison.baseline, ())),
     ]
-    return [f"{rate_sentence(comparison, comparison.get(name))}; {'; '.join(tail)}." for name in names]
+    return [f"{rate_sentence(comparison, comparison.get(name))}." for name in names] + [f"{'; '.join(tail)}."]
 
 
 @dataclass(frozen=True)
@@ -172,12 +174,12 @@ def disagreement_rows(s: Story) -> list[tuple[str, ...]]:
 
 
 def markdown(stories: Sequence[Story]) -> list[str]:
-    """summary.md's opening: the verdicts, then per pair the cases where its two sides disagree."""
+    """summary.md's opening: the verdicts per pair, then per pair the cases where its two sides disagree."""
     if not stories:
         return []
     parts = ["## Verdict", ""]
-    parts += [f"- **{s.comparison.label}** — {line}" for s in stories for line in s.headlines]
-    parts.append("")
+    for s in stories:
+        parts += [f"**{s.comparison.label}**", "", *(f"- {line}" for line in s.headlines), ""]
     for s in stories:
         if s.disagreements:
             parts += [f"### Where they disagree: {s.comparison.label}", ""]

@@ -77,7 +77,7 @@ def test_two_local_models_record_through_one_url_and_replay_identically(
                 # the answer came from that model's own llama.cpp server, which names itself by its alias
                 assert json.loads(interaction["response"]["body"]["string"])["model"] == alias
     summary = (pytester.path / "reports" / "latest" / "summary.md").read_text(encoding="utf-8")
-    assert f"- **pair: {MODELS[1]} vs {MODELS[0]}**" in summary and "same cost (all local, $0)" in summary
+    assert f"**pair: {MODELS[1]} vs {MODELS[0]}**" in summary and "- same cost (all local, $0)" in summary
 
     # Replay with nothing listening: any attempt to reach a server would error the samples.
     monkeypatch.setenv("PROMPTVCR_LOCAL_URL", "http://127.0.0.1:9/v1")

@@ -202,3 +202,14 @@ def test_init_prints_the_install_command_that_works_as_printed(
     assert "then set PROMPTVCR_PIP in .github/workflows/eval.yml" in out
     entry = models.lookup(scaffold.MODEL)
     assert entry is not None and entry.local is not None and expected.endswith(entry.local.install)
+
+
+def test_always_and_never_gates_are_not_flagged_uncertain() -> None:
+    """`error_rate <= 0` and `>= 1` can't be shown by any finite sample: a flag on every pass would carry no news."""
+    low, high = stats.wilson(0, 100)
+    never = gates.evaluate(
+        Gate("error_rate", "<=", 0.0, 1, None),
+        {"error_rate": 0.0, "attempted": 100, "error_low": low, "error_high": high},
+    )
+    assert never.verdict == "pass" and high > 0 and not never.uncertain
+    assert not gates.evaluate(Gate("json_valid_rate", ">=", 1.0, 1, None), metrics(100, 100)).uncertain

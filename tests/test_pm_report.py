@@ -68,14 +68,16 @@ def write(tmp_path: Path) -> Path:
 
 def test_summary_opens_with_one_verdict_per_gated_metric(tmp_path: Path) -> None:
     md = (write(tmp_path) / "summary.md").read_text(encoding="utf-8")
-    verdict = next(line for line in md.splitlines() if line.startswith("- **ab: new vs old**"))
+    opening = md.split("## Verdict")[1].split("###")[0]
     assert md.index("## Verdict") < md.index("## Where they disagree") < md.index("## Per variant")
-    # old is valid in 3 of 6 cases, new in all: +50 points, from 6 cases × 10 samples
-    assert "new is better than old on json_valid_rate by +50.0 pts [95% CI" in verdict
-    assert "(6 cases × 10 samples)" in verdict and "same cost (all local, $0)" in verdict
-    assert "new meets its gates" in verdict and "old doesn't meet its gates (FAIL json_valid_rate >= 0.99" in verdict
     # only the named pair is compared, not `other` (which did not run) nor every variant against the first
-    assert md.count("- **ab:") == 1
+    assert opening.count("**ab: ") == 1 and "**ab: new vs old**" in opening
+    verdict, rest = (line for line in opening.splitlines() if line.startswith("- "))  # one gated metric, then the rest
+    # old is valid in 3 of 6 cases, new in all: +50 points, from 6 cases × 10 samples
+    assert verdict.startswith("- new is better than old on json_valid_rate by +50.0 pts [95% CI")
+    assert verdict.endswith("(6 cases × 10 samples).")
+    assert rest.startswith("- same cost (all local, $0); ")
+    assert "new meets its gates" in rest and "old doesn't meet its gates (FAIL json_valid_rate >= 0.99" in rest
     # where they disagree: the three cases old fails, its failing answer cut short, new's beside it
     section = md.split("## Where they disagree")[1].split("\n## ")[0]
     table = [line for line in section.splitlines() if re.match(r"\| c\d", line)]

@@ -86,7 +86,7 @@ def test_summary_md_has_the_ab_verdicts_and_the_monthly_projection(
     assert line.rstrip(" |").endswith("insufficient data")
     # the verdict opens the summary, before the per-variant table
     assert md.index("## Verdict") < md.index("## Per variant")
-    assert "- **small: shaky vs steady** — not enough data on json_valid_rate to decide (-50.0 pts" in md
+    assert "**small: shaky vs steady**\n\n- not enough data on json_valid_rate to decide (-50.0 pts" in md
 
     rows = ep.results(pytester.path)
     summary = {r["variant"]: r for r in ep.summary(pytester.path)}
