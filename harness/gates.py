@@ -59,10 +59,10 @@ class GateResult:
             return f"INSUFFICIENT DATA {self.gate.metric} (n={self.n} < min_n={self.gate.min_n})"
         rule = f"{self.gate.metric} {self.gate.op} {self.gate.value:g}"
         low, high = self.interval
-        ci = "" if math.isnan(low) else f", 95% CI [{low:.4f}, {high:.4f}]"
+        ci = "" if math.isnan(low) else f" [95% CI {low:.4f}, {high:.4f}]"
         on = "" if self.gate.basis == "observed" else f" on the {self.gate.basis.replace('_', ' ')}"
-        flag = f"; UNCERTAIN: the interval crosses {self.gate.value:g}" if self.uncertain else ""
-        return f"{self.verdict.upper()} {rule}{on} (observed {seen}, n={self.n}{ci}{flag})"
+        flag = f" UNCERTAIN: the interval crosses {self.gate.value:g}" if self.uncertain else ""
+        return f"{self.verdict.upper()} {rule}{on} (observed {seen}, n={self.n}){ci}{flag}"
 
 
 def applies(gate: Gate, variant: str) -> bool:

@@ -55,9 +55,10 @@ MAKEFILE = """\
 # promptvcr targets, calling the installed command: .venv's when there is one (no need to activate it), else the
 # one on PATH (another one: make eval PROMPTVCR=path/to/promptvcr).
 PROMPTVCR ?= $(if $(wildcard .venv/bin/promptvcr),.venv/bin/promptvcr,promptvcr)
+PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 EVAL ?=
 
-.PHONY: eval test record status scan
+.PHONY: eval test record status scan install-local
 
 ## Replay the committed recordings offline; fails when a case or a gate fails, or a recording is missing.
 eval:
@@ -78,7 +79,16 @@ status:
 ## Look for API keys, tokens and tracked .env files in the repository, cassettes and reports.
 scan:
 \t$(PROMPTVCR) scan
-"""
+
+## Install llama.cpp and the local models `make record` runs (the commands of promptvcr's model registry).
+install-local:
+{install}
+""".replace(
+    "{install}",
+    "\n".join(
+        f"\t$(PYTHON) -m {entry.local.install}" for entry in models.registry().values() if entry.local is not None
+    ),
+)
 
 GITIGNORE = """\
 .env

