@@ -89,6 +89,11 @@ bench-replay: $(STAMP)
 bench-runner: $(STAMP)
 	$(BIN)/python bench/runner.py
 
+## Both local models busy at once: one serve-local process routing both against one process per model (tokens/s).
+.PHONY: bench-local
+bench-local: $(STAMP)
+	$(BIN)/python bench/local_serving.py
+
 ## Every benchmark, one after the other (they print figures and ratios; a miss never fails the build).
 .PHONY: bench
 bench: bench-tokens bench-load bench-replay bench-runner

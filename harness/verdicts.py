@@ -93,7 +93,7 @@ def headlines(
     """One sentence per gated metric of the eval (its gates' rates; else the comparison's gated ones), then one on
     cost, latency and the two sides' gates."""
     if comparison.empty:
-        return [f"{comparison.label}: not enough data (no answered pairs)"]
+        return ["not enough data: no answered pairs (every sample skipped or errored)"]
     rates = {m.name for m in compare.RATES}
     names = [n for n in gated if n in rates] or [m.name for m in compare.RATES if m.gated]
     tail = [
