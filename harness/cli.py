@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = sub.add_parser("init", help="scaffold cases/, evals/, a Makefile, .gitignore and a CI workflow")
     setup.add_argument("dir", nargs="?", default=".", metavar="DIR")
     setup.add_argument("--force", action="store_true", help="overwrite files that exist")
-    sub.add_parser("serve-local", help="serve the local Gemma model with llama.cpp on 127.0.0.1 (see its --help)")
+    sub.add_parser("serve-local", help="serve the local models with llama.cpp on 127.0.0.1, one URL (see its --help)")
     sub.add_parser("chaos-server", help=f"fault-injecting OpenAI-compatible server on 127.0.0.1. {chaos.DISCLAIMER}")
     sub.add_parser("load", help="open-loop load (target RPS) against a loopback endpoint; see its --help")
     raw = sys.argv[1:] if argv is None else argv
