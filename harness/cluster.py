@@ -11,7 +11,7 @@ Donner & Klar, Design and Analysis of Cluster Randomization Trials, 2000, ch. 5)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ Array = np.ndarray[Any, Any]
 RESAMPLES = 2000
 SEED = 0  # fixed: the same rows give the same report (serial and pytest-xdist runs compare equal)
 ALPHA = 0.05
+CHUNK = 250  # resamples drawn at once: memory stays at CHUNK × cases values
 
 
 def codes(labels: Array) -> tuple[Array, int]:
@@ -28,18 +29,18 @@ def codes(labels: Array) -> tuple[Array, int]:
     return inverse.astype(np.intp), int(inverse.max()) + 1 if len(inverse) else 0
 
 
-def _picks(k: int, resamples: int) -> Array:
-    """Which clusters each resample draws (with replacement), one row per resample."""
-    return np.random.default_rng(SEED).integers(0, k, size=(resamples, k))
+def _picks(k: int, resamples: int) -> Iterator[Array]:
+    """Which clusters each resample draws (with replacement), one row per resample, in chunks that bound memory."""
+    rng = np.random.default_rng(SEED)
+    for start in range(0, resamples, CHUNK):
+        yield rng.integers(0, k, size=(min(CHUNK, resamples - start), k))
 
 
 def mean_differences(a: Array, b: Array, cluster: Array, k: int, resamples: int = RESAMPLES) -> Array:
-    """Resampled mean(b − a), whole clusters drawn: the sums and counts per cluster make it one matrix product."""
+    """Resampled mean(b − a), whole clusters drawn: from each cluster's sum of differences and count of pairs."""
     sums = np.bincount(cluster, weights=b - a, minlength=k)
     counts = np.bincount(cluster, minlength=k).astype(float)
-    drawn = np.zeros((resamples, k))
-    np.add.at(drawn, (np.repeat(np.arange(resamples), k), _picks(k, resamples).ravel()), 1.0)
-    return np.asarray((drawn @ sums) / (drawn @ counts))
+    return np.concatenate([sums[p].sum(axis=1) / counts[p].sum(axis=1) for p in _picks(k, resamples)])
 
 
 def statistic_differences(
@@ -47,11 +48,12 @@ def statistic_differences(
 ) -> Array:
     """Resampled statistic(b) − statistic(a) for any statistic (e.g. a percentile), whole clusters drawn."""
     members = [np.flatnonzero(cluster == c) for c in range(k)]
-    out = np.empty(resamples)
-    for r, chosen in enumerate(_picks(k, resamples)):
-        rows = np.concatenate([members[c] for c in chosen])
-        out[r] = float(statistic(b[rows])) - float(statistic(a[rows]))
-    return out
+    out: list[float] = []
+    for chunk in _picks(k, resamples):
+        for chosen in chunk:
+            rows = np.concatenate([members[c] for c in chosen])
+            out.append(float(statistic(b[rows])) - float(statistic(a[rows])))
+    return np.asarray(out)
 
 
 def interval(deltas: Array) -> tuple[float, float]:
