@@ -139,10 +139,14 @@ def render(
     return _ENV.get_template("report.html.j2").render(
         note=note,
         stories=[
-            {"label": s.comparison.label, "headlines": s.headlines, "rows": verdicts.disagreement_rows(s)}
+            {
+                "label": s.comparison.label,
+                "headlines": s.headlines,
+                "headers": verdicts.disagreement_headers(s),
+                "rows": verdicts.disagreement_rows(s),
+            }
             for s in stories
         ],
-        disagreement_headers=verdicts.DISAGREEMENT_HEADERS,
         tables=tables,
         evals=sections,
         verdict_headers=compare.HEADERS,

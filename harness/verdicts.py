@@ -166,7 +166,9 @@ def story(
     return Story(comparison, headlines(comparison, gated, gate_results), disagreements(rows, comparison))
 
 
-DISAGREEMENT_HEADERS = ("case", "baseline", "candidate", "a baseline answer", "a candidate answer")
+def disagreement_headers(s: Story) -> tuple[str, ...]:
+    a, b = s.comparison.baseline, s.comparison.candidate
+    return ("case", a, b, f"an answer of {a}", f"an answer of {b}")
 
 
 def disagreement_rows(s: Story) -> list[tuple[str, ...]]:
@@ -183,5 +185,5 @@ def markdown(stories: Sequence[Story]) -> list[str]:
     for s in stories:
         if s.disagreements:
             parts += [f"### Where they disagree: {s.comparison.label}", ""]
-            parts += [tables.markdown(DISAGREEMENT_HEADERS, disagreement_rows(s)), ""]
+            parts += [tables.markdown(disagreement_headers(s), disagreement_rows(s)), ""]
     return parts

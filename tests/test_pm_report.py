@@ -81,6 +81,7 @@ def test_summary_opens_with_one_verdict_per_gated_metric(tmp_path: Path) -> None
     # where they disagree: the three cases old fails, its failing answer cut short, new's beside it
     section = md.split("## Where they disagree")[1].split("\n## ")[0]
     table = [line for line in section.splitlines() if re.match(r"\| c\d", line)]
+    assert "| case | old | new | an answer of old | an answer of new |" in section
     assert [line.split("|")[1].strip() for line in table] == ["c1", "c3", "c5"]
     assert "| 0/10 passed | 10/10 passed | " + "x" * 240 + '… | {"ok": 1} |' in table[0]
 
