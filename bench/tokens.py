@@ -1,4 +1,5 @@
-"""How exactly harness.tokens._count predicts billed prompt tokens, measured per source on recorded real OpenAI traffic.
+"""How exactly harness.tokens._count predicts billed prompt tokens, measured per source on recorded real OpenAI
+traffic.
 
     .venv/bin/python bench/tokens.py [--misses N]
 
@@ -6,8 +7,8 @@ Reads the shared corpus (``/work/shared/corpus/openai_real_traffic.jsonl.gz``, o
 repository) and prints the exact-match rate per source repository and category with the macro-average over sources
 (each source weighs the same, so one large repository cannot carry a rule), then:
 
-- the layout rules (``harness.tokens._rules``): per source, how many lines each one makes exact or breaks; a rule is
-  justified when it raises the figure of two sources or more and the macro-average over sources;
+- the layout rules (``harness.tokens._rules``): per source, how many lines each one makes exact or breaks; a
+  rule is justified when it raises the figure of two sources or more and the macro-average over sources;
 - leave one source out: each source counted with only the rules justified without it — the cross-validated figure;
 - body only: each line counted from its request body alone, the alias resolved by the line's ``created`` date (what
   a pre-flight knows), next to the count for the snapshot that answered (the response's model);

@@ -256,9 +256,9 @@ class _State:
         df = report.frame(rows)
         self.summaries = report.summarize(df, loaded)
         self.run_dir = self.run_dir or report.new_run_dir(self.reports_dir)
-        mode = "replayed from cassettes" if not self.live else f"record mode {self.options.record_mode}"
+        mode = "replay only" if not self.live else f"record mode {self.options.record_mode}"
         partial = " Partial: the run was stopped before every sample ran." if interrupted else ""
-        note = f"{len(df)} samples, {mode}.{partial}"
+        note = report.run_note(df, mode) + partial
         report.write(self.run_dir, df, self.summaries, note, loaded, self.durations)
         status = "interrupted" if interrupted else "complete"
         shard = session.config.getoption("shard")  # what `promptvcr merge` checks: every part of one split, complete
@@ -519,6 +519,7 @@ class EvalFile(pytest.File):
                 kept = [row["cost_usd"] for row in state.kept(run).values() if not row["replayed"]]
                 if kept:
                     budget.spend(sum(float(c or 0.0) for c in kept), None)
+        _check_local_models(runs)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         for model in sorted({run.model for run in runs}):
             warning = models.shutdown_warning(model, dt.date.today())
@@ -532,6 +533,15 @@ class EvalFile(pytest.File):
 
 
 _RUN = pytest.StashKey[evals.CaseRun]()
+
+
+def _check_local_models(runs: list[evals.CaseRun]) -> None:
+    """Before a recording run starts the local server: each local model it names is installed (else the command
+    that installs it). Not when a server is given or already answers: that one serves what it serves."""
+    wanted = {run.model for run in runs if run.variant.endpoint.kind == "local"} & set(local.aliases())
+    if wanted and "PROMPTVCR_LOCAL_URL" not in os.environ and not local.answers(evals.DEFAULT_LOCAL_URL):
+        for model in sorted(wanted):
+            local.check_installed(model)
 
 
 class CaseItem(pytest.Function):

@@ -762,6 +762,6 @@ def test_a_missing_recording_is_said_once_with_the_count(tmp_path: Path, fake_op
     ],
 )
 def test_the_template_limits_leave_ordinary_templates_alone(template: str, rendered: str) -> None:
-    from harness import render
+    from harness.load import _render as render
 
     assert render.render(template, {}) == rendered

@@ -1,5 +1,5 @@
-"""LLM-as-judge: ``harness.checks._judge`` on its own, then end to end with the fake server as both the model and the
-judge.
+"""LLM-as-judge: ``harness.checks._judge`` on its own, then end to end with the fake server as both the model
+and the judge.
 
 The fake server tells the two apart by the rubric, which only a judge request carries. Its judge scores each answer
 from a fixed table, so what a sample's verdict should be is known in advance.

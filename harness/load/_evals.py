@@ -76,9 +76,12 @@ class Gate:
     value: float
     min_n: int
     variants: tuple[str, ...] | None
+    # "observed": the measured value decides; "lower_bound"/"upper_bound": that end of the rate's 95% interval
+    basis: Literal["observed", "lower_bound", "upper_bound"] = "observed"
 
     def describe(self) -> str:
-        return f"{self.metric} {self.op} {self.value:g} (min_n {self.min_n})"
+        on = "" if self.basis == "observed" else f", on the {self.basis.replace('_', ' ')}"
+        return f"{self.metric} {self.op} {self.value:g} (min_n {self.min_n}{on})"
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class Eval:
     missing_recordings: Literal["fail", "skip"]
     traffic: Traffic | None
     monthly_budget_usd: float | None
+    compare: tuple[tuple[str, str], ...] = ()  # (baseline, candidate) variant pairs the reports compare
 
 
 def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
@@ -176,6 +180,7 @@ def _load(path: Path, root: Path, samples_override: int | None) -> Eval:
             samples = samples_override or data.get("samples") or case.samples or 1
             runs.append(CaseRun(data["name"], case, variant, body, samples, judges[case.id], redactor))
     gates = tuple(_gates(doc, {v.name for v in variants}, problems))
+    pairs = _pairs(doc, [v.name for v in variants], problems)
     traffic = _traffic(doc, [c.id for c in all_cases], problems)
     if problems:
         raise InputError(problems)
@@ -189,7 +194,27 @@ def _load(path: Path, root: Path, samples_override: int | None) -> Eval:
         data.get("missing_recordings", "fail"),
         traffic,
         data.get("monthly_budget_usd"),
+        pairs,
     )
+
+
+def _pairs(doc: yamlsrc.Located, names: list[str], problems: list[Problem]) -> tuple[tuple[str, str], ...]:
+    """The eval's ``compare`` pairs, checked; by default every variant against the first."""
+    if "compare" not in doc.data:
+        return tuple((names[0], name) for name in names[1:])
+    pairs: list[tuple[str, str]] = []
+    for index, (baseline, candidate) in enumerate(doc.data["compare"]):
+        for position, name in enumerate((baseline, candidate)):
+            if name not in names:
+                known = ", ".join(names)
+                message = f"compare names variant {name!r}, which this eval does not have (it has: {known})"
+                problems.append(doc.problem(f"/compare/{index}/{position}", message))
+        if baseline == candidate:
+            problems.append(doc.problem(f"/compare/{index}", f"compare pairs {baseline!r} with itself"))
+        elif (baseline, candidate) in pairs:
+            problems.append(doc.problem(f"/compare/{index}", f"the pair [{baseline}, {candidate}] is listed twice"))
+        pairs.append((baseline, candidate))
+    return tuple(pairs)
 
 
 def _redactor(doc: yamlsrc.Located, problems: list[Problem]) -> Redactor | None:
@@ -279,6 +304,9 @@ def _gates(doc: yamlsrc.Located, names: set[str], problems: list[Problem]) -> li
     gates: list[Gate] = []
     for index, raw in enumerate(doc.data.get("gates", [])):
         chosen = raw.get("variants") or ([raw["variant"]] if "variant" in raw else None)
+        if raw.get("basis", "observed") != "observed" and not str(raw["metric"]).endswith("_rate"):
+            message = f"basis {raw['basis']!r} needs a rate's interval; {raw['metric']} has none: leave basis out"
+            problems.append(doc.problem(f"/gates/{index}/basis", message))
         for position, name in enumerate(chosen or []):
             if name not in names:
                 at = f"/gates/{index}/variants/{position}" if "variants" in raw else f"/gates/{index}/variant"
@@ -290,6 +318,7 @@ def _gates(doc: yamlsrc.Located, names: set[str], problems: list[Problem]) -> li
                 float(raw["value"]),
                 int(raw.get("min_n", 1)),
                 tuple(chosen) if chosen else None,
+                raw.get("basis", "observed"),
             )
         )
     return gates

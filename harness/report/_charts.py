@@ -33,8 +33,14 @@ def _text(x: float, y: float, text: str, anchor: str = "start", extra: str = "")
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}"{extra}>{escape(text)}</text>'
 
 
-def rate_bars(title: str, items: Sequence[tuple[str, float, float, float]], target: float | None = None) -> Markup:
-    """One bar per (label, rate, low, high), 0..100%, with its interval as a whisker and an optional target line."""
+def rate_bars(
+    title: str,
+    items: Sequence[tuple[str, float, float, float]],
+    target: float | None = None,
+    colours: Sequence[str] | None = None,
+) -> Markup:
+    """One bar per (label, rate, low, high), 0..100%, with its interval as a whisker and an optional target line;
+    ``colours`` (one per item) says what each bar means, e.g. its gate's verdict; default: a palette by position."""
     plot = WIDTH - LEFT - RIGHT
     top = 24
     height = top + ROW * len(items) + 30
@@ -51,7 +57,7 @@ def rate_bars(title: str, items: Sequence[tuple[str, float, float, float]], targ
             continue
         body.append(
             f'<rect class="bar" x="{LEFT}" y="{y + 5}" width="{plot * value:.1f}" height="{ROW - 10}" '
-            f'fill="{PALETTE[i % len(PALETTE)]}" opacity="0.75"/>'
+            f'fill="{colours[i] if colours else PALETTE[i % len(PALETTE)]}" opacity="0.75"/>'
         )
         mid = y + ROW / 2
         body.append(
@@ -69,6 +75,12 @@ def rate_bars(title: str, items: Sequence[tuple[str, float, float, float]], targ
         )
         body.append(_text(x(target), top - 6, f"target {100 * target:g}%", "end", ' font-size="10"'))
     return _svg("rates", title, height, body)
+
+
+def notice(title: str, text: str) -> Markup:
+    """A chart's place taken by a sentence, where the chart would show nothing (e.g. every cost 0)."""
+    body = [_text(LEFT, 14, title, extra=' font-weight="bold"'), _text(LEFT, 40, text, extra=' class="notice"')]
+    return _svg("notice", title, 56, body)
 
 
 def scatter(title: str, points: Sequence[tuple[str, float, float]], x_label: str, y_label: str) -> Markup:

@@ -1,17 +1,19 @@
 """Paired A/B comparisons: two variants of one run, or one variant in two runs, over the same cases and samples.
 
 Rows are paired by eval, case and sample, so every case is its own control: a pair where both sides pass (or
-both fail) says nothing about the difference, only the discordant pairs do. Rates get Newcombe's paired interval
-and an exact McNemar test; cost, tokens and latency get a paired bootstrap interval. Everything is a pure function
-over result-row DataFrames (``harness.run._runner.COLUMNS``) and answers "insufficient data" rather than failing on
-empty input.
+both fail) says nothing about the difference, only the discordant pairs do. The samples of one case share a prompt
+and are not independent, so every interval is a cluster bootstrap over cases (``harness.report._cluster``):
+rates, cost, tokens and latency alike, reported with the number of cases and of samples. A rate whose interval is too
+wide to tell a DETECT-point difference from none is "insufficient data", not "no significant difference". Everything is
+a pure function over result-row DataFrames (``harness.run._runner.COLUMNS``) and answers "insufficient data" rather than
+failing on empty input.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,15 +21,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PromptVCRError
+from . import _cluster as cluster
 from . import _tables as tables
-from ._stats import mcnemar_exact, newcombe_paired, paired_sample_size
+from ._stats import paired_sample_size
 
-ALPHA = 0.05
+ALPHA = cluster.ALPHA
 DETECT = 0.05  # the sample-size estimate is for a 5-point difference...
 POWER = 0.80  # ...found 80% of the time
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0  # fixed: the same rows give the same report (serial and pytest-xdist runs compare equal)
+BOOTSTRAP_RESAMPLES = cluster.RESAMPLES
 MIN_BOOTSTRAP_PAIRS = 10  # below this a resampled interval is too coarse to call anything
+MIN_CASES = 5  # fewer cases than this: too few clusters for a cluster bootstrap to mean anything
 KEYS = ["eval", "case", "sample"]
 # The result-row columns (harness.run._runner.COLUMNS) a comparison reads. Not imported from there: `promptvcr` loads
 # this module before pytest starts, and the runner's openai import would pre-empt pytest's assertion rewriting.
@@ -57,9 +60,15 @@ RATES = (
     # Gated too: quality rates leave errored samples out, so a candidate that errors would otherwise look fine.
     Metric("error_rate", "rate", False, True),
 )
+
+
 # Per-call values of answered samples, summarised by a statistic; lower is better for all of them.
+def _per_1k_mean(v: Array) -> Array:
+    return np.asarray(1000 * v.mean(axis=-1))
+
+
 CONTINUOUS = (
-    Metric("cost_per_1k_calls", "usd", False, False, "cost_usd", lambda v: 1000 * v.mean(axis=-1)),
+    Metric("cost_per_1k_calls", "usd", False, False, "cost_usd", _per_1k_mean),
     Metric("prompt_tokens", "tokens", False, False, "prompt_tokens", lambda v: v.mean(axis=-1)),
     Metric("completion_tokens", "tokens", False, False, "completion_tokens", lambda v: v.mean(axis=-1)),
     Metric("latency_p50_ms", "ms", False, False, "latency_ms", lambda v: np.percentile(v, 50, axis=-1)),
@@ -77,9 +86,17 @@ class MetricDelta:
     high: float
     n: int  # pairs measured
     verdict: Verdict
-    p_value: float | None = None  # exact McNemar (rates only)
+    p_value: float | None = None  # cluster-bootstrap p of "no difference" (rates only)
     discordant: tuple[int, int] = (0, 0)  # (only the baseline succeeded, only the candidate did) — rates only
-    needed_pairs: int | None = None  # pairs needed to detect a DETECT difference with POWER (rates only)
+    needed_pairs: int | None = None  # independent pairs needed to detect a DETECT difference with POWER (rates)
+    cases: int = 0  # clusters (cases) the pairs come from
+    icc: float = math.nan  # intra-case correlation of the paired differences (rates)
+    needed_cases: int | None = None  # cases needed for needed_pairs at this many samples per case (rates)
+    why: str = ""  # why the verdict is "insufficient data", when it is
+
+    @property
+    def per_case(self) -> int:
+        return round(self.n / self.cases) if self.cases else 0
 
 
 @dataclass(frozen=True)
@@ -159,51 +176,52 @@ def _verdict(metric: Metric, significant: bool, delta: float) -> Verdict:
     return "better" if (delta > 0) == metric.higher_is_better else "worse"
 
 
-def _rate(metric: Metric, a: Array, b: Array) -> MetricDelta:
+def _empty(metric: Metric) -> MetricDelta:
+    return MetricDelta(metric, math.nan, math.nan, math.nan, math.nan, math.nan, 0, "insufficient data", why="no pairs")
+
+
+def _rate(metric: Metric, a: Array, b: Array, case: Array) -> MetricDelta:
     n = len(a)
     if n == 0:
-        return MetricDelta(metric, math.nan, math.nan, math.nan, math.nan, math.nan, 0, "insufficient data")
-    both = int(((a == 1) & (b == 1)).sum())
+        return _empty(metric)
+    codes, k = cluster.codes(case)
     baseline_only = int(((a == 1) & (b == 0)).sum())
     candidate_only = int(((a == 0) & (b == 1)).sum())
-    neither = n - both - baseline_only - candidate_only
     delta = (candidate_only - baseline_only) / n
-    low, high = newcombe_paired(both, candidate_only, baseline_only, neither)
-    p = mcnemar_exact(baseline_only, candidate_only)
-    return MetricDelta(
-        metric,
-        float(a.mean()),
-        float(b.mean()),
-        delta,
-        low,
-        high,
-        n,
-        _verdict(metric, p < ALPHA, delta),
-        p,
-        (baseline_only, candidate_only),
-        paired_sample_size((baseline_only + candidate_only) / n, DETECT, ALPHA, POWER),
-    )
+    rho = cluster.icc(b - a, codes, k)
+    needed = paired_sample_size((baseline_only + candidate_only) / n, DETECT, ALPHA, POWER)
+    found = MetricDelta(metric, float(a.mean()), float(b.mean()), delta, math.nan, math.nan, n, "insufficient data",
+                        None, (baseline_only, candidate_only), needed, k, rho,
+                        cluster.cases_needed(needed, rho, max(1, round(n / k))))  # fmt: skip
+    if k < MIN_CASES:
+        return replace(found, why=f"{k} case(s), fewer than {MIN_CASES}")
+    deltas = cluster.mean_differences(a, b, codes, k)
+    low, high = cluster.interval(deltas)
+    verdict = _verdict(metric, low > 0 or high < 0, delta)
+    why = ""
+    if verdict == "no significant difference" and high - low > 2 * DETECT:  # can't tell ±DETECT from nothing
+        verdict, why = "insufficient data", f"95% interval wider than ±{100 * DETECT:.0f} pts"
+    return replace(found, low=low, high=high, verdict=verdict, p_value=cluster.p_value(deltas), why=why)
 
 
-def _continuous(metric: Metric, a: Array, b: Array) -> MetricDelta:
-    """Paired percentile bootstrap (Efron & Tibshirani 1993, ch. 13): resample whole pairs, keep their link."""
+def _continuous(metric: Metric, a: Array, b: Array, case: Array) -> MetricDelta:
+    """Cluster bootstrap of the statistic's difference: whole cases resampled, each keeping its pairs' link."""
     statistic = metric.statistic
     assert statistic is not None  # every CONTINUOUS metric has one
     n = len(a)
     if n == 0:
-        return MetricDelta(metric, math.nan, math.nan, math.nan, math.nan, math.nan, 0, "insufficient data")
+        return _empty(metric)
+    codes, k = cluster.codes(case)
     base, cand = float(statistic(a)), float(statistic(b))
-    if n < MIN_BOOTSTRAP_PAIRS:
-        return MetricDelta(metric, base, cand, cand - base, math.nan, math.nan, n, "insufficient data")
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    deltas = np.empty(BOOTSTRAP_RESAMPLES)
-    chunk = 250  # bounds memory at chunk × n values per side
-    for start in range(0, BOOTSTRAP_RESAMPLES, chunk):
-        picks = rng.integers(0, n, size=(min(chunk, BOOTSTRAP_RESAMPLES - start), n))
-        deltas[start : start + len(picks)] = statistic(b[picks]) - statistic(a[picks])
-    low, high = (float(x) for x in np.percentile(deltas, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)]))
-    verdict = _verdict(metric, low > 0 or high < 0, cand - base)
-    return MetricDelta(metric, base, cand, cand - base, low, high, n, verdict)
+    found = MetricDelta(metric, base, cand, cand - base, math.nan, math.nan, n, "insufficient data", cases=k)
+    if n < MIN_BOOTSTRAP_PAIRS or k < MIN_CASES:
+        return replace(found, why=f"{n} pairs in {k} case(s)")
+    if metric.statistic is _per_1k_mean:  # a mean: the fast path of sums per case
+        deltas = 1000 * cluster.mean_differences(a, b, codes, k)
+    else:
+        deltas = cluster.statistic_differences(a, b, codes, k, statistic)
+    low, high = cluster.interval(deltas)
+    return replace(found, low=low, high=high, verdict=_verdict(metric, low > 0 or high < 0, cand - base))
 
 
 def _cases(baseline: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
@@ -228,39 +246,43 @@ def _cases(baseline: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
     return both.fillna(0).astype(int).reset_index()
 
 
+def _measured(pairs: pd.DataFrame, column: str, case: Array) -> tuple[Array, Array, Array]:
+    """Both sides' values of one column, and each pair's case, over the pairs where both sides have a value."""
+    both = pairs[[f"{column}_a", f"{column}_b"]]
+    kept = both.notna().all(axis=1).to_numpy()
+    values = both.to_numpy(dtype=float)[kept]
+    return values[:, 0], values[:, 1], case[kept]
+
+
 def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, baseline_name: str, candidate_name: str) -> Comparison:
     """Compare two sides' result rows, paired by eval, case and sample (each side is one variant of one run)."""
     a, b = _per_row(baseline), _per_row(candidate)
     pairs = a.merge(b, on=KEYS, suffixes=("_a", "_b"))
     unpaired = len(a) + len(b) - 2 * len(pairs)
     deltas: list[MetricDelta] = []
+    case = (pairs["eval"].astype(str) + "\x1f" + pairs["case"].astype(str)).to_numpy()  # the cluster of a pair
     for metric in RATES:
-        both = pairs[[f"{metric.name}_a", f"{metric.name}_b"]].dropna().to_numpy(dtype=float)
-        deltas.append(_rate(metric, both[:, 0], both[:, 1]))
+        deltas.append(_rate(metric, *_measured(pairs, metric.name, case)))
     for metric in CONTINUOUS:
-        both = pairs[[f"{metric.column}_a", f"{metric.column}_b"]].dropna().to_numpy(dtype=float)
-        deltas.append(_continuous(metric, both[:, 0], both[:, 1]))
+        deltas.append(_continuous(metric, *_measured(pairs, metric.column, case)))
     evals = sorted({*map(str, baseline["eval"]), *map(str, candidate["eval"])})
     return Comparison(
         ", ".join(evals), baseline_name, candidate_name, tuple(deltas), _cases(baseline, candidate), unpaired
     )
 
 
-def compare_variants(df: pd.DataFrame, baselines: Mapping[str, str]) -> list[Comparison]:
-    """Within one run: every other variant of each eval against that eval's baseline variant (eval → variant).
+def compare_variants(df: pd.DataFrame, pairs: Mapping[str, Sequence[tuple[str, str]]]) -> list[Comparison]:
+    """Within one run: each eval's (baseline, candidate) variant pairs (eval → pairs), in the order given.
 
-    An eval whose baseline did not run (e.g. filtered out with --variant) has nothing to be compared with.
+    A pair one of whose variants did not run (e.g. filtered out with --variant) has nothing to be compared.
     """
     out: list[Comparison] = []
     for eval_name, rows in df.groupby("eval", sort=True):
-        baseline = baselines.get(str(eval_name))
-        variants = [str(v) for v in dict.fromkeys(rows["variant"])]
-        if baseline not in variants:
-            continue
-        base_rows = rows[rows["variant"] == baseline]
-        for variant in variants:
-            if variant != baseline:
-                out.append(compare(base_rows, rows[rows["variant"] == variant], baseline, variant))
+        ran = {str(v) for v in rows["variant"]}
+        for baseline, candidate in pairs.get(str(eval_name), ()):
+            if baseline in ran and candidate in ran:
+                side = rows["variant"].astype(str)
+                out.append(compare(rows[side == baseline], rows[side == candidate], baseline, candidate))
     return out
 
 
@@ -328,14 +350,23 @@ def _delta(metric: Metric, m: MetricDelta) -> str:
 
 
 def _test(m: MetricDelta) -> str:
-    if m.p_value is None or m.n == 0:
-        return "paired bootstrap 95% CI" if m.n >= MIN_BOOTSTRAP_PAIRS else f"n={m.n}"
+    if m.why:
+        return m.why
+    if m.p_value is None:
+        return "cluster bootstrap 95% CI"
     b, c = m.discordant
-    return f"McNemar exact p={m.p_value:.3g}, discordant {b}/{c}"
+    return f"cluster bootstrap p={m.p_value:.3g}; discordant {b}/{c}"
 
 
 def _power(m: MetricDelta) -> str:
-    return "" if m.needed_pairs is None else f"{m.needed_pairs}"
+    if m.needed_cases is None:
+        return ""
+    rho = "" if math.isnan(m.icc) else f" (ICC {m.icc:.2f})"
+    return f"{m.needed_cases} cases × {m.per_case}{rho}"
+
+
+def _size(m: MetricDelta) -> str:
+    return f"{m.cases} × {m.per_case}" if m.cases else "0"
 
 
 HEADERS = (
@@ -343,9 +374,9 @@ HEADERS = (
     "baseline",
     "candidate",
     "Δ (95% CI)",
-    "n pairs",
+    "cases × samples",
     "test",
-    f"pairs to see {100 * DETECT:.0f} pts",
+    f"to see {100 * DETECT:.0f} pts",
     "verdict",
 )
 
@@ -357,7 +388,7 @@ def verdict_rows(comparison: Comparison) -> list[tuple[str, ...]]:
             _value(m.metric, m.baseline),
             _value(m.metric, m.candidate),
             _delta(m.metric, m),
-            str(m.n),
+            _size(m),
             _test(m),
             _power(m),
             m.verdict,
@@ -410,9 +441,11 @@ def markdown_report(comparisons: Sequence[Comparison]) -> str:
 
 
 METHODS = (
-    f"Rates: paired by case and sample; Δ with Newcombe's paired 95% interval, verdict by an exact McNemar test at "
-    f"α = {ALPHA}. Cost, tokens, latency: paired bootstrap 95% interval ({BOOTSTRAP_RESAMPLES} resamples). "
-    f"'pairs to see {100 * DETECT:.0f} pts': pairs a McNemar test needs to detect a {100 * DETECT:.0f}-point "
-    f"difference with {100 * POWER:.0f}% power, n = (z₁₋α/₂·√ψ + z₁₋β·√(ψ − δ²))² / δ² (Connor 1987), ψ = observed "
-    f"discordant share."
+    f"Paired by case and sample; samples of one case are not independent, so every 95% interval is a cluster "
+    f"bootstrap over cases ({BOOTSTRAP_RESAMPLES} resamples of whole cases, percentile interval); a verdict needs "
+    f"the interval to exclude 0, at least {MIN_CASES} cases, and for rates an interval narrower than "
+    f"±{100 * DETECT:.0f} pts (else 'insufficient data'). 'to see {100 * DETECT:.0f} pts': cases needed, at this "
+    f"many samples per case, to detect a {100 * DETECT:.0f}-point difference with {100 * POWER:.0f}% power: "
+    f"independent pairs n = (z₁₋α/₂·√ψ + z₁₋β·√(ψ − δ²))² / δ² (Connor 1987, ψ = observed discordant share), times "
+    f"the design effect 1 + (m − 1)·ICC of m samples per case, divided by m."
 )

@@ -23,6 +23,14 @@ _BASIS = {
     "latency_p95_ms": "latency_n",  # answered samples with a measured latency
 }
 
+# A rate's 95% Wilson interval in the metrics (harness.report._summary): the ends a gate's ``basis`` may judge instead.
+_INTERVAL = {
+    "json_valid_rate": "json_valid",
+    "schema_valid_rate": "schema_valid",
+    "pass_rate": "pass",
+    "error_rate": "error",
+}
+
 Verdict = Literal["pass", "fail", "insufficient"]
 
 
@@ -32,6 +40,17 @@ class GateResult:
     verdict: Verdict
     observed: float
     n: int
+    interval: tuple[float, float] = (math.nan, math.nan)  # the rate's 95% interval, when it has one
+
+    @property
+    def uncertain(self) -> bool:
+        """A pass on the observed value whose 95% interval reaches past the threshold: more samples may fail it."""
+        low, high = self.interval
+        if self.verdict != "pass" or self.gate.basis != "observed" or math.isnan(low):
+            return False
+        if (self.gate.op, self.gate.value) in (("<=", 0.0), (">=", 1.0)):
+            return False  # "never" / "always": no finite sample can narrow the interval to it, so no news in a flag
+        return not (_OPS[self.gate.op](low, self.gate.value) and _OPS[self.gate.op](high, self.gate.value))
 
     def describe(self) -> str:
         digits = 0 if self.gate.metric.endswith("_ms") else 4  # milliseconds, or a rate
@@ -39,7 +58,11 @@ class GateResult:
         if self.verdict == "insufficient":
             return f"INSUFFICIENT DATA {self.gate.metric} (n={self.n} < min_n={self.gate.min_n})"
         rule = f"{self.gate.metric} {self.gate.op} {self.gate.value:g}"
-        return f"{self.verdict.upper()} {rule} (observed {seen}, n={self.n})"
+        low, high = self.interval
+        ci = "" if math.isnan(low) else f" [95% CI {low:.4f}, {high:.4f}]"
+        on = "" if self.gate.basis == "observed" else f" on the {self.gate.basis.replace('_', ' ')}"
+        flag = f" UNCERTAIN: the interval crosses {self.gate.value:g}" if self.uncertain else ""
+        return f"{self.verdict.upper()} {rule}{on} (observed {seen}, n={self.n}){ci}{flag}"
 
 
 def applies(gate: Gate, variant: str) -> bool:
@@ -49,7 +72,10 @@ def applies(gate: Gate, variant: str) -> bool:
 def evaluate(gate: Gate, metrics: Mapping[str, Any]) -> GateResult:
     n = int(metrics[_BASIS[gate.metric]])
     observed = float(metrics[gate.metric])
+    key = _INTERVAL.get(gate.metric, gate.metric)  # latency has no interval: nan
+    interval = (float(metrics.get(f"{key}_low", math.nan)), float(metrics.get(f"{key}_high", math.nan)))
     if n < gate.min_n or math.isnan(observed):
-        return GateResult(gate, "insufficient", observed, n)
-    verdict: Verdict = "pass" if _OPS[gate.op](observed, gate.value) else "fail"
-    return GateResult(gate, verdict, observed, n)
+        return GateResult(gate, "insufficient", observed, n, interval)
+    judged = {"observed": observed, "lower_bound": interval[0], "upper_bound": interval[1]}[gate.basis]
+    verdict: Verdict = "pass" if _OPS[gate.op](judged, gate.value) else "fail"
+    return GateResult(gate, verdict, observed, n, interval)

@@ -11,13 +11,20 @@ import pandas as pd
 
 from . import _charts as charts
 from . import _compare as compare
+from . import _verdicts as verdicts
 
 MAX_FAILURES_SHOWN = 20  # failing samples listed per case × variant; results.csv has them all
 MAX_OUTPUT_CHARS = 4000
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("harness.report", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    loader=jinja2.PackageLoader("harness.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
 )
+
+
+# JSON-validity bars take the colour of their gate's verdict, never of their position in the list.
+GATE_COLOURS = {"pass": "#2ca02c", "fail": "#d62728", "insufficient": "#999999", "": "#1f77b4"}
 
 
 def _colour(share: float) -> str:
@@ -80,17 +87,21 @@ def _eval_section(
     mine = [m for m in metrics if m["eval"] == name]
     variants = [str(m["variant"]) for m in mine]
     json_chart = charts.rate_bars(
-        "JSON validity (95% Wilson interval)",
+        "JSON validity (95% Wilson interval; green: meets its gate, red: fails it, grey: not enough data)",
         [(str(m["variant"]), m["json_valid_rate"], m["json_valid_low"], m["json_valid_high"]) for m in mine],
         target=0.99,
+        colours=[GATE_COLOURS[m.get("json_gate", "")] for m in mine],
     )
     per_1k = [math.nan if m["cost_usd"] is None else 1000 * m["cost_usd"] / max(m["answered"], 1) for m in mine]
-    scatter = charts.scatter(
-        "Cost against quality",
-        [(v, c, m["pass_rate"]) for v, c, m in zip(variants, per_1k, mine, strict=True)],
-        "USD per 1,000 calls",
-        "pass rate",
-    )
+    if per_1k and all(c == 0 for c in per_1k):  # every point on one vertical line: a scatter would be noise
+        scatter = charts.notice("Cost against quality", "All local, $0: every variant costs nothing per call.")
+    else:
+        scatter = charts.scatter(
+            "Cost against quality",
+            [(v, c, m["pass_rate"]) for v, c, m in zip(variants, per_1k, mine, strict=True)],
+            "USD per 1,000 calls",
+            "pass rate",
+        )
     latency = charts.distributions(
         "Latency per call (box p25–p75, line p50, dashed p95, dotted p99)",
         [
@@ -124,11 +135,22 @@ def render(
     comparisons: Sequence[compare.Comparison],
     tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]],
     note: str,
+    stories: Sequence[verdicts.Story] = (),
 ) -> str:
-    """The page: the given tables (title, headers, rows), then per eval its charts, outcome grid and A/B tables."""
+    """The page: the verdicts and where the sides disagree, the given tables (title, headers, rows), then per eval
+    its charts, outcome grid and A/B tables."""
     sections = [_eval_section(str(name), rows, metrics, comparisons) for name, rows in df.groupby("eval", sort=True)]
     return _ENV.get_template("report.html.j2").render(
         note=note,
+        stories=[
+            {
+                "label": s.comparison.label,
+                "headlines": s.headlines,
+                "headers": verdicts.disagreement_headers(s),
+                "rows": verdicts.disagreement_rows(s),
+            }
+            for s in stories
+        ],
         tables=tables,
         evals=sections,
         verdict_headers=compare.HEADERS,

@@ -27,6 +27,7 @@ from . import _gates as gates_mod
 from . import _html as htmlreport
 from . import _junit as junit
 from . import _tables as tables
+from . import _verdicts as verdicts
 from ._stats import percentile, rate, wilson
 
 DAYS_PER_MONTH = 365.25 / 12  # an average month, so twelve projections make a year
@@ -72,6 +73,8 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
     n = len(answered)
     lo, hi = wilson(valid, len(json_rows))
     plo, phi = wilson(passed, n)
+    slo, shi = wilson(schema_ok, len(schema))
+    elo, ehi = wilson(errors, n + errors)
     priced = answered["cost_usd"].notna().all() and n > 0
     latencies = answered["latency_ms"].dropna().tolist()
     per_call = _mix_cost_per_call(answered, ev) if priced else math.nan
@@ -92,10 +95,14 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "json_valid_high": hi,
         "schema_checked": len(schema),
         "schema_valid_rate": rate(schema_ok, len(schema)),
+        "schema_valid_low": slo,
+        "schema_valid_high": shi,
         "pass_rate": rate(passed, n),
         "pass_low": plo,
         "pass_high": phi,
         "error_rate": rate(errors, n + errors),
+        "error_low": elo,
+        "error_high": ehi,
         "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
         "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
         "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
@@ -234,9 +241,18 @@ def text_table(summaries: Sequence[VariantSummary]) -> str:
     return tables.aligned(*per_variant(summaries))
 
 
-def baselines(evals: Mapping[str, Eval]) -> dict[str, str]:
-    """Each eval's first variant (in its file) is the baseline the others are compared with."""
-    return {name: ev.variants[0].name for name, ev in evals.items()}
+def _json_gate(s: VariantSummary) -> str:
+    """The verdict of the variant's JSON-validity gates ("pass", "fail", "insufficient"; "" without one)."""
+    found = [g.verdict for g in s.gates if g.gate.metric == "json_valid_rate"]
+    for verdict in ("fail", "insufficient", "pass"):
+        if verdict in found:
+            return verdict
+    return ""
+
+
+def pairs(evals: Mapping[str, Eval]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Each eval's A/B pairs: its ``compare`` list, by default every variant against its first."""
+    return {name: ev.compare for name, ev in evals.items()}
 
 
 PROJECTION_HEADERS = ("eval", "variant", "requests/day", "cost per 1k calls (traffic mix)", "projected monthly cost")
@@ -253,8 +269,15 @@ def projection_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]
     return rows
 
 
-def markdown(summaries: Sequence[VariantSummary], note: str, comparisons: Sequence[compare.Comparison]) -> str:
-    parts = ["# promptvcr summary", "", note, "", tables.markdown(*per_variant(summaries)), ""]
+def markdown(
+    summaries: Sequence[VariantSummary],
+    note: str,
+    comparisons: Sequence[compare.Comparison],
+    stories: Sequence[verdicts.Story] = (),
+) -> str:
+    """The verdicts and disagreements first (what a PM decides on), then the per-variant table, cost, the A/B detail."""
+    parts = ["# promptvcr summary", "", note, "", *verdicts.markdown(stories)]
+    parts += ["## Per variant", "", tables.markdown(*per_variant(summaries)), ""]
     projections = projection_rows(summaries)
     if projections:
         over = sum(bool(s.metrics["over_budget"]) for s in summaries)
@@ -266,7 +289,7 @@ def markdown(summaries: Sequence[VariantSummary], note: str, comparisons: Sequen
             "",
         ]
     if comparisons:
-        parts += ["## A/B comparisons (each variant against its eval's first)", ""]
+        parts += ["## A/B comparisons", ""]
         parts += [compare.markdown_report(comparisons), compare.METHODS, ""]
     return "\n".join(parts)
 
@@ -297,6 +320,33 @@ def fallback_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     ]
 
 
+def stories(
+    df: pd.DataFrame,
+    comparisons: Sequence[compare.Comparison],
+    summaries: Sequence[VariantSummary],
+    evals: Mapping[str, Eval],
+) -> list[verdicts.Story]:
+    """Each comparison told verdict first, on the metrics its eval gates."""
+    results = {(s.metrics["eval"], s.metrics["variant"]): s.gates for s in summaries}
+    out = []
+    for c in comparisons:
+        ev = evals.get(c.eval)
+        gated = list(dict.fromkeys(g.metric for g in ev.gates)) if ev else []
+        mine = {v: results.get((c.eval, v), []) for v in (c.baseline, c.candidate)}
+        out.append(verdicts.story(df, c, gated, mine))
+    return out
+
+
+def run_note(df: pd.DataFrame, mode: str) -> str:
+    """What the run did with its samples: replayed, sent, skipped (a skipped sample is never "replayed")."""
+    replayed = int(df["replayed"].map(lambda v: v is True or v == "True").sum())
+    skipped = int((df["outcome"] == "skipped").sum())
+    sent = len(df) - replayed - skipped
+    counts = [(replayed, "replayed from cassettes"), (sent, "sent live"), (skipped, "skipped (no recording)")]
+    said = ", ".join(f"{n} {what}" for n, what in counts if n)
+    return f"{len(df)} samples: {said or 'none ran'}; {mode}."
+
+
 def write(
     run_dir: Path,
     df: pd.DataFrame,
@@ -306,17 +356,19 @@ def write(
     durations: Mapping[junit.Item, float] | None = None,
 ) -> None:
     """Every report file of a run; ``durations``: each item's own time in this session, for junit.xml."""
-    comparisons = compare.compare_variants(df, baselines(evals))
+    comparisons = compare.compare_variants(df, pairs(evals))
+    told = stories(df, comparisons, summaries, evals)
     df.to_csv(run_dir / "results.csv", index=False)
     df[list(METADATA)].to_json(run_dir / "calls.jsonl", orient="records", lines=True)
     summary_frame(summaries).to_csv(run_dir / "summary.csv", index=False)
-    (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons), encoding="utf-8")
+    (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons, told), encoding="utf-8")
     (run_dir / "junit.xml").write_bytes(junit.junit_xml(df, evals, durations or {}))
     shown: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = [("Per variant", *per_variant(summaries))]
     projections = projection_rows(summaries)
     if projections:
         shown.append(("Monthly cost projection", PROJECTION_HEADERS, projections))
-    html = htmlreport.render(df, [s.metrics for s in summaries], comparisons, shown, note)
+    coloured = [s.metrics | {"json_gate": _json_gate(s)} for s in summaries]
+    html = htmlreport.render(df, coloured, comparisons, shown, note, told)
     (run_dir / "report.html").write_text(html, encoding="utf-8")
     latest = run_dir.parent / "latest"
     tmp = run_dir.parent / f".latest-{run_dir.name}"

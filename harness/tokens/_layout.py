@@ -1,8 +1,8 @@
 """The text the server writes into the prompt for tool definitions and json_schema response formats.
 
 Tools are shown as a TypeScript namespace (the layout of openai/harmony's renderer, with the differences the recorded
-counts show), a json_schema as compact JSON; ``harness.tokens._count`` counts these texts and adds the fixed framing
-around them. The rules and their evidence are described in ``docs/tokens.md``.
+counts show), a json_schema as compact JSON; ``harness.tokens._count`` counts these texts and adds the fixed
+framing around them. The rules and their evidence are described in ``docs/tokens.md``.
 """
 
 from __future__ import annotations

@@ -33,6 +33,16 @@ class Price:
 
 
 @dataclass(frozen=True)
+class LocalFile:
+    """Where a local model's GGUF file comes from: an installed package (``module``), and in it ``file``; no file:
+    the package assembles it (``assemble``, split across packages). ``install`` is the command that installs it."""
+
+    module: str
+    file: str | None
+    install: str
+
+
+@dataclass(frozen=True)
 class Model:
     name: str
     encoding: str | None
@@ -45,6 +55,7 @@ class Model:
     deprecated: dt.date | None
     shutdown: dt.date | None
     history: tuple[tuple[dt.date, str], ...] = ()  # (from, snapshot) for an alias, oldest first
+    local: LocalFile | None = None  # served by `promptvcr serve-local` (harness.testing.local), not by OpenAI
 
 
 def _date(value: Any) -> dt.date | None:
@@ -74,6 +85,7 @@ def _model(name: str, raw: dict[str, Any]) -> Model:
         deprecated=_date(raw.get("deprecated")),
         shutdown=_date(raw.get("shutdown")),
         history=_history(name, raw.get("history") or []),
+        local=_local(raw.get("local")),
     )
 
 
@@ -91,6 +103,10 @@ def _history(name: str, raw: Any) -> tuple[tuple[dt.date, str], ...]:
             raise ValueError(f"{REGISTRY_FILE}: {name}: history[{i}] needs a `from` date and a `snapshot` id")
         out.append((when, snapshot))
     return tuple(out)
+
+
+def _local(raw: dict[str, Any] | None) -> LocalFile | None:
+    return None if raw is None else LocalFile(str(raw["module"]), raw.get("file"), str(raw["install"]))
 
 
 @cache
