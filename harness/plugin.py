@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover  # older pytest
     from _pytest.python import CallSpec2 as CallSpec  # its name there
 
 _STATE = pytest.StashKey["_State"]()
+LOCAL_URL_ENV = "PROMPTVCR_LOCAL_URL"  # a local model server that is running already
 OUTCOMES = frozenset({"passed", "failed", "errored", "skipped"})
 _ROWS = pytest.StashKey[list[runner.Row]]()
 
@@ -53,6 +54,9 @@ class _State:
         root = config.rootpath
         self.root = root
         self._config = config
+        # the environment is read here, at the edge, and passed down
+        self.profile: str | None = config.getoption("profile") or os.environ.get(profiles.ENV) or None
+        self.local_given: str | None = os.environ.get(LOCAL_URL_ENV) or None
         self.budgets: dict[str, preflight.Budget] = {}
         self.reports_dir = root / config.getoption("reports_dir")
         self.worker = getattr(config, "workerinput", None)  # set on pytest-xdist workers
@@ -193,10 +197,11 @@ class _State:
         return self.options.done.get((run.eval_name, run.variant.name, run.case.id), {})
 
     def local_url(self) -> str:
-        """A running local server: PROMPTVCR_LOCAL_URL, one already on the default port, or one we start."""
+        """A running local server: the one given (PROMPTVCR_LOCAL_URL), one already on the default port, or one we
+        start."""
         with self._lock:
             if self._local is None:
-                wanted = os.environ.get("PROMPTVCR_LOCAL_URL", evals.DEFAULT_LOCAL_URL)
+                wanted = self.local_given or evals.DEFAULT_LOCAL_URL
                 self._local = self._stack.enter_context(local.ensure_running(wanted))
             return self._local
 
@@ -240,7 +245,7 @@ class _State:
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
         try:
             loaded = {
-                name: self.collected.get(name) or evals.load(Path(path), self.root)
+                name: self.collected.get(name) or evals.load(Path(path), self.root, profile=self.profile)
                 for name, path in self.eval_paths.items()
             }
             loaded |= self._evals_of(rows, loaded)
@@ -274,7 +279,9 @@ class _State:
         state = journal.read_state(self.run_dir) if self.run_dir is not None else {}
         paths = state.get("evals") or {}
         missing = {str(r["eval"]) for r in rows} - loaded.keys()
-        return {name: evals.load(Path(paths[name]), self.root) for name in missing if name in paths}
+        return {
+            name: evals.load(Path(paths[name]), self.root, profile=self.profile) for name in missing if name in paths
+        }
 
     def _accounting(self, rows: list[runner.Row], interrupted: bool) -> str | None:
         """Results == planned: every sample of every item that ran has one row, with an outcome (and an error class
@@ -384,8 +391,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     load_dotenv(config.rootpath / ".env", override=False)
-    if config.getoption("profile"):
-        os.environ[profiles.ENV] = config.getoption("profile")  # read where evals are loaded, workers included
     _sigterm_as_ctrl_c(config)
     state = _State(config)
     config.stash[_STATE] = state
@@ -476,7 +481,7 @@ class EvalFile(pytest.File):
         state = self.config.stash[_STATE]
         resumed: journal.Resumed | None = state.resumed
         samples = resumed.selection.samples if resumed is not None else self.config.getoption("samples")
-        ev = evals.load(self.path, self.config.rootpath, samples)
+        ev = evals.load(self.path, self.config.rootpath, samples, state.profile)
         if resumed is not None:  # exactly the killed run's plan, whatever this session's arguments would add
             if not resumed.has_eval(ev.name, self.path):
                 return
@@ -519,7 +524,7 @@ class EvalFile(pytest.File):
                 kept = [row["cost_usd"] for row in state.kept(run).values() if not row["replayed"]]
                 if kept:
                     budget.spend(sum(float(c or 0.0) for c in kept), None)
-        _check_local_models(runs)
+        _check_local_models(runs, state.local_given)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         for model in sorted({run.model for run in runs}):
             warning = models.shutdown_warning(model, dt.date.today())
@@ -535,11 +540,11 @@ class EvalFile(pytest.File):
 _RUN = pytest.StashKey[evals.CaseRun]()
 
 
-def _check_local_models(runs: list[evals.CaseRun]) -> None:
+def _check_local_models(runs: list[evals.CaseRun], given: str | None) -> None:
     """Before a recording run starts the local server: each local model it names is installed (else the command
     that installs it). Not when a server is given or already answers: that one serves what it serves."""
     wanted = {run.model for run in runs if run.variant.endpoint.kind == "local"} & set(local.aliases())
-    if wanted and "PROMPTVCR_LOCAL_URL" not in os.environ and not local.answers(evals.DEFAULT_LOCAL_URL):
+    if wanted and not given and not local.answers(evals.DEFAULT_LOCAL_URL):
         for model in sorted(wanted):
             local.check_installed(model)
 

@@ -71,3 +71,24 @@ def test_doctor_shows_the_profile_and_only_the_end_of_its_key(
     assert f"endpoint openai {fake_openai.base_url} (profile prod)" in out
     assert "PVCR_KEY_PROD: set (…5555)" in out
     assert PROD_KEY not in out and PROD_KEY[:-4] not in out
+
+
+@pytest.mark.usefixtures("keys")
+def test_the_profile_is_a_parameter_not_an_environment_variable(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--profile` is read at the command line's edge and passed down: the environment is left as it was, and
+    loading an eval with a profile named needs no environment at all."""
+    import os
+
+    from harness.load import _evals as evals
+
+    monkeypatch.delenv("PROMPTVCR_PROFILE")
+    _project(pytester, fake_openai.base_url)
+    monkeypatch.chdir(pytester.path)
+    assert cli.main(["--profile", "prod", "validate"]) == 0
+    assert "PROMPTVCR_PROFILE" not in os.environ
+    (run,) = evals.load(pytester.path / "evals" / "e.yaml", pytester.path, profile="prod").runs
+    assert (run.variant.endpoint.profile, run.variant.endpoint.api_key_env) == ("prod", "PVCR_KEY_PROD")
+    (run,) = evals.load(pytester.path / "evals" / "e.yaml", pytester.path).runs
+    assert run.variant.endpoint.profile == "dev"  # the file's default

@@ -22,8 +22,8 @@ SHOWN_KEY_CHARS = 4
 LOCAL_URL_ENV = "PROMPTVCR_LOCAL_URL"  # what harness.plugin uses for `endpoint: local`
 
 
-def base_url(endpoint: Endpoint) -> str:
-    return os.environ.get(LOCAL_URL_ENV, endpoint.base_url) if endpoint.kind == "local" else endpoint.base_url
+def base_url(endpoint: Endpoint, local_url: str | None) -> str:
+    return (local_url or endpoint.base_url) if endpoint.kind == "local" else endpoint.base_url
 
 
 def is_loopback(url: str) -> bool:
@@ -52,9 +52,8 @@ def key_status(endpoint: Endpoint) -> Finding:
     return Finding(f"{endpoint.api_key_env}: set ({shown})")
 
 
-def probe(endpoint: Endpoint, online: bool) -> Finding:
+def probe(endpoint: Endpoint, online: bool, url: str) -> Finding:
     """Whether ``GET <base_url>/models`` gets any HTTP answer (an error status still means the server is up)."""
-    url = base_url(endpoint)
     if not (online or is_loopback(url)):
         return Finding("not checked (remote; --online checks it)")
     request = urllib.request.Request(url.rstrip("/") + "/models")
@@ -96,7 +95,7 @@ def model_notes(models: list[str], today: dt.date) -> list[str]:
     return notes
 
 
-def describe(evs: list[Eval], online: bool, today: dt.date) -> tuple[str, bool]:
+def describe(evs: list[Eval], online: bool, today: dt.date, local_url: str | None = None) -> tuple[str, bool]:
     """The report, and whether every key needed is set and every endpoint contacted answered."""
     lines: list[str] = []
     ok = True
@@ -107,10 +106,10 @@ def describe(evs: list[Eval], online: bool, today: dt.date) -> tuple[str, bool]:
         for variant in ev.variants:
             endpoints.setdefault(variant.endpoint, []).append(variant.name)
         for endpoint, variants in endpoints.items():
-            url = base_url(endpoint)
+            url = base_url(endpoint, local_url)
             which = "" if len(endpoints) == 1 else f" [variants {', '.join(variants)}]"
             if url not in probed:
-                probed[url] = probe(endpoint, online)
+                probed[url] = probe(endpoint, online, url)
             profile = f" (profile {endpoint.profile})" if endpoint.profile else ""
             key = key_status(endpoint)
             lines.append(f"  endpoint {endpoint.kind} {url}{profile}{which}")

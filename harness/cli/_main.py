@@ -21,6 +21,7 @@ from dotenv import load_dotenv
 from .. import _cliargs as cliargs
 from ..errors import InternalError, PromptVCRError
 from ..load import _evals as evals
+from ..load import _profiles as profiles
 from ..load import _yamlsrc as yamlsrc
 from ..record._cassettes import RECORD_MODES
 from ..report import _compare as compare
@@ -68,6 +69,8 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
         argv += ["--shard", args.shard]
     if args.progress_every:
         argv += ["--progress-every", args.progress_every]
+    if args.profile:
+        argv += ["--profile", args.profile]
     return int(pytest.main(argv + extra))
 
 
@@ -85,7 +88,7 @@ def _validate(args: argparse.Namespace) -> int:
     code = 0
     for path in paths:
         try:
-            ev = evals.load(path, root)
+            ev = evals.load(path, root, profile=args.profile)
         except PromptVCRError as exc:
             code = max(code, 3 if isinstance(exc, InternalError) else 2)
             print(exc, file=sys.stderr)
@@ -100,14 +103,16 @@ def _estimate(args: argparse.Namespace) -> int:
     root = Path.cwd()
     refused = 0
     for path in [resolve(t, root) for t in args.evals] or _eval_files(root):
-        text, ok = preflight.describe(evals.load(path, root, args.samples))
+        text, ok = preflight.describe(evals.load(path, root, args.samples, args.profile))
         print(text, end="\n\n")
         refused += not ok
     return 1 if refused else 0
 
 
-def _loaded(targets: list[str], root: Path) -> list[evals.Eval]:
-    return [evals.load(path, root) for path in [resolve(t, root) for t in targets] or _eval_files(root)]
+def _loaded(targets: list[str], root: Path, profile: str | None) -> list[evals.Eval]:
+    return [
+        evals.load(path, root, profile=profile) for path in [resolve(t, root) for t in targets] or _eval_files(root)
+    ]
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -117,7 +122,7 @@ def _status(args: argparse.Namespace) -> int:
     )
 
     root = Path.cwd()
-    text, ok = status.describe(_loaded(args.evals, root), root / args.cassettes_dir, not args.evals)
+    text, ok = status.describe(_loaded(args.evals, root, args.profile), root / args.cassettes_dir, not args.evals)
     print(text)
     return 0 if ok else 1
 
@@ -125,7 +130,8 @@ def _status(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     root = Path.cwd()
     load_dotenv(root / ".env", override=False)  # as a run does: a key in .env counts as set
-    text, ok = doctor.describe(_loaded(args.evals, root), args.online, dt.date.today())
+    local_url = os.environ.get(doctor.LOCAL_URL_ENV)  # the edge, as for the run
+    text, ok = doctor.describe(_loaded(args.evals, root, args.profile), args.online, dt.date.today(), local_url)
     print(text)
     return 0 if ok else 1
 
@@ -242,8 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         return _guard(lambda: loadgen.main(raw[1:], Path.cwd(), resolve))
     ours, extra = (raw[: raw.index("--")], raw[raw.index("--") + 1 :]) if "--" in raw else (raw, [])
     args = cliargs.parse(parser, ours)
-    if args.profile:
-        os.environ["PROMPTVCR_PROFILE"] = args.profile  # read wherever evals are loaded, pytest's run included
+    args.profile = args.profile or os.environ.get(profiles.ENV) or None  # the edge: passed down from here on
     commands: dict[str, Callable[[], int]] = {
         "validate": lambda: _validate(args),
         "compare": lambda: _compare(args),

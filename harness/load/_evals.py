@@ -132,19 +132,20 @@ class Eval:
     compare: tuple[tuple[str, str], ...] = ()  # (baseline, candidate) variant pairs the reports compare
 
 
-def load(path: Path, root: Path, samples_override: int | None = None) -> Eval:
-    """Validate ``path`` and the case files it names; raise InputError listing every problem."""
+def load(path: Path, root: Path, samples_override: int | None = None, profile: str | None = None) -> Eval:
+    """Validate ``path`` and the case files it names; raise InputError listing every problem. ``profile``: the key
+    profile of profiles.yaml to use (None: the file's default)."""
     with reading(path):
-        return _load(path, root, samples_override)
+        return _load(path, root, samples_override, profile)
 
 
-def _load(path: Path, root: Path, samples_override: int | None) -> Eval:
+def _load(path: Path, root: Path, samples_override: int | None, profile_name: str | None) -> Eval:
     doc = yamlsrc.load(path)
     problems = schemas.validate(doc, "eval.schema.json")
     if problems:
         raise InputError(problems)
     data = doc.data
-    profile = profiles.selected(root)
+    profile = profiles.selected(root, profile_name)
     limits = Limits.parse(data.get("limits"))
     redactor = _redactor(doc, problems)
     all_cases = _load_cases(doc, root, problems)

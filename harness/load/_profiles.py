@@ -1,13 +1,13 @@
 """Keys per environment: ``profiles.yaml`` names environments (dev, staging, prod — names are data), each choosing
 the key variable and base_url of ``endpoint: openai``.
 
-The profile in force is ``PROMPTVCR_PROFILE`` (``--profile`` sets it), else the file's ``default``. Without the file
-nothing changes: ``endpoint: openai`` uses OPENAI_API_KEY and api.openai.com.
+The profile in force is the one named (``--profile``, or ``PROMPTVCR_PROFILE``, read at the command line's edge and
+passed down), else the file's ``default``. Without the file nothing changes: ``endpoint: openai`` uses
+OPENAI_API_KEY and api.openai.com.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,19 +26,19 @@ class Profile:
     base_url: str | None
 
 
-def selected(root: Path) -> Profile | None:
-    """The profile in force for the project at ``root``, or None when it has no profiles file."""
+def selected(root: Path, name: str | None = None) -> Profile | None:
+    """The profile ``name`` (else the file's default) of the project at ``root``; None when it has no profiles file."""
     path = root / FILE
     if not path.is_file():
-        if os.environ.get(ENV):
-            raise ConfigError(f"{ENV}={os.environ[ENV]} but {path} does not exist: create it or unset {ENV}")
+        if name:
+            raise ConfigError(f"profile {name!r} asked for, but {path} does not exist: create it or unset {ENV}")
         return None
     doc = yamlsrc.load(path)
     problems = schemas.validate(doc, "profiles.schema.json")
     if problems:
         raise InputError(problems)
     known = doc.data["profiles"]
-    name = os.environ.get(ENV) or doc.data.get("default")
+    name = name or doc.data.get("default")
     if name is None:
         raise ConfigError(f"{path} has no `default`: choose a profile with --profile or {ENV} ({', '.join(known)})")
     if name not in known:
