@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from dotenv import load_dotenv
 
-from .errors import PromptVCRError
+from .errors import InternalError, PromptVCRError
 from .load import _evals as evals
 from .load import _profiles as profiles
 from .record._cassettes import RECORD_MODES
@@ -98,6 +98,7 @@ class _State:
         self.collected: dict[str, evals.Eval] = {}  # loaded once, at collection (pytest-xdist's controller doesn't)
         self.summaries: list[report.VariantSummary] = []
         self.problem: str | None = None
+        self.internal_error = False  # a bug of ours while loading a file (errors.InternalError)
         self.notes: list[str] = []
         self._stack = ExitStack()
 
@@ -235,6 +236,8 @@ class _State:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.pool.stop()  # -x, Ctrl-C: nothing more is sent
+        if self.internal_error:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if self.worker is not None:
             return  # a pytest-xdist worker: the controller aggregates
         rows = journal.rows(self.run_dir) if self.run_dir is not None else self.rows
@@ -532,6 +535,8 @@ class EvalFile(pytest.File):
                 reporter.write_line(f"promptvcr: warning: {warning}", yellow=True)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, InternalError):  # our bug, not the file's: the run ends with pytest's code 3
+            self.config.stash[_STATE].internal_error = True
         if isinstance(excinfo.value, PromptVCRError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

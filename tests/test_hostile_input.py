@@ -765,3 +765,21 @@ def test_the_template_limits_leave_ordinary_templates_alone(template: str, rende
     from harness.load import _render as render
 
     assert render.render(template, {}) == rendered
+
+
+def test_our_own_bug_while_collecting_ends_the_run_with_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As validate does: a user's mistake is exit 2, a bug of ours met while reading their files exit 3."""
+    from harness.load import schemas
+
+    def broken(doc: Any, name: str) -> Any:
+        raise KeyError("a bug")
+
+    write(tmp_path, [Variant("internal", "ok", CASE, EVAL, "case", "id:", None, "")], "http://127.0.0.1:9/v1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(schemas, "validate", broken)
+    assert cli.main(["run", "evals/ok.yaml", "--", "-p", "no:cacheprovider"]) == pytest.ExitCode.INTERNAL_ERROR
+    out = capsys.readouterr().out
+    assert "internal error while reading this file: KeyError: 'a bug'" in out
+    assert "Traceback" not in out
