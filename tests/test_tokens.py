@@ -68,6 +68,41 @@ MACRO_FLOORS = {
 }
 
 
+# The excerpt shipped in tests/data (real lines of the corpus, each with the public repository it was recorded in;
+# tests/data/make_corpus_excerpt.py made it): these run everywhere, the corpus or not. Exact lines per category as
+# measured when it was made, (exact, counted): a change to the counting rules may not lose one.
+EXCERPT = REPO / "tests" / "data" / "corpus_excerpt.jsonl.gz"
+EXCERPT_FLOORS = {
+    "plain": (133, 138),
+    "names": (12, 12),
+    "content_parts": (41, 42),
+    "tools": (125, 132),
+    "json_schema": (64, 74),
+    "reasoning": (65, 66),
+}
+
+
+@pytest.fixture(scope="session")
+def excerpt_results() -> list[Any]:
+    return list(bench.evaluate(list(bench.read_lines(EXCERPT))))
+
+
+@pytest.mark.parametrize("category", sorted(EXCERPT_FLOORS))
+def test_the_shipped_excerpt_keeps_its_exact_lines(excerpt_results: list[Any], category: str) -> None:
+    exact, counted, _ = bench.rates(excerpt_results, "category")[category]
+    floor, lines = EXCERPT_FLOORS[category]
+    assert counted == lines
+    assert exact >= floor, f"{category}: {exact} of {counted} exact, was {floor}"
+
+
+def test_the_shipped_excerpt_spans_the_sources() -> None:
+    with gzip.open(EXCERPT, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    assert len(rows) >= 300
+    assert len({row["source_repo"] for row in rows}) >= 15  # macro-average needs many sources, not many lines
+    assert all(row["source_path"] and row["source_commit"] for row in rows)
+
+
 @pytest.fixture(scope="session")
 def corpus_path() -> Path:
     path = bench.corpus_path()
