@@ -3,7 +3,7 @@
 Rows are paired by eval, case and sample, so every case is its own control: a pair where both sides pass (or
 both fail) says nothing about the difference, only the discordant pairs do. Rates get Newcombe's paired interval
 and an exact McNemar test; cost, tokens and latency get a paired bootstrap interval. Everything is a pure function
-over result-row DataFrames (``harness.run._runner.COLUMNS``) and answers "insufficient data" rather than failing on
+over result-row DataFrames (``harness.run._row.COLUMNS``) and answers "insufficient data" rather than failing on
 empty input.
 """
 
@@ -29,7 +29,7 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0  # fixed: the same rows give the same report (serial and pytest-xdist runs compare equal)
 MIN_BOOTSTRAP_PAIRS = 10  # below this a resampled interval is too coarse to call anything
 KEYS = ["eval", "case", "sample"]
-# The result-row columns (harness.run._runner.COLUMNS) a comparison reads. Not imported from there: `promptvcr` loads
+# The result-row columns (harness.run._row.COLUMNS) a comparison reads. Not imported from there: `promptvcr` loads
 # this module before pytest starts, and the runner's openai import would pre-empt pytest's assertion rewriting.
 USED = ("eval", "case", "variant", "sample", "outcome", "json_valid", "schema_valid", "cost_usd", "prompt_tokens",
         "completion_tokens", "latency_ms")  # fmt: skip
