@@ -349,10 +349,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--variant", action="append", default=[], metavar="NAME", help="run only these variants")
     group.addoption(
-        "--record-mode",
-        default="none",
-        choices=tuple(map(str, RecordMode)),
-        help="cassette record mode (default: none = replay only)",
+        "--record-mode", default="none", choices=tuple(map(str, RecordMode)), help="cassette record mode (none: replay)"
     )
     group.addoption(
         "--samples", type=_positive, default=None, metavar="N", help="samples per case, overriding the files"
@@ -519,9 +516,7 @@ class EvalFile(pytest.File):
                 raise PromptVCRError(problem)
             budget = state.budgets[ev.name] = preflight.Budget(ev.budget_usd)
             for run in runs:  # a resumed run's answers were paid for
-                kept = [row.cost_usd or 0.0 for row in state.kept(run).values() if not row.replayed]
-                if kept:
-                    budget.spend(sum(kept), None)
+                budget.spend(sum(row.cost_usd or 0.0 for row in state.kept(run).values() if not row.replayed), None)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         for model in sorted({run.model for run in runs}):
             warning = models.shutdown_warning(model, dt.date.today())

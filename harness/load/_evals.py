@@ -67,7 +67,7 @@ class Variant:
     overrides: dict[str, Any]
     endpoint: Endpoint
     xfail: str | None
-    fallback: tuple[str, ...] = ()  # model names, or CACHED: see eval.schema.json
+    fallback: tuple[str, ...] = ()  # model names, or `cached` (harness.run._row.CACHED): see eval.schema.json
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,11 @@ from ..load._evals import CaseRun, Endpoint
 from ..record import _cassettes as cassettes
 from ..record._cassettes import RecordMode
 from ..record._redaction import mask_json
-from ..record._secrets import redact
-from ..tokens import _cost as cost
 from . import _client as client
 from . import _preflight as preflight
+from . import _scoring as scoring
 from ._limits import Pacer, retry_after
-from ._row import CACHED, FROM_CACHE, PRIMARY, AnsweredBy, ErrorKind, Outcome, Row
+from ._row import CACHED, FROM_CACHE, PRIMARY, AnsweredBy, ErrorKind, Row
 
 
 @dataclass(frozen=True)
@@ -95,12 +94,12 @@ class RunningCase:
     def _refusal(self) -> list[Row] | None:
         run = self.run
         if self.call.overflow:
-            return all_errored(run, ErrorKind.CONTEXT_OVERFLOW, self.call.overflow_message())
+            return scoring.all_errored(run, ErrorKind.CONTEXT_OVERFLOW, self.call.overflow_message())
         path = cassette_for(run, self.options)
         if self.options.replay and not path.is_file():
             what = f"case {run.case.id!r} in variant {run.variant.name!r}"
             message = f"no recording for {what} ({path}): run `{record_command(run.eval_name)}`"
-            return all_errored(run, ErrorKind.MISSING_RECORDING, message)
+            return scoring.all_errored(run, ErrorKind.MISSING_RECORDING, message)
         return None
 
     def open(self) -> list[Row] | None:
@@ -110,7 +109,7 @@ class RunningCase:
             self.api = options.connections.client(run.variant.endpoint)
         except (ConfigError, LocalServerError) as exc:  # no key, no local server: nothing can be sent
             kind = ErrorKind.CONFIG if isinstance(exc, ConfigError) else ErrorKind.CONNECTION
-            return [errored(run, s, client.CallResult(None, None, kind, str(exc))) for s in self.pending]
+            return scoring.all_errored(run, kind, str(exc), self.pending)
         path = cassette_for(run, options)
         try:
             self.cassette = open_cassette(path, run, options)
@@ -120,7 +119,7 @@ class RunningCase:
                 f"cannot read the cassette {path}: {cassettes.unreadable(exc)} — fix it, or record it again with "
                 f"`promptvcr run {run.eval_name} --record-mode all -- -k '{item}'`"
             )
-            return [errored(run, s, client.CallResult(None, None, ErrorKind.CONFIG, message)) for s in self.pending]
+            return scoring.all_errored(run, ErrorKind.CONFIG, message, self.pending)
         # Answers are claimed by the sample they were recorded for; a kept sample that replayed an older answer
         # noted for no sample claims it now, so that no other sample gets it again.
         for sample, row in self.kept.items():
@@ -146,10 +145,10 @@ class RunningCase:
         budget = None if options.replay else options.budgets.get(run.eval_name)
         if budget is not None and not budget.reserve(self.call.unit_cost_usd):
             message = f"budget: ${budget.spent_usd:.4f} spent of budget_usd ${budget.limit_usd:g}; not sent"
-            return errored(run, sample, client.CallResult(None, None, ErrorKind.BUDGET, message))
+            return scoring.errored(run, sample, client.CallResult(None, None, ErrorKind.BUDGET, message))
         with cassettes.playing(self.cassette, sample):
             result, answered_by = self._answer(sample)
-        row = _row(run, sample, result, replayed=result.replayed, answered_by=answered_by)
+        row = scoring.scored(run, sample, result, result.replayed, answered_by)
         if budget is not None:
             budget.spend(_billed(row, result), self.call.unit_cost_usd)
         return row
@@ -259,78 +258,6 @@ def _unmatched(run: CaseRun, cassette: cassettes.Cassette, what: str) -> client.
     return client.CallResult(None, None, ErrorKind.MISSING_RECORDING, message)
 
 
-def all_errored(run: CaseRun, kind: ErrorKind, message: str) -> list[Row]:
-    """Every sample of ``run`` errored for one reason found before sending anything."""
-    return [errored(run, i, client.CallResult(None, None, kind, message)) for i in range(run.samples)]
-
-
-def _identity(run: CaseRun, sample: int) -> dict[str, Any]:  # the fields that say which sample a row is
-    return {
-        "eval": run.eval_name,
-        "case": run.case.id,
-        "variant": run.variant.name,
-        "model": run.model,
-        "sample": sample,
-    }
-
-
-def errored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool = False) -> Row:
-    return Row(
-        **_identity(run, sample),
-        outcome=Outcome.ERRORED,
-        error=result.error,
-        error_message=result.message,
-        latency_ms=result.latency_ms,
-        replayed=replayed,
-    )
-
-
-def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool, answered_by: AnsweredBy) -> Row:
-    if result.response is None:
-        return errored(run, sample, result, replayed)
-    response = result.response
-    outcomes = checks.run_checks(run.case.checks, run.body, response)
-    failed = [o for o in outcomes if not o.passed]
-    answer = checks.Answer.from_response(response)
-    schema = [o.passed for o in outcomes if o.name == "json_schema"]
-    usage = _usage(response) or {}
-    reasons = " | ".join(map(_reason, failed))
-    if answer.refusal is not None and checks.refused(answer) not in reasons:  # said, whichever checks failed
-        reasons = " | ".join(filter(None, [checks.refused(answer), reasons]))
-    return Row(
-        **_identity(run, sample),
-        outcome=Outcome.FAILED if failed else Outcome.PASSED,
-        failed_checks=tuple(o.name for o in failed),
-        reasons=reasons,
-        refusal=None if answer.refusal is None else redact(answer.refusal),
-        json_valid=answer.is_json if checks.expects_json(run.case.checks, run.body) else None,
-        schema_valid=schema[0] if schema else None,
-        finish_reason=answer.finish_reason,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        # priced as the model that answered; a cached answer cost nothing now
-        cost_usd=_cost(answered_by.model_or(run.model), response) if answered_by.sent else 0.0,
-        latency_ms=result.latency_ms,
-        replayed=replayed,
-        answered_by=answered_by,
-        output=redact(answer.content),  # the cassette body is redacted; the report says the same
-    )
-
-
-def _usage(response: Mapping[str, Any]) -> dict[str, Any] | None:
-    usage = response.get("usage")
-    return usage if isinstance(usage, dict) else None
-
-
-def _cost(model: str, response: Mapping[str, Any]) -> float | None:
-    """Priced as the requested model, else as the model the response names; None when neither has a price."""
-    return cost.cost_usd(_usage(response), cost.price_for(model, response.get("model")))
-
-
-def _reason(result: checks.CheckResult) -> str:
-    return f"{result.name}: {result.reason}"
-
-
 # ---------------------------------------------------------------------------------------------------- LLM-as-judge
 
 
@@ -343,11 +270,11 @@ def _judged(run: CaseRun, options: RunOptions, rows: list[Row]) -> list[Row]:
     if options.replay and not path.is_file():
         what = f"case {run.case.id!r} in variant {run.variant.name!r}"
         message = f"no judge recording for {what} ({path}): run `{record_command(run.eval_name)}`"
-        return _judge_failed_all(rows, client.CallResult(None, None, ErrorKind.MISSING_RECORDING, message))
+        return scoring.judge_failed_all(rows, client.CallResult(None, None, ErrorKind.MISSING_RECORDING, message))
     try:
         apis = {e: options.connections.client(e) for e in {call.endpoint for call in run.judges}}
     except (ConfigError, LocalServerError) as exc:
-        return _judge_failed_all(rows, client.CallResult(None, None, ErrorKind.JUDGE_ERROR, f"judge: {exc}"))
+        return scoring.judge_failed_all(rows, client.CallResult(None, None, ErrorKind.JUDGE_ERROR, f"judge: {exc}"))
     cassette = open_cassette(path, run, options)
     try:
         return [_judge_sample(run, options, row, cassette, apis) if row.outcome.answered else row for row in rows]
@@ -381,38 +308,8 @@ def _judge_sample(
                 if result.error == ErrorKind.MISSING_RECORDING
                 else replace(result, error=ErrorKind.JUDGE_ERROR, message=f"judge {result.error}: {result.message}")
             )
-            return _judge_failed(_with_judgement(row, results, replies), failure)  # keeps what the judge cost so far
+            judged = scoring.with_judgement(row, results, replies)  # keeps what the judge cost so far
+            return scoring.judge_failed(judged, failure)
         results.append(judge.verdict(call.spec, result.response))
         replies.append((call.model, result.response))
-    return _with_judgement(row, results, replies)
-
-
-def _with_judgement(
-    row: Row, results: Sequence[checks.CheckResult], replies: Sequence[tuple[str, dict[str, Any]]]
-) -> Row:
-    """The judge's verdicts added to the row's checks; its tokens and cost in columns of their own."""
-    failed = [r for r in results if not r.passed]
-    usages = [_usage(response) or {} for _, response in replies]
-    costs = [_cost(model, response) for model, response in replies]
-    priced = [c for c in costs if c is not None]
-    return replace(
-        row,
-        outcome=Outcome.FAILED if failed else row.outcome,
-        failed_checks=(*row.failed_checks, *(r.name for r in failed)),
-        reasons=" | ".join(filter(None, [row.reasons, *map(_reason, failed)])),
-        judge_reasons=" | ".join(r.reason for r in results),
-        judge_prompt_tokens=sum(int(u.get("prompt_tokens") or 0) for u in usages) if replies else None,
-        judge_completion_tokens=sum(int(u.get("completion_tokens") or 0) for u in usages) if replies else None,
-        judge_cost_usd=sum(priced) if replies and len(priced) == len(costs) else None,
-    )
-
-
-def _judge_failed(row: Row, result: client.CallResult) -> Row:
-    """An answered sample the judge could not grade: errored, keeping the answer for a look at it."""
-    return replace(
-        row, outcome=Outcome.ERRORED, error=result.error, error_message=result.message, failed_checks=(), reasons=""
-    )
-
-
-def _judge_failed_all(rows: list[Row], result: client.CallResult) -> list[Row]:
-    return [_judge_failed(row, result) if row.outcome.answered else row for row in rows]
+    return scoring.with_judgement(row, results, replies)

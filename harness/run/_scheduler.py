@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from . import _client as client
 from ._row import ErrorKind, Row
-from ._runner import RunningCase, errored, finish
+from ._runner import RunningCase, finish
+from ._scoring import errored
 
 Task = Callable[[], None]
 POLL_S = 0.2  # how often a waiting item wakes up: Ctrl-C is only seen by the main thread between waits
