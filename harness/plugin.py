@@ -26,7 +26,7 @@ from dotenv import load_dotenv
 from .errors import InternalError, PromptVCRError
 from .load import _evals as evals
 from .load import _profiles as profiles
-from .record._cassettes import RECORD_MODES
+from .record._cassettes import RecordMode
 from .report import _junit as junit
 from .report import _summary as report
 from .run import _client as client
@@ -35,6 +35,7 @@ from .run import _preflight as preflight
 from .run import _runner as runner
 from .run import _scheduler as scheduler
 from .run._progress import Progress
+from .run._row import Outcome, Row
 from .testing import local
 from .tokens import _models as models
 
@@ -45,8 +46,7 @@ except ImportError:  # pragma: no cover  # older pytest
 
 _STATE = pytest.StashKey["_State"]()
 LOCAL_URL_ENV = "PROMPTVCR_LOCAL_URL"  # a local model server that is running already
-OUTCOMES = frozenset({"passed", "failed", "errored", "skipped"})
-_ROWS = pytest.StashKey[list[runner.Row]]()
+_ROWS = pytest.StashKey[list[Row]]()
 
 
 class _State:
@@ -60,15 +60,15 @@ class _State:
         self.budgets: dict[str, preflight.Budget] = {}
         self.reports_dir = root / config.getoption("reports_dir")
         self.worker = getattr(config, "workerinput", None)  # set on pytest-xdist workers
-        record_mode = config.getoption("record_mode")
+        record_mode = RecordMode(config.getoption("record_mode"))
         self.run_dir: Path | None = None
         resume = config.getoption("resume")
         self.resumed: journal.Resumed | None = None
         if resume:
             self.run_dir = self._resumed_run(record_mode)
             self.resumed = journal.Resumed.of(self.run_dir)
-            record_mode = journal.read_state(self.run_dir)["record_mode"]
-        self.live = record_mode != "none"
+            record_mode = RecordMode(journal.read_state(self.run_dir)["record_mode"])
+        self.live = record_mode != RecordMode.NONE
         # workers of pytest-xdist have no terminal of their own; the controller shows pytest's progress
         every = config.getoption("progress_every")
         self.progress = Progress(self._say, every) if self.live and self.worker is None else None
@@ -91,7 +91,7 @@ class _State:
         )
         self.judged: set[tuple[str, str, str]] = set()  # cases whose rows are journaled once judged
         self.jobs: dict[str, scheduler.Job] = {}  # by item nodeid, started ahead (see harness.run._scheduler)
-        self.rows: list[runner.Row] = []
+        self.rows: list[Row] = []
         self.planned: dict[tuple[str, str, str], int] = {}  # (eval, variant, case) → samples, of the items that ran
         self.durations: dict[tuple[str, str, str], float] = {}  # (eval, case, variant) → the item's time, for junit
         self.eval_paths: dict[str, str] = {}
@@ -102,7 +102,7 @@ class _State:
         self.notes: list[str] = []
         self._stack = ExitStack()
 
-    def _resumed_run(self, record_mode: str) -> Path:
+    def _resumed_run(self, record_mode: RecordMode) -> Path:
         if self.worker is not None:
             return Path(self.worker["promptvcr_run_dir"])
         config = self._config
@@ -117,7 +117,7 @@ class _State:
         changed = [
             f"--{flag} {old or '(none)'}"
             for flag, old, new in (
-                ("record-mode", state.get("record_mode"), None if record_mode == "none" else record_mode),
+                ("record-mode", state.get("record_mode"), None if record_mode == RecordMode.NONE else record_mode),
                 ("variant", " ".join(was.variants), " ".join(now.variants)),
                 ("samples", was.samples, now.samples),
                 ("shard", "/".join(map(str, was.shard or ())), "/".join(map(str, now.shard or ()))),
@@ -150,18 +150,18 @@ class _State:
         if self.journal is not None:
             self.journal.saved(path)
 
-    def _sample_ended(self, row: runner.Row) -> None:
+    def _sample_ended(self, row: Row) -> None:
         if self.progress is not None:
             self.progress.sample(row)
-        if self.journal is not None and (row["eval"], row["variant"], row["case"]) not in self.judged:
+        if self.journal is not None and row.item not in self.judged:
             self.journal.append(row)
 
-    def case_rows(self, item: pytest.Item, run: evals.CaseRun) -> list[runner.Row]:
+    def case_rows(self, item: pytest.Item, run: evals.CaseRun) -> list[Row]:
         if not self.live:
             return runner.run_case(run, self.options)
         if run.judges:
             self.judged.add((run.eval_name, run.variant.name, run.case.id))
-        job = self.jobs.pop(item.nodeid, None) or scheduler.Job(runner.Case(run, self.options), self.pool)
+        job = self.jobs.pop(item.nodeid, None) or scheduler.Job(runner.RunningCase(run, self.options), self.pool)
         rows = job.rows(self.tick)
         if self.journal is not None and run.judges:
             for row in rows:
@@ -191,10 +191,10 @@ class _State:
             if run is not None:
                 if run.judges:
                     self.judged.add((run.eval_name, run.variant.name, run.case.id))
-                job = self.jobs[item.nodeid] = scheduler.Job(runner.Case(run, self.options), self.pool)
+                job = self.jobs[item.nodeid] = scheduler.Job(runner.RunningCase(run, self.options), self.pool)
                 job.start()
 
-    def kept(self, run: evals.CaseRun) -> Mapping[int, runner.Row]:
+    def kept(self, run: evals.CaseRun) -> Mapping[int, Row]:
         return self.options.done.get((run.eval_name, run.variant.name, run.case.id), {})
 
     def local_url(self) -> str:
@@ -228,7 +228,7 @@ class _State:
         rows = getattr(report, "promptvcr_rows", None)
         if rows:
             name, path = report.promptvcr_eval  # set in pytest_runtest_makereport
-            self.rows.extend(rows)
+            self.rows.extend(map(Row.from_dict, rows))  # as pytest-xdist carried them: dicts
             eval_name, variant, case, samples = report.promptvcr_item
             self.planned[(eval_name, variant, case)] = samples
             self.durations[(eval_name, case, variant)] = report.duration
@@ -277,16 +277,15 @@ class _State:
         elif any(s.failed for s in self.summaries) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    def _evals_of(self, rows: list[runner.Row], loaded: dict[str, evals.Eval]) -> dict[str, evals.Eval]:
+    def _evals_of(self, rows: list[Row], loaded: dict[str, evals.Eval]) -> dict[str, evals.Eval]:
         """Evals with rows but no finished item in this session (a resumed run's, a stopped item's)."""
         state = journal.read_state(self.run_dir) if self.run_dir is not None else {}
         paths = state.get("evals") or {}
-        missing = {str(r["eval"]) for r in rows} - loaded.keys()
-        return {
-            name: evals.load(Path(paths[name]), self.root, profile=self.profile) for name in missing if name in paths
-        }
+        missing = {r.eval for r in rows} - loaded.keys()
+        found = [name for name in missing if name in paths]
+        return {name: evals.load(Path(paths[name]), self.root, profile=self.profile) for name in found}
 
-    def _accounting(self, rows: list[runner.Row], interrupted: bool) -> str | None:
+    def _accounting(self, rows: list[Row], interrupted: bool) -> str | None:
         """Results == planned: every sample of every item that ran has one row, with an outcome (and an error class
         when it errored). Interrupted, it says how far the run got instead."""
         if interrupted:
@@ -295,9 +294,9 @@ class _State:
             return None
         samples: dict[tuple[str, str, str], set[int]] = {}
         for row in rows:
-            samples.setdefault((row["eval"], row["variant"], row["case"]), set()).add(int(row["sample"]))
+            samples.setdefault(row.item, set()).add(row.sample)
         lost = sum(len(set(range(n)) - samples.get(item, set())) for item, n in self.planned.items())
-        bad = [r for r in rows if r.get("outcome") not in OUTCOMES or (r["outcome"] == "errored" and not r["error"])]
+        bad = [r for r in rows if r.outcome == Outcome.ERRORED and r.error is None]
         if lost or bad:
             return (
                 f"promptvcr: {sum(self.planned.values())} samples planned; {lost} without a result, {len(bad)} without"
@@ -359,7 +358,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--variant", action="append", default=[], metavar="NAME", help="run only these variants")
     group.addoption(
-        "--record-mode", default="none", choices=RECORD_MODES, help="cassette record mode (default: none = replay only)"
+        "--record-mode", default="none", choices=tuple(map(str, RecordMode)), help="cassette record mode (none: replay)"
     )
     group.addoption(
         "--samples", type=_positive, default=None, metavar="N", help="samples per case, overriding the files"
@@ -524,9 +523,7 @@ class EvalFile(pytest.File):
                 raise PromptVCRError(problem)
             budget = state.budgets[ev.name] = preflight.Budget(ev.budget_usd)
             for run in runs:  # a resumed run's answers were paid for
-                kept = [row["cost_usd"] for row in state.kept(run).values() if not row["replayed"]]
-                if kept:
-                    budget.spend(sum(float(c or 0.0) for c in kept), None)
+                budget.spend(sum(row.cost_usd or 0.0 for row in state.kept(run).values() if not row.replayed), None)
         _check_local_models(runs, state.local_given)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         for model in sorted({run.model for run in runs}):
@@ -570,13 +567,12 @@ def _test_for(run: evals.CaseRun, ev: evals.Eval) -> Callable[[pytest.FixtureReq
     return promptvcr_case
 
 
-def _verdict(run: evals.CaseRun, ev: evals.Eval, rows: list[runner.Row], options: runner.RunOptions) -> None:
-    errors = [r for r in rows if r["outcome"] == "errored"]
+def _verdict(run: evals.CaseRun, ev: evals.Eval, rows: list[Row], options: runner.RunOptions) -> None:
+    errors = [r for r in rows if r.outcome == Outcome.ERRORED]
     never_recorded = options.replay and not runner.cassette_for(run, options).is_file()
     if errors and never_recorded and ev.missing_recordings == "skip":
-        for row in rows:
-            row["outcome"] = "skipped"
-        pytest.skip(errors[0]["error_message"])
+        rows[:] = [dataclasses.replace(row, outcome=Outcome.SKIPPED) for row in rows]  # the item's list, reported
+        pytest.skip(errors[0].error_message or "")
     kind, message = junit.case_verdict(rows, run.case.min_pass_rate)
     if kind == "passed":
         return
@@ -589,7 +585,7 @@ def _verdict(run: evals.CaseRun, ev: evals.Eval, rows: list[runner.Row], options
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     rep: Any = yield
     if call.when == "call" and _ROWS in item.stash:
-        rep.promptvcr_rows = item.stash[_ROWS]
+        rep.promptvcr_rows = [row.to_dict() for row in item.stash[_ROWS]]  # what pytest-xdist can carry
         run = item.stash[_RUN]
         rep.promptvcr_eval = [run.eval_name, str(item.path)]
         rep.promptvcr_item = [run.eval_name, run.variant.name, run.case.id, run.samples]

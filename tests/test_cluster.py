@@ -18,7 +18,7 @@ import pytest
 from harness.report import _cluster as cluster
 from harness.report import _compare as compare
 from harness.report import _stats as stats
-from harness.run._runner import COLUMNS
+from harness.run._row import COLUMNS
 
 
 def rows(variant: str, outcomes: dict[str, list[int]]) -> pd.DataFrame:

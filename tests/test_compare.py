@@ -17,7 +17,7 @@ import pytest
 from harness.cli import _main as cli
 from harness.report import _compare as compare
 from harness.report import _stats as stats
-from harness.run._runner import COLUMNS
+from harness.run._row import COLUMNS
 
 CASES = 10
 SAMPLES = 10  # 10 cases × 10 samples = 100 pairs

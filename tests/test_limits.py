@@ -11,7 +11,8 @@ import pytest
 
 from harness.load._limits import Limits, Rate
 from harness.run import _limits as limits
-from harness.run._limits import Gate, Pace
+from harness.run._limits import Pace, Pacer
+from harness.run._row import ErrorKind
 from harness.testing import chaos
 from tests import evalproject as ep
 
@@ -34,18 +35,18 @@ class FakeTime:
             self.now += seconds
 
 
-def gate(fake: FakeTime, concurrency: int = 4, **limit: Any) -> Gate:
-    return Gate(Limits(**limit), concurrency, clock=fake.clock, sleep=fake.sleep)
+def gate(fake: FakeTime, concurrency: int = 4, **limit: Any) -> Pacer:
+    return Pacer(Limits(**limit), concurrency, clock=fake.clock, sleep=fake.sleep)
 
 
-def past_the_first_request(g: Gate) -> Gate:
+def past_the_first_request(g: Pacer) -> Pacer:
     """The first request to an endpoint goes alone (see the probe test); tests of many threads start after it."""
     with g.slot("first", 0):
         pass
     return g
 
 
-def send_times(g: Gate, fake: FakeTime, n: int, model: str = "m", tokens: float = 1.0) -> list[float]:
+def send_times(g: Pacer, fake: FakeTime, n: int, model: str = "m", tokens: float = 1.0) -> list[float]:
     """When each of ``n`` requests, sent one after the other, left (in fake seconds)."""
     times = []
     for _ in range(n):
@@ -189,7 +190,7 @@ def test_a_429_pauses_the_model_for_every_thread_even_one_already_waiting_for_a_
         slots.acquiring.clear()
         thread.start()
         assert slots.acquiring.wait(5)
-        assert g.retry_wait("m", "rate_limited", 2.0, attempt=0, max_retries=2) == 2.0
+        assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 2.0, attempt=0, max_retries=2) == 2.0
     thread.join(5)
     assert sent_at == [2.0]  # it looked at the pause again once it had the slot
     assert send_times(g, fake, 1, model="other") == [2.0]  # another model was never paused
@@ -198,23 +199,25 @@ def test_a_429_pauses_the_model_for_every_thread_even_one_already_waiting_for_a_
 def test_retry_wait_without_retry_after_backs_off_exponentially_with_jitter() -> None:
     g = gate(FakeTime())
     for attempt in range(6):
-        wait = g.retry_wait("m", "server_error", None, attempt, max_retries=10)
+        wait = g.retry_wait("m", ErrorKind.SERVER_ERROR, None, attempt, max_retries=10)
         full = min(limits.BACKOFF_MAX_S, limits.BACKOFF_BASE_S * 2**attempt)
         assert wait is not None and full / 2 <= wait <= full
 
 
-@pytest.mark.parametrize("error", ["bad_response", "refused_by_endpoint", "missing_recording", None])
-def test_what_retrying_cannot_fix_is_not_retried(error: str | None) -> None:
+@pytest.mark.parametrize(
+    "error", [ErrorKind.BAD_RESPONSE, ErrorKind.REFUSED_BY_ENDPOINT, ErrorKind.MISSING_RECORDING, None]
+)
+def test_what_retrying_cannot_fix_is_not_retried(error: ErrorKind | None) -> None:
     assert gate(FakeTime()).retry_wait("m", error, 0.0, 0, max_retries=5) is None
 
 
 def test_retry_wait_gives_up_past_max_retries() -> None:
     g = gate(FakeTime())
-    assert g.retry_wait("m", "timeout", 0.0, 1, max_retries=2) == 0.0
-    assert g.retry_wait("m", "timeout", 0.0, 2, max_retries=2) is None
+    assert g.retry_wait("m", ErrorKind.TIMEOUT, 0.0, 1, max_retries=2) == 0.0
+    assert g.retry_wait("m", ErrorKind.TIMEOUT, 0.0, 2, max_retries=2) is None
     # a 429 says "later", not "broken": it has attempts of its own, beyond max_retries
-    assert g.retry_wait("m", "rate_limited", 0.0, 2, max_retries=2) == 0.0
-    assert g.retry_wait("m", "rate_limited", 0.0, limits.MAX_RATE_LIMITED_ATTEMPTS, max_retries=2) is None
+    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 0.0, 2, max_retries=2) == 0.0
+    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 0.0, limits.MAX_RATE_LIMITED_ATTEMPTS, max_retries=2) is None
 
 
 def test_retry_wait_gives_up_past_the_retry_time_cap() -> None:
@@ -222,9 +225,9 @@ def test_retry_wait_gives_up_past_the_retry_time_cap() -> None:
     g = gate(fake, max_retry_time_s=1.0)
     g.wait_to_retry(0.75)
     assert g.retry_time_s() == 0.75
-    assert g.retry_wait("m", "server_error", 0.25, 0, max_retries=5) == 0.25
-    assert g.retry_wait("m", "server_error", 0.5, 0, max_retries=5) is None
-    assert g.retry_wait("m", "rate_limited", 0.5, 0, max_retries=5) is None
+    assert g.retry_wait("m", ErrorKind.SERVER_ERROR, 0.25, 0, max_retries=5) == 0.25
+    assert g.retry_wait("m", ErrorKind.SERVER_ERROR, 0.5, 0, max_retries=5) is None
+    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 0.5, 0, max_retries=5) is None
     assert send_times(g, fake, 1) == [0.75]  # a 429 that is not retried does not pause the model
 
 
@@ -240,7 +243,7 @@ def test_threads_waiting_together_count_their_retry_time_once() -> None:
 
 
 def test_the_first_request_to_an_endpoint_goes_alone() -> None:
-    g = Gate(Limits(), 8)
+    g = Pacer(Limits(), 8)
     first_in = threading.Event()
     let_go = threading.Event()
     inside: list[str] = []
@@ -268,7 +271,7 @@ def test_the_first_request_to_an_endpoint_goes_alone() -> None:
 
 
 def test_concurrency_slots_never_exceed_the_limit() -> None:
-    g = past_the_first_request(Gate(Limits(), 3))
+    g = past_the_first_request(Pacer(Limits(), 3))
     full = threading.Barrier(3, timeout=10)  # a slot is held until three are held at once: the limit is reached
     lock = threading.Lock()
     inside = [0]

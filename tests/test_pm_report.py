@@ -17,7 +17,7 @@ import pandas as pd
 from harness.load import _evals as evals
 from harness.report import _summary as report
 from harness.report._html import GATE_COLOURS
-from harness.run._runner import COLUMNS
+from harness.run._row import COLUMNS, Row
 from tests.test_html import PNG_MAGIC, _chromium, needs_chromium
 
 CASES = 6
@@ -55,7 +55,7 @@ def rows() -> pd.DataFrame:
                 row |= {"output": '{"ok": 1}' if ok else LONG, "reasons": "" if ok else "json_valid: not JSON"}
                 row |= {"prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.0, "latency_ms": 100.0 + sample}
                 out.append(row)
-    return report.frame(out)
+    return report.frame(Row.from_dict(row) for row in out)
 
 
 def write(tmp_path: Path) -> Path:

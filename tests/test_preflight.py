@@ -12,6 +12,7 @@ import yaml
 
 from harness.cli import _main as cli
 from harness.load import _evals as evals
+from harness.record._cassettes import RecordMode
 from harness.run import _client as client
 from harness.run import _preflight as preflight
 from harness.run import _runner as runner
@@ -80,12 +81,12 @@ def test_a_live_run_stops_before_its_spend_passes_the_budget(tmp_path: Path, fak
     )
     budget = preflight.Budget(2.5 * call.unit_cost_usd)
     connections = client.Connections(replay=False, local_url=lambda: "")
-    options = runner.RunOptions("once", root / "cassettes", connections, budgets={run.eval_name: budget})
+    options = runner.RunOptions(RecordMode.ONCE, root / "cassettes", connections, budgets={run.eval_name: budget})
     rows = runner.run_case(run, options)
     connections.close()
     assert len(fake_openai.chat_requests) == 2
-    assert [r["error"] for r in rows] == [None, None, "budget", "budget", "budget"]
-    assert "not sent" in rows[2]["error_message"]
+    assert [r.error for r in rows] == [None, None, "budget", "budget", "budget"]
+    assert "not sent" in (rows[2].error_message or "")
     assert budget.spent_usd == pytest.approx(2 * call.unit_cost_usd)
 
 

@@ -23,7 +23,7 @@ from ..errors import InternalError, PromptVCRError
 from ..load import _evals as evals
 from ..load import _profiles as profiles
 from ..load import _yamlsrc as yamlsrc
-from ..record._cassettes import RECORD_MODES
+from ..record._cassettes import RecordMode
 from ..report import _compare as compare
 from ..run import _preflight as preflight
 from ..testing import chaos, local
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run evals (replay by default); extra arguments after -- go to pytest")
     run.add_argument("evals", nargs="*", metavar="EVAL", help="eval name, file stem or path (default: every eval)")
-    run.add_argument("--record-mode", choices=RECORD_MODES, default="none")
+    run.add_argument("--record-mode", choices=tuple(map(str, RecordMode)), default="none")
     run.add_argument("--variant", action="append", default=[])
     run.add_argument("--samples", type=int)
     run.add_argument(

@@ -19,6 +19,7 @@ from . import _render as render
 from . import _yamlsrc as yamlsrc
 from . import schemas
 from ._limits import Limits
+from ._metrics import Metric
 from ._profiles import Profile
 
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8765/v1"
@@ -66,12 +67,14 @@ class Variant:
     overrides: dict[str, Any]
     endpoint: Endpoint
     xfail: str | None
-    fallback: tuple[str, ...] = ()  # model names, or CACHED: see eval.schema.json
+    fallback: tuple[str, ...] = ()  # model names, or `cached` (harness.run._row.CACHED): see eval.schema.json
 
 
 @dataclass(frozen=True)
 class Gate:
-    metric: str
+    """A quality threshold an eval holds its variants to (how fast an endpoint is sent to: harness.run._limits)."""
+
+    metric: Metric
     op: str
     value: float
     min_n: int
@@ -314,7 +317,7 @@ def _gates(doc: yamlsrc.Located, names: set[str], problems: list[Problem]) -> li
                 problems.append(doc.problem(at, f"gate names variant {name!r}, which this eval does not have"))
         gates.append(
             Gate(
-                raw["metric"],
+                Metric(raw["metric"]),  # the schema allows only these
                 raw["op"],
                 float(raw["value"]),
                 int(raw.get("min_n", 1)),

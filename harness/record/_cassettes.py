@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,19 @@ from vcr.serializers import yamlserializer
 from ._redaction import Redactor, mask_json_text
 from ._secrets import redact
 
-RECORD_MODES = ("none", "once", "new_episodes", "all")
-RETRYABLE = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+
+class RecordMode(StrEnum):
+    """vcrpy's record modes, as ``--record-mode`` takes them."""
+
+    NONE = "none"  # replay only: nothing is sent
+    ONCE = "once"  # record cassettes that do not exist yet; replay the others as they are
+    NEW_EPISODES = "new_episodes"  # replay what matches, record what does not, keep both
+    ALL = "all"  # record everything afresh
+
+
+# HTTP statuses of a transient failure, never recorded: a recorded 429 or 503 would replay as a failure for ever.
+# (Whether the runner sends again is ErrorKind.retryable's rule, on the kind the SDK's error is classified as.)
+TRANSIENT_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 LATENCY_HEADER = "x-promptvcr-latency-ms"
 REPLAYED_HEADER = "x-promptvcr-replayed"  # on replayed answers only, never stored
 SAMPLE_HEADER = "x-promptvcr-sample"  # the sample an answer was recorded for
@@ -81,15 +93,15 @@ def request_key(body: bytes | str, redactor: Redactor | None) -> str:
 class Cassette:
     """The interactions of one file (plus its log), an index of them by request, and what was played so far."""
 
-    def __init__(self, path: Path, mode: str, redactor: Redactor | None = None, resume: bool = False) -> None:
+    def __init__(self, path: Path, mode: RecordMode, redactor: Redactor | None = None, resume: bool = False) -> None:
         self.path = path
         self.mode = mode
         self._redactor = redactor if redactor is not None and redactor.rules else None
         existed = path.is_file()
         raw = path.read_bytes() if existed else b""
-        self._extends = FRESH if mode == "all" else (_digest(raw) if existed else "none")
-        self.data: list[Interaction] = [] if mode == "all" or not existed else _interactions(path, raw)
-        self.records = mode in ("new_episodes", "all") or (mode == "once" and not existed)
+        self._extends = FRESH if mode == RecordMode.ALL else (_digest(raw) if existed else "none")
+        self.data: list[Interaction] = [] if mode == RecordMode.ALL or not existed else _interactions(path, raw)
+        self.records = mode in (RecordMode.NEW_EPISODES, RecordMode.ALL) or (mode == RecordMode.ONCE and not existed)
         self._unsaved = 0
         wal = _wal(path)
         if wal.is_file():
@@ -97,7 +109,7 @@ class Cassette:
             if extends == self._extends and (extends != FRESH or resume):
                 self.data += logged  # what a killed run paid for: kept, and written with the rest at close
                 self._unsaved = len(logged)
-            elif mode != "none":
+            elif mode != RecordMode.NONE:
                 wal.unlink()  # a log of another version of the file, or of an abandoned re-recording
         # answers by request and by the sample that got them live (None: a cassette from before samples were noted)
         self._index: dict[tuple[str, int | None], list[int]] = {}
@@ -164,10 +176,10 @@ class Cassette:
             if self._log is not None:
                 self._log.close()
                 self._log = None
-            if self.mode == "none":
+            if self.mode == RecordMode.NONE:
                 return False
             saved = bool(self._unsaved) and bool(self.data)
-            if self.mode == "all" and not self.data:
+            if self.mode == RecordMode.ALL and not self.data:
                 self.path.unlink(missing_ok=True)  # a re-recording that got no answer leaves no stale one behind
             elif saved:
                 save(self.path, self.data)
@@ -190,15 +202,15 @@ class Cassette:
                     return answer
         return None
 
-    def describe_miss(self, samples: int) -> tuple[str, str]:
+    def describe_miss(self, samples: int) -> tuple[str, RecordMode]:
         """Why no recorded answer matched, and the record mode that fixes it: nothing recorded (once), too few
         answers (new_episodes), or a request that no longer matches its recording (all)."""
         recorded = len(self.data)
         if recorded == 0:
-            return "nothing is recorded", "once"
+            return "nothing is recorded", RecordMode.ONCE
         if self.play_count > 0:
-            return f"{recorded} answer(s) recorded for {samples} sample(s)", "new_episodes"
-        return "the request differs from the recording (prompt, parameters or model changed)", "all"
+            return f"{recorded} answer(s) recorded for {samples} sample(s)", RecordMode.NEW_EPISODES
+        return "the request differs from the recording (prompt, parameters or model changed)", RecordMode.ALL
 
 
 def _key_and_sample(interaction: Interaction) -> tuple[str, int | None]:

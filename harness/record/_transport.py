@@ -20,7 +20,7 @@ from typing import Any
 import httpcore2
 import httpx2
 
-from ._cassettes import LATENCY_HEADER, REPLAYED_HEADER, RETRYABLE, Cassette, NoRecording, current
+from ._cassettes import LATENCY_HEADER, REPLAYED_HEADER, TRANSIENT_STATUSES, Cassette, NoRecording, current
 from ._secrets import DROP_RESPONSE_HEADERS, KEEP_REQUEST_HEADERS, redact
 
 # httpx2 has decoded the body already; these would describe the bytes on the wire, not the ones we hand on
@@ -59,7 +59,7 @@ class Transport(httpx2.BaseTransport):
         latency = f"{(time.perf_counter() - start) * 1000:.1f}"  # stored, so a replay reports what this run saw
         headers = [(k, v) for k, v in live.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
         headers.append((LATENCY_HEADER, latency))
-        if live.status_code not in RETRYABLE:  # a recorded 429 or 503 would replay as a failure
+        if live.status_code not in TRANSIENT_STATUSES:
             stored = _stored_request(cassette, request, body), _stored_response(cassette, live, headers, content)
             cassette.record(key, sample, *stored)
         return httpx2.Response(live.status_code, headers=headers, content=content, request=request)

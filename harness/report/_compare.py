@@ -5,7 +5,7 @@ both fail) says nothing about the difference, only the discordant pairs do. The 
 and are not independent, so every interval is a cluster bootstrap over cases (``harness.report._cluster``):
 rates, cost, tokens and latency alike, reported with the number of cases and of samples. A rate whose interval is too
 wide to tell a DETECT-point difference from none is "insufficient data", not "no significant difference". Everything is
-a pure function over result-row DataFrames (``harness.run._runner.COLUMNS``) and answers "insufficient data" rather than
+a pure function over result-row DataFrames (``harness.run._row.COLUMNS``) and answers "insufficient data" rather than
 failing on empty input.
 """
 
@@ -32,7 +32,7 @@ BOOTSTRAP_RESAMPLES = cluster.RESAMPLES
 MIN_BOOTSTRAP_PAIRS = 10  # below this a resampled interval is too coarse to call anything
 MIN_CASES = 5  # fewer cases than this: too few clusters for a cluster bootstrap to mean anything
 KEYS = ["eval", "case", "sample"]
-# The result-row columns (harness.run._runner.COLUMNS) a comparison reads. Not imported from there: `promptvcr` loads
+# The result-row columns (harness.run._row.COLUMNS) a comparison reads. Not imported from there: `promptvcr` loads
 # this module before pytest starts, and the runner's openai import would pre-empt pytest's assertion rewriting.
 USED = ("eval", "case", "variant", "sample", "outcome", "json_valid", "schema_valid", "cost_usd", "prompt_tokens",
         "completion_tokens", "latency_ms")  # fmt: skip

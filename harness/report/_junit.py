@@ -10,7 +10,7 @@ from typing import Literal
 import pandas as pd
 
 from ..load._evals import Eval
-from ..run._runner import Row
+from ..run._row import Outcome, Row
 
 Kind = Literal["passed", "failed", "errored", "skipped"]
 Item = tuple[str, str, str]  # eval, case, variant
@@ -28,16 +28,16 @@ def case_verdict(rows: Sequence[Row], min_pass_rate: float) -> tuple[Kind, str]:
     n = len(rows)
     if n == 0:
         return "failed", "no samples"
-    if all(r["outcome"] == "skipped" for r in rows):
-        return "skipped", str(rows[0]["error_message"])
-    errors = [r for r in rows if r["outcome"] == "errored"]
+    if all(r.outcome == Outcome.SKIPPED for r in rows):
+        return "skipped", str(rows[0].error_message)
+    errors = [r for r in rows if r.outcome == Outcome.ERRORED]
     if errors:
-        kinds = Counter(f"{r['error']}: {r['error_message']}" for r in errors)
+        kinds = Counter(f"{r.error}: {r.error_message}" for r in errors)
         return "errored", f"{len(errors)} of {n} samples errored:\n" + top(kinds)
-    passed = sum(r["outcome"] == "passed" for r in rows)
+    passed = sum(r.outcome == Outcome.PASSED for r in rows)
     if passed / n >= min_pass_rate:
         return "passed", f"{passed} of {n} samples passed"
-    reasons = Counter(str(r["reasons"]) for r in rows if r["outcome"] == "failed")
+    reasons = Counter(r.reasons for r in rows if r.outcome == Outcome.FAILED)
     return "failed", f"{passed} of {n} samples passed (min_pass_rate {min_pass_rate:g}):\n" + top(reasons)
 
 
@@ -54,7 +54,7 @@ def junit_xml(df: pd.DataFrame, evals: Mapping[str, Eval], durations: Mapping[It
     runs = {(ev.name, r.case.id, r.variant.name): r for ev in evals.values() for r in ev.runs}
     for (eval_name, case, variant), group in df.groupby(["eval", "case", "variant"], sort=True):
         run = runs[(str(eval_name), str(case), str(variant))]
-        rows: list[Row] = [{str(k): v for k, v in r.items()} for r in group.to_dict("records")]
+        rows = [Row.from_dict({str(k): v for k, v in r.items()}) for r in group.to_dict("records")]
         kind, message = case_verdict(rows, run.case.min_pass_rate)
         latency = pd.to_numeric(group["latency_ms"], errors="coerce").fillna(0)
         live = latency[~group["replayed"].astype(bool)].sum() / 1000

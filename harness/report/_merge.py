@@ -14,13 +14,11 @@ from typing import Any
 from ..errors import PromptVCRError
 from ..load import _evals as evals
 from ..run import _journal as journal
+from ..run._row import Row
 from . import _compare as compare
 from . import _summary as report
 
-Row = dict[str, Any]
-
-
-# How a results.csv cell turns back into the row's value (harness.run._runner.COLUMNS); other columns stay text.
+# How a results.csv cell turns back into the row's value (harness.run._row.Row); other columns stay text.
 _INTEGERS = frozenset(
     {"sample", "prompt_tokens", "completion_tokens", "judge_prompt_tokens", "judge_completion_tokens"}
 )
@@ -31,7 +29,7 @@ _BOOLEANS = frozenset({"json_valid", "schema_valid", "replayed"})
 def rows_of(target: Path) -> list[Row]:
     """The result rows of a shard (its reports/<run-id> folder or its results.csv), as the run had them."""
     df = compare.load_run(target, as_text=True)
-    return [{str(k): _cell(str(k), v) for k, v in row.items()} for row in df.to_dict("records")]
+    return [Row.from_dict({str(k): _cell(str(k), v) for k, v in row.items()}) for row in df.to_dict("records")]
 
 
 def _cell(column: str, text: str) -> Any:
@@ -51,7 +49,7 @@ def joined(targets: Sequence[Path]) -> list[Row]:
     rows: list[Row] = []
     for target in targets:
         for row in rows_of(target):
-            key = journal.key(row)
+            key = row.key
             if key in seen:
                 eval_name, variant, case, sample = key
                 raise PromptVCRError(
@@ -90,7 +88,7 @@ def evals_of(
         folder = target if target.is_dir() else target.parent
         paths |= journal.read_state(folder).get("evals") or {}
     loaded = {}
-    for name in sorted({str(r["eval"]) for r in rows}):
+    for name in sorted({r.eval for r in rows}):
         path = Path(paths[name]) if name in paths and Path(paths[name]).is_file() else find(name)
         loaded[name] = evals.load(path, root)
     return loaded

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..load._evals import Eval
-from ..run._runner import COLUMNS, Row
+from ..run._row import COLUMNS, PRIMARY, Row
 from . import _compare as compare
 from . import _gates as gates_mod
 from . import _html as htmlreport
@@ -46,7 +46,7 @@ class VariantSummary:
 
 
 def frame(rows: Iterable[Row]) -> pd.DataFrame:
-    df = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    df = pd.DataFrame([row.to_dict() for row in rows], columns=list(COLUMNS))  # the rows' one way into pandas
     return df.sort_values(["eval", "variant", "case", "sample"], kind="stable").reset_index(drop=True)
 
 
@@ -309,11 +309,9 @@ METADATA = (
 )  # fmt: skip
 
 
-def fallback_lines(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+def fallback_lines(rows: Iterable[Row]) -> list[str]:
     """Which answers came from a variant's fallback chain rather than its own model (the incident plan at work)."""
-    counts = Counter(
-        (r["eval"], r["variant"], r["answered_by"]) for r in rows if r.get("answered_by") not in (None, "primary")
-    )
+    counts = Counter((r.eval, r.variant, str(r.answered_by)) for r in rows if r.answered_by not in (None, PRIMARY))
     return [
         f"promptvcr: {n} answer(s) of {ev} / {variant} came from {source} (answered_by in results.csv)"
         for (ev, variant, source), n in sorted(counts.items())

@@ -1,7 +1,7 @@
 """The OpenAI client: endpoint, key, timeouts; one call, classified.
 
 The official SDK does the HTTP, through ``harness.record._cassettes.Transport`` so that the cassette the sending thread
-plays answers or records. The SDK's own retries are off: the runner retries, paced by the endpoint's ``limits.Gate``,
+plays answers or records. The SDK's own retries are off: the runner retries, paced by the endpoint's ``limits.Pacer``,
 so a 429 slows every thread and retry time is capped. This module knows nothing about YAML: it gets a request body and
 returns the response JSON, or an error class with the server's own message.
 """
@@ -24,7 +24,8 @@ from ..load._evals import Endpoint
 from ..record._cassettes import LATENCY_HEADER, REPLAYED_HEADER, Cassette, NoRecording
 from ..record._secrets import redact
 from ..record._transport import Transport, network_transport
-from ._limits import Gate
+from ._limits import Pacer
+from ._row import ErrorKind
 
 # Placeholder used in replay: recordings never contain a key, so none is needed to replay them.
 REPLAY_KEY = "replay-needs-no-key"
@@ -34,7 +35,7 @@ REPLAY_KEY = "replay-needs-no-key"
 class CallResult:
     response: dict[str, Any] | None
     latency_ms: float | None
-    error: str | None = None
+    error: ErrorKind | None = None
     message: str = ""
     unreachable: bool = False  # nothing listens there (refused, DNS): no point sending it anything else
     headers: Mapping[str, str] = field(default_factory=dict)  # the answer's rate-limit and retry-after headers
@@ -76,18 +77,18 @@ def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
         # which only re-checks a body that is plain JSON already (a third of a live call's CPU under 50 threads)
         raw = client.post("/chat/completions", cast_to=httpx2.Response, body=body)
     except NoRecording:  # not an httpx2 error: the SDK lets it through unwrapped
-        return CallResult(None, None, "missing_recording", "")
+        return CallResult(None, None, ErrorKind.MISSING_RECORDING, "")
     except openai.APITimeoutError as exc:
-        return _failed("timeout", exc, start)
+        return _failed(ErrorKind.TIMEOUT, exc, start)
     except openai.APIConnectionError as exc:
-        failed = _failed("connection", exc, start)
+        failed = _failed(ErrorKind.CONNECTION, exc, start)
         return replace(failed, unreachable=isinstance(exc.__cause__, httpx2.ConnectError))
     except openai.RateLimitError as exc:
-        return _failed("rate_limited", exc, start)
+        return _failed(ErrorKind.RATE_LIMITED, exc, start)
     except openai.InternalServerError as exc:
-        return _failed("server_error", exc, start)
+        return _failed(ErrorKind.SERVER_ERROR, exc, start)
     except openai.APIStatusError as exc:
-        return _failed("refused_by_endpoint", exc, start)
+        return _failed(ErrorKind.REFUSED_BY_ENDPOINT, exc, start)
     recorded = raw.headers.get(LATENCY_HEADER)
     latency = float(recorded) if recorded else _ms_since(start)
     headers = _pacing_headers(raw.headers)
@@ -116,10 +117,10 @@ def _parsed(text: str, latency: float | None, headers: dict[str, str], replayed:
         response = json.loads(text)
     except ValueError:
         message = redact(f"the body is not JSON: {text[:200]!r}")
-        return CallResult(None, latency, "bad_response", message, headers=headers, replayed=replayed)
+        return CallResult(None, latency, ErrorKind.BAD_RESPONSE, message, headers=headers, replayed=replayed)
     if not isinstance(response, dict) or not isinstance(response.get("choices"), list) or not response["choices"]:
         message = redact(f"no choices in the answer: {text[:200]!r}")
-        return CallResult(None, latency, "bad_response", message, headers=headers, replayed=replayed)
+        return CallResult(None, latency, ErrorKind.BAD_RESPONSE, message, headers=headers, replayed=replayed)
     return CallResult(response, latency, headers=headers, replayed=replayed)
 
 
@@ -132,7 +133,7 @@ def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 1)
 
 
-def _failed(kind: str, exc: openai.OpenAIError, start: float) -> CallResult:
+def _failed(kind: ErrorKind, exc: openai.OpenAIError, start: float) -> CallResult:
     elapsed = _ms_since(start)
     status = getattr(exc, "status_code", None)
     prefix = f"HTTP {status}: " if status else ""
@@ -151,7 +152,7 @@ def _failed(kind: str, exc: openai.OpenAIError, start: float) -> CallResult:
 
 
 class Connections:
-    """One SDK client per endpoint and one ``limits.Gate`` per endpoint URL for a whole session, shared by threads.
+    """One SDK client per endpoint and one ``limits.Pacer`` per endpoint URL for a whole session, shared by threads.
 
     ``local_url`` gives the running local server's URL (starting it on first use), so it is asked once, under a lock.
     """
@@ -161,7 +162,7 @@ class Connections:
         self._local_url = local_url
         self._lock = threading.Lock()
         self._clients: dict[Endpoint, openai.OpenAI] = {}
-        self._gates: dict[str, Gate] = {}
+        self._pacers: dict[str, Pacer] = {}
 
     def client(self, endpoint: Endpoint) -> openai.OpenAI:
         """Raises ConfigError (no key) or LocalServerError (no local server)."""
@@ -173,17 +174,17 @@ class Connections:
                 )
             return self._clients[endpoint]
 
-    def gate(self, endpoint: Endpoint) -> Gate:
+    def pacer(self, endpoint: Endpoint) -> Pacer:
         with self._lock:
-            gate = self._gates.get(endpoint.base_url)
-            if gate is None:  # the first eval to use an endpoint sets its limits
-                gate = self._gates[endpoint.base_url] = Gate(endpoint.limits, endpoint.concurrency)
-            return gate
+            pacer = self._pacers.get(endpoint.base_url)
+            if pacer is None:  # the first eval to use an endpoint sets its limits
+                pacer = self._pacers[endpoint.base_url] = Pacer(endpoint.limits, endpoint.concurrency)
+            return pacer
 
     def workers(self) -> int:
         """Threads worth running: every endpoint's concurrency (a request waiting for a slot holds a thread)."""
         with self._lock:
-            return max(1, sum(g.concurrency for g in self._gates.values()))
+            return max(1, sum(p.concurrency for p in self._pacers.values()))
 
     def close(self) -> None:
         with self._lock:

@@ -23,15 +23,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import PromptVCRError
-from ..record._cassettes import ends_a_line
+from ..record._cassettes import RecordMode, ends_a_line
+from ._row import Row
 
-Row = dict[str, Any]
 STATE = "run.json"
-Key = tuple[str, str, str, int]  # eval, variant, case, sample
-
-
-def key(row: Row) -> Key:
-    return (str(row["eval"]), str(row["variant"]), str(row["case"]), int(row["sample"]))
+Key = tuple[str, str, str, int]  # eval, variant, case, sample: Row.key
 
 
 class Journal:
@@ -46,7 +42,7 @@ class Journal:
         self._saved: TextIO = (run_dir / f"cassettes{suffix}.txt").open("a", encoding="utf-8")
 
     def append(self, row: Row) -> None:
-        line = json.dumps(row, ensure_ascii=False, default=str) + "\n"
+        line = json.dumps(row.to_dict(), ensure_ascii=False, default=str) + "\n"
         with self._lock:
             if self._file.closed:  # a call that ended after its run did: its answer is in the cassette's log
                 return
@@ -72,23 +68,21 @@ def rows(run_dir: Path) -> list[Row]:
     latest: dict[Key, Row] = {}
     for path in sorted(run_dir.glob("results*.jsonl")):
         for row in _complete_lines(path):
-            if not _answered(latest.get(key(row))):
-                latest[key(row)] = row
+            before = latest.get(row.key)
+            if before is None or not before.outcome.answered:
+                latest[row.key] = row
     return list(latest.values())
-
-
-def _answered(row: Row | None) -> bool:
-    return row is not None and row.get("outcome") in ("passed", "failed")
 
 
 def _complete_lines(path: Path) -> Iterable[Row]:
     text = path.read_text(encoding="utf-8", errors="replace")
     for line in text.split("\n")[:-1]:  # after the last newline: a line a kill cut short
         try:
-            row = json.loads(line)
-        except ValueError:
+            raw = json.loads(line)
+            row = Row.from_dict(raw) if isinstance(raw, dict) else None
+        except (ValueError, KeyError, TypeError):  # not a row: e.g. a row cut short that the next one continued
             continue
-        if isinstance(row, dict) and {"eval", "variant", "case", "sample"} <= row.keys():
+        if row is not None:
             yield row
 
 
@@ -106,8 +100,8 @@ def kept(run_dir: Path) -> dict[tuple[str, str, str], dict[int, Row]]:
     """The rows --resume keeps, by (eval, variant, case): those with an answer."""
     out: dict[tuple[str, str, str], dict[int, Row]] = {}
     for row in rows(run_dir):
-        if row.get("outcome") in ("passed", "failed"):
-            out.setdefault((row["eval"], row["variant"], row["case"]), {})[int(row["sample"])] = row
+        if row.outcome.answered:
+            out.setdefault(row.item, {})[row.sample] = row
     return out
 
 
@@ -177,8 +171,8 @@ class Resumed:
         return loaded if not self.selection.variants or item[1] in self.selection.variants else None
 
 
-def start(run_dir: Path, record_mode: str, argv: list[str], selection: Selection) -> None:
-    state = {"status": "running", "record_mode": record_mode, "argv": argv, "selection": selection.to_dict()}
+def start(run_dir: Path, record_mode: RecordMode, argv: list[str], selection: Selection) -> None:
+    state = {"status": "running", "record_mode": str(record_mode), "argv": argv, "selection": selection.to_dict()}
     write_state(run_dir, state | {"started": _now()})
 
 

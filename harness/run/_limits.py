@@ -1,6 +1,6 @@
 """How fast an endpoint may be called: requests in flight, requests and tokens per minute, and when to retry.
 
-One ``Gate`` per endpoint (base URL) for the whole session, shared by every thread that sends to it:
+One ``Pacer`` per endpoint (base URL) for the whole session, shared by every thread that sends to it:
 
 - at most ``concurrency`` requests in flight;
 - per model, a pace in requests/min and tokens/min (configured in the eval's ``limits``, and lowered to what the
@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from ..load._limits import Limits
+from ._row import ErrorKind
 
-RETRY_ON = frozenset({"rate_limited", "server_error", "timeout", "connection"})
 MAX_RATE_LIMITED_ATTEMPTS = 10  # beyond max_retries: a 429 says "later", not "broken"
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
@@ -71,7 +71,10 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return parse_duration(headers["retry-after"]) if "retry-after" in headers else None
 
 
-class Gate:
+class Pacer:
+    """The pace one endpoint is sent at, for every thread of the session (an eval's quality gates are
+    ``harness.load._evals.Gate``)."""
+
     def __init__(
         self,
         limits: Limits,
@@ -172,19 +175,19 @@ class Gate:
     # -- retrying --------------------------------------------------------------------------------------------------
 
     def retry_wait(
-        self, model: str, error: str | None, after_s: float | None, attempt: int, max_retries: int
+        self, model: str, error: ErrorKind | None, after_s: float | None, attempt: int, max_retries: int
     ) -> float | None:
         """Seconds to wait before sending again, or None: not retryable, out of attempts, or out of retry time."""
-        if error not in RETRY_ON:
+        if error is None or not error.retryable:
             return None
-        if attempt >= (MAX_RATE_LIMITED_ATTEMPTS if error == "rate_limited" else max_retries):
+        if attempt >= (MAX_RATE_LIMITED_ATTEMPTS if error == ErrorKind.RATE_LIMITED else max_retries):
             return None
         wait = after_s if after_s is not None else min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt)
         if after_s is None:
             wait *= 0.5 + random.random() / 2  # jitter: threads that failed together don't come back together
         if self.retry_time_s() + wait > self.limits.max_retry_time_s:
             return None
-        if error == "rate_limited":
+        if error == ErrorKind.RATE_LIMITED:
             self.pause(model, wait)
         return wait
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+
+from ._row import Outcome, Row
 
 
 class Progress:
@@ -30,11 +31,11 @@ class Progress:
     def plan(self, samples: int) -> None:
         self.planned += samples
 
-    def sample(self, row: dict[str, Any]) -> None:
+    def sample(self, row: Row) -> None:
         with self._lock:
             self.done += 1
-            self.errors += row.get("outcome") == "errored"
-            self.spent_usd += float(row.get("cost_usd") or 0.0)
+            self.errors += row.outcome == Outcome.ERRORED
+            self.spent_usd += row.cost_usd or 0.0
 
     def tick(self) -> None:
         """Write the status line if it is due: every few seconds, and once when every sample is done."""

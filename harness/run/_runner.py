@@ -1,13 +1,11 @@
-"""Execution of one case in one variant: every sample sent (or replayed), checked, and turned into a result row.
-
-Rows are plain dicts of JSON scalars so they travel unchanged from pytest-xdist workers to the controller, where
-they are aggregated once (``harness.report._summary``).
+"""Execution of one case in one variant: every sample sent (or replayed), checked, and turned into a result row
+(``harness.run._row.Row``), which the controller aggregates once (``harness.report._summary``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,28 +18,20 @@ from ..checks import _judge as judge
 from ..errors import ConfigError, LocalServerError
 from ..load._evals import CaseRun, Endpoint
 from ..record import _cassettes as cassettes
+from ..record._cassettes import RecordMode
 from ..record._redaction import mask_json
-from ..record._secrets import redact
-from ..tokens import _cost as cost
 from . import _client as client
 from . import _preflight as preflight
-from ._limits import Gate, retry_after
-
-Row = dict[str, Any]
-
-COLUMNS = (
-    "eval", "case", "variant", "model", "sample", "outcome", "failed_checks", "reasons", "refusal", "error",
-    "error_message", "json_valid", "schema_valid", "finish_reason", "prompt_tokens", "completion_tokens", "cost_usd",
-    "latency_ms", "replayed", "answered_by", "output", "judge_reasons", "judge_prompt_tokens",
-    "judge_completion_tokens", "judge_cost_usd",
-)  # fmt: skip
+from . import _scoring as scoring
+from ._limits import Pacer, retry_after
+from ._row import CACHED, FROM_CACHE, PRIMARY, AnsweredBy, ErrorKind, Row
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    record_mode: str
+    record_mode: RecordMode
     cassettes_dir: Path
-    connections: client.Connections  # SDK clients and rate-limit gates, one per endpoint for the session
+    connections: client.Connections  # SDK clients and rate-limit pacers, one per endpoint for the session
     budgets: Mapping[str, preflight.Budget] = field(default_factory=dict)  # by eval name, for live runs
     # base_url → why it is considered down: one refused connection fails the rest of the run fast, not each sample
     unreachable: dict[str, str] = field(default_factory=dict)
@@ -53,14 +43,15 @@ class RunOptions:
 
     @property
     def replay(self) -> bool:
-        return self.record_mode == "none"
+        return self.record_mode == RecordMode.NONE
 
 
 def open_cassette(path: Path, run: CaseRun, options: RunOptions) -> cassettes.Cassette:
     """The cassette as this run records it. A resumed run continues one it already wrote (`new_episodes`: what is
     in it stays, what is missing is recorded) instead of starting it afresh (`all`) or leaving it as it is (`once`)."""
     continued = options.resume and str(path) in options.rewritten
-    return cassettes.Cassette(path, "new_episodes" if continued else options.record_mode, run.redactor, options.resume)
+    mode = RecordMode.NEW_EPISODES if continued else options.record_mode
+    return cassettes.Cassette(path, mode, run.redactor, options.resume)
 
 
 def close_cassette(cassette: cassettes.Cassette, options: RunOptions) -> None:
@@ -80,8 +71,9 @@ def judge_cassette_for(run: CaseRun, options: RunOptions) -> Path:
     return cassettes.cassette_path(options.cassettes_dir, run.eval_name, run.variant.name, run.case.id, judge=True)
 
 
-class Case:
-    """One case × variant being run: what is known before sending, and its cassette while samples use it."""
+class RunningCase:
+    """One case × variant being run (``harness.load._evals.CaseRun``, the loaded one, is what it runs): what is known
+    before sending, and its cassette while samples use it."""
 
     def __init__(self, run: CaseRun, options: RunOptions) -> None:
         self.run = run
@@ -92,8 +84,8 @@ class Case:
         self.refusal = self._refusal()  # every sample's row when nothing may be sent, else None
         self.cassette: cassettes.Cassette | None = None
         self.api: openai.OpenAI | None = None
-        # made now, not when the case opens: the pool sizes itself on the gates of the cases queued ahead
-        self.gate = None if options.replay else options.connections.gate(run.variant.endpoint)
+        # made now, not when the case opens: the pool sizes itself on the pacers of the cases queued ahead
+        self.pacer = None if options.replay else options.connections.pacer(run.variant.endpoint)
         body = run.body
         # a pace in tokens/min counts what the endpoint counts: the prompt and the output it may write
         prompt = self.call.prompt_tokens or len(json.dumps(body.get("messages"))) // 4
@@ -102,12 +94,12 @@ class Case:
     def _refusal(self) -> list[Row] | None:
         run = self.run
         if self.call.overflow:
-            return all_errored(run, "context_overflow", self.call.overflow_message())
+            return scoring.all_errored(run, ErrorKind.CONTEXT_OVERFLOW, self.call.overflow_message())
         path = cassette_for(run, self.options)
         if self.options.replay and not path.is_file():
             what = f"case {run.case.id!r} in variant {run.variant.name!r}"
             message = f"no recording for {what} ({path}): run `{record_command(run.eval_name)}`"
-            return all_errored(run, "missing_recording", message)
+            return scoring.all_errored(run, ErrorKind.MISSING_RECORDING, message)
         return None
 
     def open(self) -> list[Row] | None:
@@ -116,8 +108,8 @@ class Case:
         try:
             self.api = options.connections.client(run.variant.endpoint)
         except (ConfigError, LocalServerError) as exc:  # no key, no local server: nothing can be sent
-            kind = "config" if isinstance(exc, ConfigError) else "connection"
-            return [errored(run, s, client.CallResult(None, None, kind, str(exc))) for s in self.pending]
+            kind = ErrorKind.CONFIG if isinstance(exc, ConfigError) else ErrorKind.CONNECTION
+            return scoring.all_errored(run, kind, str(exc), self.pending)
         path = cassette_for(run, options)
         try:
             self.cassette = open_cassette(path, run, options)
@@ -127,12 +119,12 @@ class Case:
                 f"cannot read the cassette {path}: {cassettes.unreadable(exc)} — fix it, or record it again with "
                 f"`promptvcr run {run.eval_name} --record-mode all -- -k '{item}'`"
             )
-            return [errored(run, s, client.CallResult(None, None, "config", message)) for s in self.pending]
+            return scoring.all_errored(run, ErrorKind.CONFIG, message, self.pending)
         # Answers are claimed by the sample they were recorded for; a kept sample that replayed an older answer
         # noted for no sample claims it now, so that no other sample gets it again.
         for sample, row in self.kept.items():
-            if row["replayed"] and str(row["answered_by"]).startswith(("primary", "fallback:")):
-                body = run.body if row["answered_by"] == "primary" else _fallback_body(run, row["answered_by"])
+            if row.replayed and row.answered_by is not None and row.answered_by.sent:
+                body = {**run.body, "model": row.answered_by.model_or(run.model)}
                 self.cassette.play(self.cassette.key(body), sample)
         return None
 
@@ -153,67 +145,67 @@ class Case:
         budget = None if options.replay else options.budgets.get(run.eval_name)
         if budget is not None and not budget.reserve(self.call.unit_cost_usd):
             message = f"budget: ${budget.spent_usd:.4f} spent of budget_usd ${budget.limit_usd:g}; not sent"
-            return errored(run, sample, client.CallResult(None, None, "budget", message))
+            return scoring.errored(run, sample, client.CallResult(None, None, ErrorKind.BUDGET, message))
         with cassettes.playing(self.cassette, sample):
             result, answered_by = self._answer(sample)
-        row = _row(run, sample, result, replayed=result.replayed, answered_by=answered_by)
+        row = scoring.scored(run, sample, result, result.replayed, answered_by)
         if budget is not None:
             budget.spend(_billed(row, result), self.call.unit_cost_usd)
         return row
 
-    def _answer(self, sample: int) -> tuple[client.CallResult, str]:
-        """The sample's answer and who gave it: ``primary``, ``fallback:<model>`` or ``cached``."""
+    def _answer(self, sample: int) -> tuple[client.CallResult, AnsweredBy]:
+        """The sample's answer and who gave it: the variant's model, a fallback model or the cassette's cache."""
         run = self.run
-        result, answered_by = self._send(sample, run.body), "primary"
+        result, answered_by = self._send(sample, run.body), PRIMARY
         for step in run.variant.fallback:
-            if result.response is not None or result.error not in FALLBACK_ON:
+            if result.response is not None or result.error is None or not result.error.falls_back:
                 break
             if step == CACHED:
                 assert self.cassette is not None
                 cached = self.cassette.last_good_answer(run.body)
                 if cached is not None:
-                    result, answered_by = client.CallResult(cached, None), CACHED
+                    result, answered_by = client.CallResult(cached, None), FROM_CACHE
             else:
                 body = {**run.body, "model": step}
-                result, answered_by = self._send(sample, body), f"fallback:{step}"
+                result, answered_by = self._send(sample, body), AnsweredBy("fallback", step)
         return result, answered_by
 
     def _send(self, sample: int, body: dict[str, Any]) -> client.CallResult:
-        """One request: replayed, or sent at the endpoint's pace and retried while its gate allows."""
+        """One request: replayed, or sent at the endpoint's pace and retried while its pacer allows."""
         assert self.api is not None and self.cassette is not None
         run = self.run
-        if self.gate is None:  # a replay: a recorded answer needs no SDK round trip (an error status still does)
+        if self.pacer is None:  # a replay: a recorded answer needs no SDK round trip (an error status still does)
             result = client.replayed(self.cassette, sample, body) or client.call(self.api, body)
         else:
             endpoint = run.variant.endpoint
-            result = send_paced(self.api, self.gate, body, self.tokens, endpoint.max_retries, self.options.unreachable)
+            result = send_paced(self.api, self.pacer, body, self.tokens, endpoint.max_retries, self.options.unreachable)
         if run.redactor is not None and result.response is not None:
             # checks see what the cassette keeps, so a replay judges the very same text
             result = replace(result, response=mask_json(run.redactor, result.response))
-        if result.error == "missing_recording":
+        if result.error == ErrorKind.MISSING_RECORDING:
             return _unmatched(run, self.cassette, "recording")
         return result
 
 
 def send_paced(
-    api: openai.OpenAI, gate: Gate, body: dict[str, Any], tokens: float, max_retries: int, unreachable: dict[str, str]
+    api: openai.OpenAI, pacer: Pacer, body: dict[str, Any], tokens: float, max_retries: int, unreachable: dict[str, str]
 ) -> client.CallResult:
-    """Send ``body`` when the gate allows; retried while it allows (429s pause every thread sending that model)."""
+    """Send ``body`` when the pacer allows; retried while it allows (429s pause every thread sending that model)."""
     model, base_url, attempt = str(body["model"]), str(api.base_url), 0
     while True:
-        with gate.slot(model, tokens):
+        with pacer.slot(model, tokens):
             down = unreachable.get(base_url)  # seen again once a slot is ours: the first request may have failed
-            result = client.CallResult(None, None, "connection", down) if down else client.call(api, body)
+            result = client.CallResult(None, None, ErrorKind.CONNECTION, down) if down else client.call(api, body)
             # both said before the slot (and the first request's turn) is given up: the others see them
-            gate.learn(model, result.headers)
+            pacer.learn(model, result.headers)
             if result.unreachable:
                 unreachable[base_url] = f"{api.base_url} is not answering, not sent: {result.message}"
         if down is not None or result.unreachable:
             return result
-        wait = gate.retry_wait(model, result.error, retry_after(result.headers), attempt, max_retries)
+        wait = pacer.retry_wait(model, result.error, retry_after(result.headers), attempt, max_retries)
         if wait is None:
             break
-        gate.wait_to_retry(wait)
+        pacer.wait_to_retry(wait)
         attempt += 1
     if attempt and result.error:
         result = replace(result, message=f"{result.message} (gave up after {attempt + 1} attempts)")
@@ -222,7 +214,7 @@ def send_paced(
 
 def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
     """One row per sample, in sample order, each sent after the other (a replay: no waiting to share)."""
-    case = Case(run, options)
+    case = RunningCase(run, options)
     if case.refusal is not None:
         return case.refusal
     rows = case.open() or []
@@ -238,28 +230,18 @@ def run_case(run: CaseRun, options: RunOptions) -> list[Row]:
     return finish(case, rows)
 
 
-def finish(case: Case, rows: list[Row]) -> list[Row]:
+def finish(case: RunningCase, rows: list[Row]) -> list[Row]:
     """The case's rows in sample order, the kept ones of a resumed run included, judged when the case asks."""
     new = _judged(case.run, case.options, rows) if case.run.judges else rows
-    return sorted([*case.kept.values(), *new], key=lambda row: int(row["sample"]))
+    return sorted([*case.kept.values(), *new], key=lambda row: row.sample)
 
 
 def _billed(row: Row, result: client.CallResult) -> float | None:
     """What a sample cost: its price when answered live (None: unpriced, booked as the worst case); nothing when
     replayed or refused; unknown (the worst case) when the call died in flight, after the endpoint may have run it."""
-    if row["replayed"] or result.error in ("missing_recording", "refused_by_endpoint", "rate_limited", "server_error"):
+    if row.replayed or (result.error is not None and not result.error.billable):
         return 0.0
-    return row["cost_usd"] if result.response is not None else None
-
-
-# Failures of the endpoint, not of the prompt: the ones a fallback answers for. (A missing recording too: in replay,
-# a primary that failed while recording has none, since failures are not recorded; its fallback's answer has one.)
-FALLBACK_ON = frozenset({"rate_limited", "timeout", "server_error", "connection", "missing_recording"})
-CACHED = "cached"
-
-
-def _fallback_body(run: CaseRun, answered_by: str) -> dict[str, Any]:
-    return {**run.body, "model": answered_by.removeprefix("fallback:")}
+    return row.cost_usd if result.response is not None else None
 
 
 def _unmatched(run: CaseRun, cassette: cassettes.Cassette, what: str) -> client.CallResult:
@@ -269,87 +251,11 @@ def _unmatched(run: CaseRun, cassette: cassettes.Cassette, what: str) -> client.
     item = f"{run.case.id}[{run.variant.name}]"
     fix = (
         f"run `{record_command(run.eval_name)}`"
-        if mode == "once"
+        if mode == RecordMode.ONCE
         else f"run `promptvcr run {run.eval_name} --record-mode {mode} -- -k '{item}'` (`promptvcr status` lists all)"
     )
     message = f"no {what} for case {run.case.id!r} in variant {run.variant.name!r} matches this sample ({why}): {fix}"
-    return client.CallResult(None, None, "missing_recording", message)
-
-
-def all_errored(run: CaseRun, kind: str, message: str) -> list[Row]:
-    """Every sample of ``run`` errored for one reason found before sending anything."""
-    return [errored(run, i, client.CallResult(None, None, kind, message)) for i in range(run.samples)]
-
-
-def _base(run: CaseRun, sample: int) -> Row:
-    return {c: None for c in COLUMNS} | {
-        "eval": run.eval_name,
-        "case": run.case.id,
-        "variant": run.variant.name,
-        "model": run.model,
-        "sample": sample,
-    }
-
-
-def errored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool = False) -> Row:
-    return _base(run, sample) | {
-        "replayed": replayed,
-        "outcome": "errored",
-        "error": result.error,
-        "error_message": result.message,
-        "latency_ms": result.latency_ms,
-        "failed_checks": "",
-        "reasons": "",
-    }
-
-
-def _row(run: CaseRun, sample: int, result: client.CallResult, replayed: bool, answered_by: str = "primary") -> Row:
-    if result.response is None:
-        return errored(run, sample, result, replayed)
-    response = result.response
-    outcomes = checks.run_checks(run.case.checks, run.body, response)
-    failed = [o for o in outcomes if not o.passed]
-    answer = checks.Answer.from_response(response)
-    schema = [o.passed for o in outcomes if o.name == "json_schema"]
-    usage = _usage(response)
-    reasons = " | ".join(map(_reason, failed))
-    if answer.refusal is not None and checks.refused(answer) not in reasons:  # said, whichever checks failed
-        reasons = " | ".join(filter(None, [checks.refused(answer), reasons]))
-    return _base(run, sample) | {
-        "outcome": "failed" if failed else "passed",
-        "failed_checks": ";".join(o.name for o in failed),
-        "reasons": reasons,
-        "refusal": None if answer.refusal is None else redact(answer.refusal),
-        "json_valid": answer.is_json if checks.expects_json(run.case.checks, run.body) else None,
-        "schema_valid": schema[0] if schema else None,
-        "finish_reason": answer.finish_reason,
-        "prompt_tokens": (usage or {}).get("prompt_tokens"),
-        "completion_tokens": (usage or {}).get("completion_tokens"),
-        # priced as the model that answered; a cached answer cost nothing now
-        "cost_usd": 0.0 if answered_by == CACHED else _cost(_answering_model(run, answered_by), response),
-        "latency_ms": result.latency_ms,
-        "replayed": replayed,
-        "answered_by": answered_by,
-        "output": redact(answer.content),  # the cassette body is redacted; the report says the same
-    }
-
-
-def _usage(response: Mapping[str, Any]) -> dict[str, Any] | None:
-    usage = response.get("usage")
-    return usage if isinstance(usage, dict) else None
-
-
-def _answering_model(run: CaseRun, answered_by: str) -> str:
-    return answered_by.removeprefix("fallback:") if answered_by.startswith("fallback:") else run.model
-
-
-def _cost(model: str, response: Mapping[str, Any]) -> float | None:
-    """Priced as the requested model, else as the model the response names; None when neither has a price."""
-    return cost.cost_usd(_usage(response), cost.price_for(model, response.get("model")))
-
-
-def _reason(result: checks.CheckResult) -> str:
-    return f"{result.name}: {result.reason}"
+    return client.CallResult(None, None, ErrorKind.MISSING_RECORDING, message)
 
 
 # ---------------------------------------------------------------------------------------------------- LLM-as-judge
@@ -364,26 +270,22 @@ def _judged(run: CaseRun, options: RunOptions, rows: list[Row]) -> list[Row]:
     if options.replay and not path.is_file():
         what = f"case {run.case.id!r} in variant {run.variant.name!r}"
         message = f"no judge recording for {what} ({path}): run `{record_command(run.eval_name)}`"
-        return _judge_failed_all(rows, client.CallResult(None, None, "missing_recording", message))
+        return scoring.judge_failed_all(rows, client.CallResult(None, None, ErrorKind.MISSING_RECORDING, message))
     try:
         apis = {e: options.connections.client(e) for e in {call.endpoint for call in run.judges}}
     except (ConfigError, LocalServerError) as exc:
-        return _judge_failed_all(rows, client.CallResult(None, None, "judge_error", f"judge: {exc}"))
+        return scoring.judge_failed_all(rows, client.CallResult(None, None, ErrorKind.JUDGE_ERROR, f"judge: {exc}"))
     cassette = open_cassette(path, run, options)
     try:
-        return [_judge_sample(run, options, row, cassette, apis) if _answered(row) else row for row in rows]
+        return [_judge_sample(run, options, row, cassette, apis) if row.outcome.answered else row for row in rows]
     finally:
         close_cassette(cassette, options)
-
-
-def _answered(row: Row) -> bool:
-    return row["outcome"] in ("passed", "failed")
 
 
 def _judge_sample(
     run: CaseRun, options: RunOptions, row: Row, cassette: cassettes.Cassette, apis: Mapping[Endpoint, openai.OpenAI]
 ) -> Row:
-    answer = checks.Answer.parse(row["output"], row["finish_reason"])
+    answer = checks.Answer.parse(row.output or "", row.finish_reason)  # answered: it has an output
     results: list[checks.CheckResult] = []
     replies: list[tuple[str, dict[str, Any]]] = []  # (judge model, its response) of every request sent
     for call in run.judges:
@@ -392,55 +294,22 @@ def _judge_sample(
             results.append(checks.CheckResult(judge.NAME, False, missing))
             continue
         body = judge.request_body(call.model, call.spec.rubric, run.case.messages, text)
-        with cassettes.playing(cassette, row["sample"]):
+        with cassettes.playing(cassette, row.sample):
             if options.replay:
                 result = client.call(apis[call.endpoint], body)
             else:  # paced and retried like the answers: a judge shares the endpoint's limits
-                gate, tokens = options.connections.gate(call.endpoint), len(json.dumps(body)) / 4
+                pacer, tokens = options.connections.pacer(call.endpoint), len(json.dumps(body)) / 4
                 result = send_paced(
-                    apis[call.endpoint], gate, body, tokens, call.endpoint.max_retries, options.unreachable
+                    apis[call.endpoint], pacer, body, tokens, call.endpoint.max_retries, options.unreachable
                 )
         if result.response is None:  # never a pass: the judge said nothing about the answer
             failure = (
                 _unmatched(run, cassette, "judge recording")
-                if result.error == "missing_recording"
-                else replace(result, error="judge_error", message=f"judge {result.error}: {result.message}")
+                if result.error == ErrorKind.MISSING_RECORDING
+                else replace(result, error=ErrorKind.JUDGE_ERROR, message=f"judge {result.error}: {result.message}")
             )
-            return _judge_failed(_with_judgement(row, results, replies), failure)  # keeps what the judge cost so far
+            judged = scoring.with_judgement(row, results, replies)  # keeps what the judge cost so far
+            return scoring.judge_failed(judged, failure)
         results.append(judge.verdict(call.spec, result.response))
         replies.append((call.model, result.response))
-    return _with_judgement(row, results, replies)
-
-
-def _with_judgement(
-    row: Row, results: Sequence[checks.CheckResult], replies: Sequence[tuple[str, dict[str, Any]]]
-) -> Row:
-    """The judge's verdicts added to the row's checks; its tokens and cost in columns of their own."""
-    failed = [r for r in results if not r.passed]
-    usages = [_usage(response) or {} for _, response in replies]
-    costs = [_cost(model, response) for model, response in replies]
-    priced = [c for c in costs if c is not None]
-    return row | {
-        "outcome": "failed" if failed else row["outcome"],
-        "failed_checks": ";".join(filter(None, [row["failed_checks"], *(r.name for r in failed)])),
-        "reasons": " | ".join(filter(None, [row["reasons"], *map(_reason, failed)])),
-        "judge_reasons": " | ".join(r.reason for r in results),
-        "judge_prompt_tokens": sum(int(u.get("prompt_tokens") or 0) for u in usages) if replies else None,
-        "judge_completion_tokens": sum(int(u.get("completion_tokens") or 0) for u in usages) if replies else None,
-        "judge_cost_usd": sum(priced) if replies and len(priced) == len(costs) else None,
-    }
-
-
-def _judge_failed(row: Row, result: client.CallResult) -> Row:
-    """An answered sample the judge could not grade: errored, keeping the answer for a look at it."""
-    return row | {
-        "outcome": "errored",
-        "error": result.error,
-        "error_message": result.message,
-        "failed_checks": "",
-        "reasons": "",
-    }
-
-
-def _judge_failed_all(rows: list[Row], result: client.CallResult) -> list[Row]:
-    return [_judge_failed(row, result) if _answered(row) else row for row in rows]
+    return scoring.with_judgement(row, results, replies)

@@ -4,7 +4,7 @@ Threads, not asyncio: the SDK's sync client, the checks and the cassettes are pl
 its time waiting on the network with the GIL released. The cost is CPU under the GIL: 1,000 calls of 200 ms at
 concurrency 50 spend 4.9–5.5 s sending against the 4.0 s bound here (~4 ms of CPU a call across SDK, httpx2,
 cassette and checks; `make bench-runner`). How many requests are in flight per endpoint, and how fast, is the
-endpoint's ``limits.Gate``'s business; the pool only has enough threads for all of them.
+endpoint's ``limits.Pacer``'s business; the pool only has enough threads for all of them.
 
 Without pytest-xdist the plugin starts every case's job as the run starts, in item order, so samples of
 later cases fill the slots the earlier ones leave; each pytest item then waits for its own job. Under pytest-xdist
@@ -20,7 +20,9 @@ import threading
 from collections.abc import Callable
 
 from . import _client as client
-from ._runner import Case, Row, errored, finish
+from ._row import ErrorKind, Row
+from ._runner import RunningCase, finish
+from ._scoring import errored
 
 Task = Callable[[], None]
 POLL_S = 0.2  # how often a waiting item wakes up: Ctrl-C is only seen by the main thread between waits
@@ -28,7 +30,7 @@ POLL_S = 0.2  # how often a waiting item wakes up: Ctrl-C is only seen by the ma
 
 class Pool:
     def __init__(self, workers: Callable[[], int]) -> None:
-        self._workers = workers  # asked when a task is submitted: endpoints (and their gates) appear as cases open
+        self._workers = workers  # asked when a task is submitted: endpoints (and their pacers) appear as cases open
         self._tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -60,7 +62,7 @@ class Pool:
 class Job:
     """The pending samples of one case, run by the pool; ``rows`` waits for them (in the main thread)."""
 
-    def __init__(self, case: Case, pool: Pool) -> None:
+    def __init__(self, case: RunningCase, pool: Pool) -> None:
         self.case = case
         self._pool = pool
         self._on_row = case.options.on_row
@@ -94,7 +96,7 @@ class Job:
                 row = self._sample(sample)
             except Exception as exc:  # a bug of ours: the sample still ends, with a row that says so
                 message = f"{type(exc).__name__}: {exc}"
-                row = errored(self.case.run, sample, client.CallResult(None, None, "internal", message))
+                row = errored(self.case.run, sample, client.CallResult(None, None, ErrorKind.INTERNAL, message))
             if self._on_row is not None:  # before it counts as done: the item may end the moment the last one does
                 self._on_row(row)
             with self._lock:
@@ -116,7 +118,7 @@ class Job:
                 self._opened = True
                 self._failed = self.case.open()
         if self._failed is not None:
-            return next(row for row in self._failed if row["sample"] == sample)
+            return next(row for row in self._failed if row.sample == sample)
         return self.case.sample(sample)
 
     def rows(self, tick: Callable[[], None] | None = None) -> list[Row]:

@@ -1,0 +1,120 @@
+"""A sample's result row from what happened to it: its answer checked and priced, or why it has none; a judge's
+verdicts added to it. Nothing here sends anything (that is harness.run._runner's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..checks import _builtins as checks
+from ..load._evals import CaseRun
+from ..record._secrets import redact
+from ..tokens import _cost as cost
+from . import _client as client
+from ._row import AnsweredBy, ErrorKind, Outcome, Row
+
+
+def all_errored(run: CaseRun, kind: ErrorKind, message: str, samples: Iterable[int] | None = None) -> list[Row]:
+    """Every sample of ``run`` (or the ``samples`` given) errored for one reason found before sending anything."""
+    chosen = range(run.samples) if samples is None else samples
+    return [errored(run, i, client.CallResult(None, None, kind, message)) for i in chosen]
+
+
+def _identity(run: CaseRun, sample: int) -> dict[str, Any]:  # the fields that say which sample a row is
+    return {
+        "eval": run.eval_name,
+        "case": run.case.id,
+        "variant": run.variant.name,
+        "model": run.model,
+        "sample": sample,
+    }
+
+
+def errored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool = False) -> Row:
+    return Row(
+        **_identity(run, sample),
+        outcome=Outcome.ERRORED,
+        error=result.error,
+        error_message=result.message,
+        latency_ms=result.latency_ms,
+        replayed=replayed,
+    )
+
+
+def scored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool, answered_by: AnsweredBy) -> Row:
+    if result.response is None:
+        return errored(run, sample, result, replayed)
+    response = result.response
+    outcomes = checks.run_checks(run.case.checks, run.body, response)
+    failed = [o for o in outcomes if not o.passed]
+    answer = checks.Answer.from_response(response)
+    schema = [o.passed for o in outcomes if o.name == "json_schema"]
+    usage = usage_of(response) or {}
+    reasons = " | ".join(map(_reason, failed))
+    if answer.refusal is not None and checks.refused(answer) not in reasons:  # said, whichever checks failed
+        reasons = " | ".join(filter(None, [checks.refused(answer), reasons]))
+    return Row(
+        **_identity(run, sample),
+        outcome=Outcome.FAILED if failed else Outcome.PASSED,
+        failed_checks=tuple(o.name for o in failed),
+        reasons=reasons,
+        refusal=None if answer.refusal is None else redact(answer.refusal),
+        json_valid=answer.is_json if checks.expects_json(run.case.checks, run.body) else None,
+        schema_valid=schema[0] if schema else None,
+        finish_reason=answer.finish_reason,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        # priced as the model that answered; a cached answer cost nothing now
+        cost_usd=price_of(answered_by.model_or(run.model), response) if answered_by.sent else 0.0,
+        latency_ms=result.latency_ms,
+        replayed=replayed,
+        answered_by=answered_by,
+        output=redact(answer.content),  # the cassette body is redacted; the report says the same
+    )
+
+
+def usage_of(response: Mapping[str, Any]) -> dict[str, Any] | None:
+    usage = response.get("usage")
+    return usage if isinstance(usage, dict) else None
+
+
+def price_of(model: str, response: Mapping[str, Any]) -> float | None:
+    """Priced as the requested model, else as the model the response names; None when neither has a price."""
+    return cost.cost_usd(usage_of(response), cost.price_for(model, response.get("model")))
+
+
+def _reason(result: checks.CheckResult) -> str:
+    return f"{result.name}: {result.reason}"
+
+
+def with_judgement(
+    row: Row, results: Sequence[checks.CheckResult], replies: Sequence[tuple[str, dict[str, Any]]]
+) -> Row:
+    """The judge's verdicts added to the row's checks; its tokens and cost in columns of their own."""
+    failed = [r for r in results if not r.passed]
+    usages = [usage_of(response) or {} for _, response in replies]
+    costs = [price_of(model, response) for model, response in replies]
+    priced = [c for c in costs if c is not None]
+    return replace(
+        row,
+        outcome=Outcome.FAILED if failed else row.outcome,
+        failed_checks=(*row.failed_checks, *(r.name for r in failed)),
+        reasons=" | ".join(filter(None, [row.reasons, *map(_reason, failed)])),
+        judge_reasons=" | ".join(r.reason for r in results),
+        judge_prompt_tokens=sum(int(u.get("prompt_tokens") or 0) for u in usages) if replies else None,
+        judge_completion_tokens=sum(int(u.get("completion_tokens") or 0) for u in usages) if replies else None,
+        judge_cost_usd=sum(priced) if replies and len(priced) == len(costs) else None,
+    )
+
+
+def judge_failed(row: Row, result: client.CallResult) -> Row:
+    """An answered sample the judge could not grade: errored, keeping the answer for a look at it."""
+    return replace(
+        row, outcome=Outcome.ERRORED, error=result.error, error_message=result.message, failed_checks=(), reasons=""
+    )
+
+
+def judge_failed_all(rows: list[Row], result: client.CallResult) -> list[Row]:
+    return [judge_failed(row, result) if row.outcome.answered else row for row in rows]
