@@ -176,12 +176,7 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="promptvcr", description="Evaluate and regression-test prompts for the OpenAI Chat Completions API."
-    )
-    parser.add_argument("--profile", metavar="NAME", help="key profile from profiles.yaml (also PROMPTVCR_PROFILE)")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_run_and_merge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run evals (replay by default); extra arguments after -- go to pytest")
     run.add_argument("evals", nargs="*", metavar="EVAL", help="eval name, file stem or path (default: every eval)")
     run.add_argument("--record-mode", choices=tuple(map(str, RecordMode)), default="none")
@@ -201,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     joiner.add_argument("runs", nargs="+", metavar="RUN")
     joiner.add_argument("--reports-dir", default="reports", metavar="DIR", help="where the merged report is written")
+
+
+def _add_validate_estimate_compare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = sub.add_parser("validate", help="check eval and case files without sending anything")
     check.add_argument("evals", nargs="*", metavar="EVAL")
     estimate = sub.add_parser("estimate", help="planned calls, prompt tokens, worst-case output and cost per variant")
@@ -221,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         help="fail when cost per call rises more than this many percent (default: 10)",
     )
     versus.add_argument("--reports-dir", default="reports", metavar="DIR", help="where to find the newest runs")
+
+
+def _add_project_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stale = sub.add_parser(
         "status", help="which recordings no longer match the cases (nothing sent); exit 1 when any must be redone"
     )
@@ -234,9 +235,27 @@ def main(argv: list[str] | None = None) -> int:
     setup = sub.add_parser("init", help="scaffold cases/, evals/, a Makefile, .gitignore and a CI workflow")
     setup.add_argument("dir", nargs="?", default=".", metavar="DIR")
     setup.add_argument("--force", action="store_true", help="overwrite files that exist")
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The whole command line, in the order ``--help`` lists it. serve-local, chaos-server and load are listed here
+    but parse their own flags (see ``main``)."""
+    parser = argparse.ArgumentParser(
+        prog="promptvcr", description="Evaluate and regression-test prompts for the OpenAI Chat Completions API."
+    )
+    parser.add_argument("--profile", metavar="NAME", help="key profile from profiles.yaml (also PROMPTVCR_PROFILE)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_and_merge(sub)
+    _add_validate_estimate_compare(sub)
+    _add_project_commands(sub)
     sub.add_parser("serve-local", help="serve the local models with llama.cpp on 127.0.0.1, one URL (see its --help)")
     sub.add_parser("chaos-server", help=f"fault-injecting OpenAI-compatible server on 127.0.0.1. {chaos.DISCLAIMER}")
     sub.add_parser("load", help="open-loop load (target RPS) against a loopback endpoint; see its --help")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command's exit code: 2 for a user's mistake, 3 for our own bug, 130 after Ctrl-C (see ``_guard``)."""
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == ["serve-local"]:  # its own parser owns its flags
         return _guard(lambda: local.main(raw[1:]))
@@ -247,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return _guard(lambda: loadgen.main(raw[1:], Path.cwd(), resolve))
     ours, extra = (raw[: raw.index("--")], raw[raw.index("--") + 1 :]) if "--" in raw else (raw, [])
-    args = cliargs.parse(parser, ours)
+    args = cliargs.parse(_parser(), ours)
     args.profile = args.profile or os.environ.get(profiles.ENV) or None  # the edge: passed down from here on
     commands: dict[str, Callable[[], int]] = {
         "validate": lambda: _validate(args),

@@ -7,6 +7,9 @@ It answers ``POST /v1/chat/completions`` (a valid ``chat.completion`` with a ``u
 test can assert exactly how many calls reached it). Each chat request's latency and fault are a pure function of the
 seed and the request's arrival index N (``decide``), so a run is reproducible.
 
+The HTTP framing and the canned answer (JSON or SSE) are in ``_chaos_wire``; this module decides each request's fate
+and serves it.
+
 It is test tooling: its answers are canned text and its latencies are drawn from a distribution. It is never a source
 of quality, cost or latency numbers about any model.
 """
@@ -30,6 +33,10 @@ from typing import Any
 
 from .. import _cliargs as cliargs
 from ..errors import ConfigError
+from ._chaos_wire import ANSWER as ANSWER
+from ._chaos_wire import REASONS as REASONS
+from ._chaos_wire import Request, read_request, response, stream_events
+from ._chaos_wire import completion as completion
 
 HOST = "127.0.0.1"
 # In the order the fault is drawn; "ok" is what is left of the unit interval.
@@ -38,9 +45,6 @@ OUTCOMES = ("ok", *FAULTS)
 # z of the 99th percentile of the standard normal: a lognormal's p99 is median × exp(sigma × z99).
 Z99 = 2.3263478740408408
 TICK_S = 0.1  # /stats counts chat requests per tick since the start, so a test can check a pace by counts
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests"}
-REASONS |= {500: "Internal Server Error", 503: "Service Unavailable"}
-ANSWER = '{"joke": "I told my computer a joke about UDP. I am not sure it got it."}'
 DISCLAIMER = "Test tooling: canned answers, synthetic latencies and faults; never a source of quality numbers."
 
 
@@ -115,72 +119,6 @@ def decide(config: ChaosConfig, n: int) -> Decision:
     return Decision(n, "ok", latency)
 
 
-def completion(n: int, model: str) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-chaos-{n}",
-        "object": "chat.completion",
-        "created": 1_790_000_000,
-        "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": ANSWER}}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 18, "total_tokens": 38},
-    }
-
-
-def _chunk(n: int, model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
-    body = {
-        "id": f"chatcmpl-chaos-{n}",
-        "object": "chat.completion.chunk",
-        "created": 1_790_000_000,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return f"data: {json.dumps(body)}\n\n".encode()
-
-
-def _stream_events(n: int, model: str) -> list[bytes]:
-    words = ANSWER.split(" ")
-    events = [_chunk(n, model, {"role": "assistant", "content": ""})]
-    events += [_chunk(n, model, {"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
-    final = json.loads(_chunk(n, model, {}, "stop")[6:])
-    final["usage"] = completion(n, model)["usage"]
-    return [*events, f"data: {json.dumps(final)}\n\n".encode(), b"data: [DONE]\n\n"]
-
-
-class _Request:
-    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
-        self.method, self.path, self.headers, self.body = method, path, headers, body
-
-    @property
-    def keep_alive(self) -> bool:
-        return self.headers.get("connection", "").lower() != "close"
-
-
-async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-        return None  # the client closed the connection between requests (or sent garbage): end it quietly
-    lines = head.decode("latin-1").split("\r\n")
-    method, path, _ = [*lines[0].split(" ", 2), "", ""][:3]
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    try:
-        body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
-    except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-        return None
-    return _Request(method, path.split("?", 1)[0], headers, body)
-
-
-def _response(status: int, body: bytes, headers: dict[str, str] | None = None, length: int | None = None) -> bytes:
-    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}", "content-type: application/json"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    lines.append(f"content-length: {len(body) if length is None else length}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
 class ChaosServer:
     """The server on its own event loop (``start``/``close``), or in a background thread (``running``)."""
 
@@ -239,7 +177,7 @@ class ChaosServer:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            while (request := await _read_request(reader)) is not None:
+            while (request := await read_request(reader)) is not None:
                 if not await self._serve(request, writer) or not request.keep_alive:
                     break
         except (ConnectionError, asyncio.CancelledError):
@@ -248,19 +186,19 @@ class ChaosServer:
             self._tasks.discard(task)
             writer.close()  # after a "reset", SO_LINGER 0 turns this close into an RST
 
-    async def _serve(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
+    async def _serve(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection must end (a fault that breaks or holds it)."""
         self.paths[f"{request.method} {request.path}"] += 1
         if request.method == "GET" and request.path in ("/health", "/v1/health"):
-            writer.write(_response(200, b'{"status": "ok"}'))
+            writer.write(response(200, b'{"status": "ok"}'))
         elif request.method == "GET" and request.path == "/v1/models":
             models = {"object": "list", "data": [{"id": "chaos-model", "object": "model", "owned_by": "promptvcr"}]}
-            writer.write(_response(200, json.dumps(models).encode()))
+            writer.write(response(200, json.dumps(models).encode()))
         elif request.method == "GET" and request.path == "/stats":
-            writer.write(_response(200, json.dumps(self.stats()).encode()))
+            writer.write(response(200, json.dumps(self.stats()).encode()))
         elif request.path == "/v1/chat/completions":
             if request.method != "POST":
-                writer.write(_response(405, b'{"error": {"message": "POST only"}}'))
+                writer.write(response(405, b'{"error": {"message": "POST only"}}'))
             else:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -269,17 +207,17 @@ class ChaosServer:
                 finally:
                     self.in_flight -= 1
         else:
-            writer.write(_response(404, json.dumps({"error": {"message": f"no route {request.path}"}}).encode()))
+            writer.write(response(404, json.dumps({"error": {"message": f"no route {request.path}"}}).encode()))
         await writer.drain()
         return True
 
-    async def _chat(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
+    async def _chat(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         try:
             body = json.loads(request.body)
         except ValueError:
             body = None
         if not isinstance(body, dict):  # the client's bug, not a drawn fault: it takes no N (counted in "paths")
-            writer.write(_response(400, b'{"error": {"message": "the body is not a JSON object"}}'))
+            writer.write(response(400, b'{"error": {"message": "the body is not a JSON object"}}'))
             await writer.drain()
             return True
         decision = decide(self.config, self._next)
@@ -301,7 +239,7 @@ class ChaosServer:
             headers = tags | (self._retry_after() if outcome == "429" else {})
             kind = {"429": "rate_limit_exceeded", "500": "server_error", "503": "service_unavailable"}[outcome]
             error = {"error": {"message": f"chaos: injected {outcome}", "type": kind, "code": kind}}
-            writer.write(_response(int(outcome), json.dumps(error).encode(), headers))
+            writer.write(response(int(outcome), json.dumps(error).encode(), headers))
         elif body.get("stream"):
             return await self._stream(writer, n, model, tags, stall=outcome == "stall")
         else:
@@ -312,11 +250,11 @@ class ChaosServer:
                 data = data.replace(b'"choices": [', b"'choices': [{", 1)
             elif outcome == "stall":
                 # the headers promise the whole body; half of it comes, then nothing
-                writer.write(_response(200, data[: len(data) // 2], tags, length=len(data)))
+                writer.write(response(200, data[: len(data) // 2], tags, length=len(data)))
                 await writer.drain()
                 await asyncio.sleep(self.config.hold_s)
                 return False
-            writer.write(_response(200, data, tags))
+            writer.write(response(200, data, tags))
         await writer.drain()
         return True
 
@@ -332,7 +270,7 @@ class ChaosServer:
         head = ["HTTP/1.1 200 OK", "content-type: text/event-stream", "transfer-encoding: chunked"]
         head += [f"{k}: {v}" for k, v in tags.items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
-        events = _stream_events(n, model)
+        events = stream_events(n, model)
         for event in events[: self.config.stall_chunks] if stall else events:
             writer.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
             await writer.drain()

@@ -10,7 +10,8 @@ how late each request was sent against its scheduled time — when that lag is l
 generator (or the cap), not the server. With retries, a request keeps its concurrency slot while it waits to retry,
 and its latency runs from its first attempt to its last answer.
 
-Only loopback targets unless ``allow_remote``; bounded by MAX_DURATION_S and MAX_REQUESTS.
+Only loopback targets unless ``allow_remote``; bounded by MAX_DURATION_S and MAX_REQUESTS. This module sends; what
+is counted and how the report's figures are made from it is in ``_loadgen_report``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ import os
 import ssl
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ import httpx2
 from .. import _cliargs as cliargs
 from ..errors import ConfigError
 from ..load import _evals as evals
+from ._loadgen_report import LoadReport as LoadReport
+from ._loadgen_report import Tally, progress_line, report_of
+from ._loadgen_report import percentiles as percentiles
 
 MAX_DURATION_S = 600.0
 MAX_REQUESTS = 200_000
@@ -61,62 +64,6 @@ class LoadConfig:
     @property
     def requests(self) -> int:
         return math.ceil(self.rps * self.duration_s - 1e-6)  # --requests N sets duration N / rps: no float spill
-
-
-@dataclass
-class LoadReport:
-    target_rps: float
-    requests: int
-    duration_s: float  # from the first scheduled send to the last answer
-    send_window_s: float  # from the first scheduled send to the last actual send
-    achieved_rps: float
-    latency_ms: dict[str, float]
-    lag_ms: dict[str, float]
-    statuses: dict[str, int]
-    attempts: int
-    retries: int
-    share_429: float
-    concurrency: int
-    max_in_flight: int
-    cpu_ms_per_attempt: (
-        float  # this process's CPU time over attempts: when it nears 1000 / rps, the client is the limit
-    )
-    planned: int = 0  # more than ``requests`` when Ctrl-C stopped the run early
-
-    @property
-    def stopped(self) -> bool:
-        return self.planned > self.requests
-
-    def text(self) -> str:
-        statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items()))
-        lat, lag = self.latency_ms, self.lag_ms
-        stopped = f" — stopped by Ctrl-C, {self.planned} planned" if self.stopped else ""
-        sent = f"{self.requests} in {self.duration_s:.2f}s (sent over {self.send_window_s:.2f}s)"
-        return "\n".join(
-            [
-                f"requests      {sent}{stopped}",
-                f"achieved RPS  {self.achieved_rps:.1f} of {self.target_rps:g} "
-                f"({self.achieved_rps / self.target_rps:.1%})",
-                f"latency ms    p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}",
-                f"sched. lag ms p50 {lag['p50']:.2f}  p99 {lag['p99']:.2f}  max {lag['max']:.2f}",
-                f"statuses      {statuses}",
-                f"attempts      {self.attempts} ({self.retries} retries), 429 share {self.share_429:.1%}",
-                f"in flight     max {self.max_in_flight} (cap {self.concurrency}); "
-                f"client CPU {self.cpu_ms_per_attempt:.2f} ms per attempt",
-            ]
-        )
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    """p50/p95/p99 (nearest rank) and max; zeros for no values."""
-    if not values:
-        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
-    ordered = sorted(values)
-
-    def rank(q: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": ordered[-1]}
 
 
 def check_target(base_url: str, allow_remote: bool) -> None:
@@ -159,21 +106,6 @@ def body_from_eval(eval_target: Path, case_id: str, variant: str | None, root: P
     return dict(runs[0].body)
 
 
-@dataclass
-class _State:
-    started: int = 0
-    done: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-    attempts: int = 0
-    retries: int = 0
-    count_429: int = 0
-    statuses: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)
-    lags: list[float] = field(default_factory=list)
-    last_send: float = 0.0
-
-
 def _retry_delay(response: httpx2.Response | None, attempt: int) -> float:
     header = response.headers.get("retry-after") if response is not None else None
     try:
@@ -203,19 +135,19 @@ class _Clients:
 
 
 async def _one(
-    pool: _Clients, config: LoadConfig, payload: bytes, due: float, slots: asyncio.Semaphore, state: _State
+    pool: _Clients, config: LoadConfig, payload: bytes, due: float, slots: asyncio.Semaphore, tally: Tally
 ) -> None:
     async with slots:
         sent = time.perf_counter()
-        state.lags.append((sent - due) * 1000)
-        state.started += 1
-        state.last_send = sent
-        state.in_flight += 1
-        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        tally.lags.append((sent - due) * 1000)
+        tally.started += 1
+        tally.last_send = sent
+        tally.in_flight += 1
+        tally.max_in_flight = max(tally.max_in_flight, tally.in_flight)
         outcome = "cancelled"  # stays so only when the run is stopped while this request is in flight
         try:
             for attempt in range(config.max_retries + 1):
-                state.attempts += 1
+                tally.attempts += 1
                 response: httpx2.Response | None = None
                 try:
                     with pool.least_busy() as client:
@@ -232,17 +164,70 @@ async def _one(
                     outcome = "connection"
                 except httpx2.HTTPError as exc:  # e.g. an undecodable body: counted, never a lost request
                     outcome = type(exc).__name__
-                state.count_429 += outcome == "429"
+                tally.count_429 += outcome == "429"
                 retryable = outcome in ("timeout", "connection") or (outcome.isdigit() and int(outcome) in RETRYABLE)
                 if not retryable or attempt == config.max_retries:
                     break
-                state.retries += 1
+                tally.retries += 1
                 await asyncio.sleep(_retry_delay(response, attempt))
         finally:
-            state.latencies.append((time.perf_counter() - sent) * 1000)
-            state.statuses[outcome] += 1
-            state.in_flight -= 1
-            state.done += 1
+            tally.latencies.append((time.perf_counter() - sent) * 1000)
+            tally.statuses[outcome] += 1
+            tally.in_flight -= 1
+            tally.done += 1
+
+
+def _clients(config: LoadConfig) -> Iterator[httpx2.AsyncClient]:
+    """The clients the connections are split over (see ``_Clients``), made one by one as the caller opens them."""
+    shards = math.ceil(config.concurrency / POOL_SIZE)
+    per_client = math.ceil(config.concurrency / shards)
+    limits = httpx2.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+    headers = {"content-type": "application/json", "authorization": f"Bearer {config.api_key}"}
+    tls = ssl.create_default_context()  # one for all clients: loading the CA bundle costs ~45 ms each
+    for _ in range(shards):
+        yield httpx2.AsyncClient(
+            base_url=config.base_url.rstrip("/"),
+            limits=limits,
+            verify=tls,
+            timeout=httpx2.Timeout(config.timeout_s),
+            headers=headers,
+            trust_env=False,  # a proxy from the environment would put a hop between the load and the target
+        )
+
+
+async def _send_all(
+    pool: _Clients, config: LoadConfig, payload: bytes, tally: Tally, progress: Callable[[str, bool], None] | None
+) -> tuple[float, float]:
+    """Request i sent at start + i / rps, whatever the answers do (open loop); the run's ``(start, end)``."""
+    total = config.requests
+    slots = asyncio.Semaphore(config.concurrency)
+    tasks: set[asyncio.Task[None]] = set()
+    # what is alive now (imports, pandas…) leaves the collector's view: a full collection over it takes ~50 ms
+    # here, which would be a 50 ms scheduling stall
+    gc.freeze()
+    start = time.perf_counter() + 0.05  # a head start so request 0 is not late by the setup
+    ticker = asyncio.create_task(_report_progress(tally, total, start, config, progress)) if progress else None
+    try:
+        for i in range(total):
+            due = start + i / config.rps
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(_one(pool, config, payload, due, slots, tally))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)
+    except asyncio.CancelledError:  # Ctrl-C: what was sent so far is reported; answers in flight are dropped
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+        gc.unfreeze()
+    return start, time.perf_counter()
 
 
 async def run_async(
@@ -254,97 +239,24 @@ async def run_async(
     check_bounds(config)
     payload = json.dumps(config.body).encode()
     cpu = time.process_time()
-    total = config.requests
-    state = _State()
-    slots = asyncio.Semaphore(config.concurrency)
-    shards = math.ceil(config.concurrency / POOL_SIZE)
-    per_client = math.ceil(config.concurrency / shards)
-    limits = httpx2.Limits(max_connections=per_client, max_keepalive_connections=per_client)
-    headers = {"content-type": "application/json", "authorization": f"Bearer {config.api_key}"}
-    tls = ssl.create_default_context()  # one for all clients: loading the CA bundle costs ~45 ms each
+    tally = Tally()
     async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(
-                httpx2.AsyncClient(
-                    base_url=config.base_url.rstrip("/"),
-                    limits=limits,
-                    verify=tls,
-                    timeout=httpx2.Timeout(config.timeout_s),
-                    headers=headers,
-                    trust_env=False,  # a proxy from the environment would put a hop between the load and the target
-                )
-            )
-            for _ in range(shards)
-        ]
-        pool = _Clients(clients)
-        tasks: set[asyncio.Task[None]] = set()
-        # what is alive now (imports, pandas…) leaves the collector's view: a full collection over it takes ~50 ms
-        # here, which would be a 50 ms scheduling stall
-        gc.freeze()
-        start = time.perf_counter() + 0.05  # a head start so request 0 is not late by the setup
-        ticker = asyncio.create_task(_report_progress(state, total, start, config, progress)) if progress else None
-        try:
-            for i in range(total):
-                due = start + i / config.rps
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                task = asyncio.create_task(_one(pool, config, payload, due, slots, state))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            await asyncio.gather(*tasks)
-        except asyncio.CancelledError:  # Ctrl-C: what was sent so far is reported; answers in flight are dropped
-            pass
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if ticker is not None:
-                ticker.cancel()
-                await asyncio.gather(ticker, return_exceptions=True)
-            gc.unfreeze()
-        end = time.perf_counter()
+        clients = [await stack.enter_async_context(client) for client in _clients(config)]
+        start, end = await _send_all(_Clients(clients), config, payload, tally, progress)
     if progress:
-        progress(_progress_line(state, total, start, end, config), True)
-    window = max(state.last_send - start, 0.0) + 1 / config.rps  # n sends on schedule span exactly n / rps
-    report = LoadReport(
-        target_rps=config.rps,
-        requests=state.started,
-        duration_s=end - start,
-        send_window_s=window,
-        achieved_rps=state.started / window,
-        latency_ms=percentiles(state.latencies),
-        lag_ms=percentiles(state.lags),
-        statuses=dict(state.statuses),
-        attempts=state.attempts,
-        retries=state.retries,
-        share_429=state.count_429 / state.attempts if state.attempts else 0.0,
-        concurrency=config.concurrency,
-        max_in_flight=state.max_in_flight,
-        cpu_ms_per_attempt=(time.process_time() - cpu) * 1000 / max(1, state.attempts),
-        planned=total,
-    )
+        progress(progress_line(tally, config.requests, start, end, config.duration_s), True)
+    report = report_of(tally, config.rps, config.concurrency, start, end, time.process_time() - cpu, config.requests)
     if partial is not None:
         partial.append(report)
     return report
 
 
-def _progress_line(state: _State, total: int, start: float, now: float, config: LoadConfig) -> str:
-    elapsed = max(1e-9, now - start)
-    errors = sum(v for k, v in state.statuses.items() if k != "200")
-    lag = percentiles(state.lags[-2000:])["p99"]  # recent: a lag spike shows while it happens
-    return (
-        f"load: {elapsed:5.1f}s/{config.duration_s:g}s  sent {state.started}/{total}  done {state.done}  "
-        f"in flight {state.in_flight}  {state.started / elapsed:6.1f} rps  errors {errors}  lag p99 {lag:.1f} ms"
-    )
-
-
 async def _report_progress(
-    state: _State, total: int, start: float, config: LoadConfig, progress: Callable[[str, bool], None]
+    tally: Tally, total: int, start: float, config: LoadConfig, progress: Callable[[str, bool], None]
 ) -> None:
     while True:
         await asyncio.sleep(0.5)
-        progress(_progress_line(state, total, start, time.perf_counter(), config), False)
+        progress(progress_line(tally, total, start, time.perf_counter(), config.duration_s), False)
 
 
 def run(config: LoadConfig, progress: Callable[[str, bool], None] | None = None) -> LoadReport:

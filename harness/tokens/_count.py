@@ -7,7 +7,7 @@ served that day, and the server's own changes over time are followed). The layou
 (``harness.tokens._rules``, each switchable) are kept only where recorded real traffic from two sources or more
 confirms them (``bench/tokens.py``; ``docs/tokens.md`` describes them and what they miss); the texts shown for tool
 definitions and json schemas are rendered in ``harness.tokens._layout``, the fixed framing per model family is in
-``harness.tokens._formats``.
+``harness.tokens._formats``, and the body's parts are read in ``harness.tokens._body``.
 
 Image, audio and file parts, and shapes whose layout one recorded source at most shows, have no exact offline count:
 ``prompt_tokens`` refuses them, ``estimate_prompt_tokens`` returns ``(count, exact=False)`` and ``estimate_margin``
@@ -21,12 +21,23 @@ publishes; nothing is downloaded.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tiktoken
 
+from ._body import (
+    canonical_json,
+    forced_function,
+    function_specs,
+    has_type_list,
+    image_estimate,
+    json_schema_format,
+    parallel_groups,
+    plain_text,
+    result_of,
+    strict_bare,
+)
 from ._encoding import VOCABULARIES as VOCABULARIES
 from ._encoding import EncodingDataError as EncodingDataError
 from ._encoding import TokenCountError as TokenCountError
@@ -157,7 +168,7 @@ class _Counter:
         kind = part.get("type")
         self.inexact(f"a {kind!r} content part")
         if kind == "image_url":
-            return _image_estimate(part.get("image_url") or {})
+            return image_estimate(part.get("image_url") or {})
         return 0
 
     def message(self, message: Mapping[str, Any], called: Mapping[str, str]) -> int:
@@ -185,7 +196,7 @@ class _Counter:
         # The call is addressed "to=functions.<name>": the name is encoded after that dot, not on its own.
         n = self.tokens(f" to=functions.{fn.get('name')}") - self.tokens(" to=functions.")
         arguments = fn.get("arguments")
-        shown = _canonical_json(arguments) if self.rules.on("call-arguments-compact") else str(arguments or "")
+        shown = canonical_json(arguments) if self.rules.on("call-arguments-compact") else str(arguments or "")
         per_call: int = self.fmt.per_call
         return n + self.tokens(shown) + per_call
 
@@ -193,15 +204,15 @@ class _Counter:
         messages: Sequence[Mapping[str, Any]] = body.get("messages") or []
         n: int = self.fmt.priming + self.messages(messages)
         has_system = bool(messages) and messages[0].get("role") in ("system", "developer")
-        system_text = _plain_text(messages[0].get("content")) if has_system else None
-        tools = _function_specs(body)
+        system_text = plain_text(messages[0].get("content")) if has_system else None
+        tools = function_specs(body)
         for tool in body.get("tools") or []:
             if tool.get("type") != "function":
                 # Custom (grammar) tools are laid out differently; their cost is left out of the estimate.
                 self.inexact(f"a {tool.get('type')!r} tool")
         if tools:
             n += self.definitions(body, tools, system_text)
-        schema = _json_schema_format(body)
+        schema = json_schema_format(body)
         if schema is not None:
             n += self.response_format(schema, system_text, bool(tools))
             # Assistant answers (not bare tool calls) are marked as JSON when a schema constrains the answer.
@@ -219,18 +230,18 @@ class _Counter:
             for call in m.get("tool_calls") or []
         }
         # The results of parallel calls are answered together: one tool message listing their texts.
-        groups = _parallel_groups(messages)
+        groups = parallel_groups(messages)
         if groups and not self.rules.on("parallel-wrapper"):
             groups = {}
         answered: set[int] = set()
         n = 0
         for m in messages:
-            group = _result_of(m, groups)
+            group = result_of(m, groups)
             if group is None:
                 n += self.message(m, called)
             elif group not in answered:
                 answered.add(group)
-                results = [_plain_text(r.get("content")) for r in messages if _result_of(r, groups) == group]
+                results = [plain_text(r.get("content")) for r in messages if result_of(r, groups) == group]
                 shown = render_parallel_results(results, escaped=self.escaped(results))
                 n += self.fmt.per_message + self.tokens("tool") + self.tokens(shown)
         return n
@@ -250,18 +261,18 @@ class _Counter:
         text = render_tools(tools, titles=self.fmt.titles, legacy=legacy, rules=self.rules)
         n: int = self.tokens(text)
         n += self.fmt.tools_system + self.joined(system, text) if system is not None else self.fmt.tools
-        bare = 0 if legacy else sum(1 for fn in tools if _strict_bare(fn))
+        bare = 0 if legacy else sum(1 for fn in tools if strict_bare(fn))
         if bare and self.rules.on("strict-bare-property"):
             n += self.fmt.strict_bare * bare
         empty = sum(1 for fn in tools if "description" in fn and not str(fn["description"]).strip())
         if empty:
             n += self.fmt.empty_description * empty
-        typed = not legacy and any(fn.get("strict") and _has_type_list(fn.get("parameters")) for fn in tools)
+        typed = not legacy and any(fn.get("strict") and has_type_list(fn.get("parameters")) for fn in tools)
         if typed and self.rules.on("strict-type-list"):
             n += self.fmt.strict_type_list
         if (body.get("tool_choice") or body.get("function_call")) == "required":
             n += self.fmt.required_choice
-        forced = _forced_function(body)
+        forced = forced_function(body)
         if forced is not None:
             n += self.tokens(forced) + (
                 self.fmt.forced_function_system if system is not None else self.fmt.forced_function
@@ -293,85 +304,6 @@ def estimate_margin(count: int) -> int:
     a request with images may still exceed it.
     """
     return max(32, -(-count // 10))
-
-
-def _plain_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    parts = [p for p in content or [] if isinstance(p, Mapping) and p.get("type") == "text"]
-    return "".join(str(p.get("text") or "") for p in parts)
-
-
-def _parallel_groups(messages: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """Call id → index of the assistant message that made it, for messages with parallel calls."""
-    return {
-        str(call.get("id")): i
-        for i, m in enumerate(messages)
-        if len(m.get("tool_calls") or []) > 1
-        for call in m["tool_calls"]
-    }
-
-
-def _result_of(message: Mapping[str, Any], groups: Mapping[str, int]) -> int | None:
-    return groups.get(str(message.get("tool_call_id"))) if message.get("role") == "tool" else None
-
-
-def _forced_function(body: Mapping[str, Any]) -> str | None:
-    choice = body.get("tool_choice") or body.get("function_call")
-    if isinstance(choice, Mapping):
-        name = (choice.get("function") or {}).get("name") or choice.get("name")
-        return str(name) if name else None
-    return None
-
-
-def _strict_bare(fn: Mapping[str, Any]) -> bool:
-    properties = (fn.get("parameters") or {}).get("properties") or {}
-    # Only a property with neither description nor title: a titled one is shown as its "// Title" line alone.
-    # An empty description is no description (measured: ellmer's `roll`, "description": "").
-    return bool(fn.get("strict")) and any(
-        isinstance(p, Mapping) and not str(p.get("description") or "").strip() and "title" not in p
-        for p in properties.values()
-    )
-
-
-def _has_type_list(schema: Any) -> bool:
-    if isinstance(schema, Mapping):
-        return isinstance(schema.get("type"), list) or any(_has_type_list(v) for v in schema.values())
-    if isinstance(schema, list):
-        return any(_has_type_list(v) for v in schema)
-    return False
-
-
-def _canonical_json(arguments: Any) -> str:
-    """Call arguments as the server re-serializes them: compact JSON (the request's spacing does not count)."""
-    text = str(arguments or "")
-    try:
-        return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
-    except ValueError:
-        return text
-
-
-def _function_specs(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    specs: list[Mapping[str, Any]] = []
-    for tool in body.get("tools") or []:
-        if tool.get("type") == "function" and tool.get("function"):
-            specs.append(tool["function"])
-    specs.extend(body.get("functions") or [])
-    return specs
-
-
-def _json_schema_format(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    response_format = body.get("response_format")
-    if isinstance(response_format, Mapping) and response_format.get("type") == "json_schema":
-        spec = response_format.get("json_schema")
-        return spec if isinstance(spec, Mapping) else {}
-    return None
-
-
-def _image_estimate(image_url: Mapping[str, Any]) -> int:
-    # gpt-4o's published rule without the image's size: low detail is 85 tokens; otherwise a 1024×1024 image
-    # (4 tiles of 170 + 85) stands in for the unknown size.
-    return 85 if image_url.get("detail") == "low" else 765
 
 
 # --- entry points ----------------------------------------------------------------------------------------------------
