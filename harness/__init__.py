@@ -3,9 +3,15 @@
 The pytest plugin (``harness.plugin``, registered with pytest by the package's ``pytest11`` entry point) is the main
 entry point; this façade is for scripts and other tools.
 
+``evaluate`` runs eval files without pytest, as ``promptvcr run`` does (``harness._session``); it and its types are
+imported on first use, so that ``import harness`` does not pull in the openai SDK (pytest, started after it by
+``promptvcr run``, would warn that the SDK's pytest plugin was imported before it could rewrite it).
+
 PYTEST_DONT_REWRITE: pytest marks the packages of its plugins for assertion rewriting, and would warn (an error under
 ``filterwarnings = error``) that this one was imported before it could, as ``promptvcr run`` does.
 """
+
+from typing import Any
 
 from .checks._builtins import Answer, CheckResult, compile_check, run_checks
 from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
@@ -15,6 +21,17 @@ from .report._stats import wilson
 from .tokens._cost import cost_usd, price_for
 from .tokens._count import TokenCountError, UnknownModelError, count_text, estimate_prompt_tokens, prompt_tokens
 
+_SESSION = ("Finished", "Session", "Settings", "evaluate")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SESSION:
+        from . import _session
+
+        return getattr(_session, name)
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+
+
 __all__ = [
     "Answer",
     "Case",
@@ -22,16 +39,20 @@ __all__ = [
     "CheckResult",
     "ConfigError",
     "Eval",
+    "Finished",
     "InputError",
     "LocalServerError",
     "Problem",
     "PromptVCRError",
+    "Session",
+    "Settings",
     "TokenCountError",
     "UnknownModelError",
     "compile_check",
     "cost_usd",
     "count_text",
     "estimate_prompt_tokens",
+    "evaluate",
     "load",
     "price_for",
     "prompt_tokens",

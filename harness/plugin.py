@@ -9,35 +9,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import datetime as dt
 import math
 import os
 import signal
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dotenv import load_dotenv
 
+from ._session import Finished, Session, Settings
 from .errors import InternalError, PromptVCRError
 from .load import _evals as evals
 from .load import _profiles as profiles
 from .record._cassettes import RecordMode
 from .report import _junit as junit
 from .report import _summary as report
-from .run import _client as client
 from .run import _journal as journal
-from .run import _preflight as preflight
-from .run import _runner as runner
-from .run import _scheduler as scheduler
-from .run._progress import Progress
-from .run._row import Outcome, Row
-from .testing import local
-from .tokens import _models as models
+from .run._row import Row
 
 try:  # the variant is a real parameter of the item: pytest's cache (--lf, --ff), -k and --deselect see it as one
     from _pytest.python import CallSpec  # pytest ≥ 9.2, whose node ids are structured
@@ -50,57 +41,40 @@ _ROWS = pytest.StashKey[list[Row]]()
 
 
 class _State:
+    """The pytest side of a session: options and environment in, the ``Session``'s rows onto items and reports."""
+
     def __init__(self, config: pytest.Config) -> None:
-        root = config.rootpath
-        self.root = root
         self._config = config
-        # the environment is read here, at the edge, and passed down
-        self.profile: str | None = config.getoption("profile") or os.environ.get(profiles.ENV) or None
-        self.local_given: str | None = os.environ.get(LOCAL_URL_ENV) or None
-        self.budgets: dict[str, preflight.Budget] = {}
-        self.reports_dir = root / config.getoption("reports_dir")
         self.worker = getattr(config, "workerinput", None)  # set on pytest-xdist workers
         record_mode = RecordMode(config.getoption("record_mode"))
-        self.run_dir: Path | None = None
-        resume = config.getoption("resume")
-        self.resumed: journal.Resumed | None = None
-        if resume:
-            self.run_dir = self._resumed_run(record_mode)
-            self.resumed = journal.Resumed.of(self.run_dir)
-            record_mode = RecordMode(journal.read_state(self.run_dir)["record_mode"])
-        self.live = record_mode != RecordMode.NONE
-        # workers of pytest-xdist have no terminal of their own; the controller shows pytest's progress
-        every = config.getoption("progress_every")
-        self.progress = Progress(self._say, every) if self.live and self.worker is None else None
-        self._lock = threading.Lock()
-        self._local: str | None = None
-        self.connections = client.Connections(not self.live, self.local_url)
-        self.pool = scheduler.Pool(self.connections.workers)
-        self.journal: journal.Journal | None = None
-        kept = journal.kept(self.run_dir) if resume and self.run_dir is not None else {}
-        self.options = runner.RunOptions(
-            record_mode=record_mode,
-            cassettes_dir=root / config.getoption("cassettes_dir"),
-            connections=self.connections,
-            budgets=self.budgets,
-            on_row=self._sample_ended,
-            resume=bool(resume),
-            done=kept,
-            rewritten=journal.rewritten(self.run_dir) if resume and self.run_dir is not None else frozenset(),
-            on_save=self._cassette_saved,
+        root = config.rootpath
+        self.reports_dir = root / config.getoption("reports_dir")
+        resume = bool(config.getoption("resume"))
+        run_dir = self._resumed_run(record_mode) if resume else None
+        if run_dir is not None:
+            record_mode = RecordMode(journal.read_state(run_dir)["record_mode"])
+        if self.worker is not None and run_dir is None and "promptvcr_run_dir" in self.worker:
+            run_dir = Path(self.worker["promptvcr_run_dir"])
+        live = record_mode != RecordMode.NONE
+        self.session = Session(
+            Settings(
+                root=root,
+                record_mode=record_mode,
+                cassettes_dir=root / config.getoption("cassettes_dir"),
+                reports_dir=self.reports_dir,
+                # the environment is read here, at the edge, and passed down
+                profile=config.getoption("profile") or os.environ.get(profiles.ENV) or None,
+                local_url=os.environ.get(LOCAL_URL_ENV) or None,
+                # workers of pytest-xdist have no terminal of their own; the controller shows pytest's progress
+                say=self._say if live and self.worker is None else None,
+                progress_every=config.getoption("progress_every"),
+                run_dir=run_dir,
+                resume=resume,
+                worker=self.worker["workerid"] if self.worker is not None else None,
+            )
         )
-        self.judged: set[tuple[str, str, str]] = set()  # cases whose rows are journaled once judged
-        self.jobs: dict[str, scheduler.Job] = {}  # by item nodeid, started ahead (see harness.run._scheduler)
-        self.rows: list[Row] = []
-        self.planned: dict[tuple[str, str, str], int] = {}  # (eval, variant, case) → samples, of the items that ran
-        self.durations: dict[tuple[str, str, str], float] = {}  # (eval, case, variant) → the item's time, for junit
-        self.eval_paths: dict[str, str] = {}
-        self.collected: dict[str, evals.Eval] = {}  # loaded once, at collection (pytest-xdist's controller doesn't)
-        self.summaries: list[report.VariantSummary] = []
-        self.problem: str | None = None
+        self.finished = Finished()
         self.internal_error = False  # a bug of ours while loading a file (errors.InternalError)
-        self.notes: list[str] = []
-        self._stack = ExitStack()
 
     def _resumed_run(self, record_mode: RecordMode) -> Path:
         if self.worker is not None:
@@ -131,88 +105,6 @@ class _State:
             )
         return run_dir
 
-    def start_journal(self, argv: list[str]) -> None:
-        """A live run's folder and results journal, before anything is sent (workers: the controller's folder)."""
-        if not self.live:
-            return
-        if self.worker is not None:
-            self.run_dir = Path(self.worker["promptvcr_run_dir"])
-            self.journal = journal.Journal(self.run_dir, f".{self.worker['workerid']}")
-            return
-        if self.run_dir is None:
-            self.run_dir = report.new_run_dir(self.reports_dir)
-            journal.start(self.run_dir, self.options.record_mode, argv, _selection(self._config))
-        else:
-            journal.finish(self.run_dir, "running")
-        self.journal = journal.Journal(self.run_dir)
-
-    def _cassette_saved(self, path: Path) -> None:
-        if self.journal is not None:
-            self.journal.saved(path)
-
-    def _sample_ended(self, row: Row) -> None:
-        if self.progress is not None:
-            self.progress.sample(row)
-        if self.journal is not None and row.item not in self.judged:
-            self.journal.append(row)
-
-    def case_rows(self, item: pytest.Item, run: evals.CaseRun) -> list[Row]:
-        if not self.live:
-            return runner.run_case(run, self.options)
-        if run.judges:
-            self.judged.add((run.eval_name, run.variant.name, run.case.id))
-        job = self.jobs.pop(item.nodeid, None) or scheduler.Job(runner.RunningCase(run, self.options), self.pool)
-        rows = job.rows(self.tick)
-        if self.journal is not None and run.judges:
-            for row in rows:
-                self.journal.append(row)
-        self.tick()
-        return rows
-
-    def tick(self) -> None:
-        if self.progress is not None:
-            self.progress.tick()
-
-    def write_plan(self, items: list[pytest.Item]) -> None:
-        """The items of a new live run, before anything is sent: what `--resume` will continue, and only that."""
-        if self.run_dir is None or self.resumed is not None or not items:
-            return
-        runs = [item.stash[_RUN] for item in items if _RUN in item.stash]
-        plan = journal.Plan(
-            {(run.eval_name, run.variant.name, run.case.id): run.samples for run in runs},
-            {run.eval_name: self.eval_paths[run.eval_name] for run in runs},
-        )
-        journal.write_plan(self.run_dir, plan, f".{self.worker['workerid']}" if self.worker else "")
-
-    def start_ahead(self, items: list[pytest.Item]) -> None:
-        """Without pytest-xdist: every case's samples queued now, in item order (see harness.run._scheduler)."""
-        for item in items:
-            run = item.stash.get(_RUN, None)
-            if run is not None:
-                if run.judges:
-                    self.judged.add((run.eval_name, run.variant.name, run.case.id))
-                job = self.jobs[item.nodeid] = scheduler.Job(runner.RunningCase(run, self.options), self.pool)
-                job.start()
-
-    def kept(self, run: evals.CaseRun) -> Mapping[int, Row]:
-        return self.options.done.get((run.eval_name, run.variant.name, run.case.id), {})
-
-    def local_url(self) -> str:
-        """A running local server: the one given (PROMPTVCR_LOCAL_URL), one already on the default port, or one we
-        start."""
-        with self._lock:
-            if self._local is None:
-                wanted = self.local_given or evals.DEFAULT_LOCAL_URL
-                self._local = self._stack.enter_context(local.ensure_running(wanted))
-            return self._local
-
-    def close(self) -> None:
-        self.pool.stop()
-        if self.journal is not None:
-            self.journal.close()
-        self.connections.close()
-        self._stack.close()
-
     def _say(self, line: str) -> None:
         reporter = self._config.pluginmanager.get_plugin("terminalreporter")  # registered after our configure
         if reporter is None:
@@ -227,100 +119,45 @@ class _State:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rows = getattr(report, "promptvcr_rows", None)
         if rows:
-            name, path = report.promptvcr_eval  # set in pytest_runtest_makereport
-            self.rows.extend(map(Row.from_dict, rows))  # as pytest-xdist carried them: dicts
+            _, path = report.promptvcr_eval  # set in pytest_runtest_makereport
             eval_name, variant, case, samples = report.promptvcr_item
-            self.planned[(eval_name, variant, case)] = samples
-            self.durations[(eval_name, case, variant)] = report.duration
-            self.eval_paths[name] = path
+            # as pytest-xdist carried them: dicts
+            self.session.ended(
+                list(map(Row.from_dict, rows)), (eval_name, variant, case), samples, report.duration, path
+            )
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self.pool.stop()  # -x, Ctrl-C: nothing more is sent
         if self.internal_error:
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if self.worker is not None:
+            self.session.pool.stop()
             return  # a pytest-xdist worker: the controller aggregates
-        rows = journal.rows(self.run_dir) if self.run_dir is not None else self.rows
-        if not rows:  # no eval ran (e.g. collection stopped): a live run's folder says so, not to be resumed
-            if self.run_dir is not None and self.live:
-                journal.finish(self.run_dir, "empty")
-            return
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
-        try:
-            loaded = {
-                name: self.collected.get(name) or evals.load(Path(path), self.root, profile=self.profile)
-                for name, path in self.eval_paths.items()
-            }
-            loaded |= self._evals_of(rows, loaded)
-        except PromptVCRError as exc:  # an eval file changed while the session ran
-            self.problem = str(exc)
+        shard = session.config.getoption("shard")
+        self.finished = done = self.session.finish(interrupted, tuple(shard) if shard else None)
+        if (done.problem and not interrupted) or (
+            done.failed and not shard and session.exitstatus == pytest.ExitCode.OK
+        ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            return
-        accounted = self._accounting(rows, interrupted)
-        if accounted and not interrupted:
-            self.problem = accounted
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self.rows = rows
-        df = report.frame(rows)
-        self.summaries = report.summarize(df, loaded)
-        self.run_dir = self.run_dir or report.new_run_dir(self.reports_dir)
-        mode = "replay only" if not self.live else f"record mode {self.options.record_mode}"
-        partial = " Partial: the run was stopped before every sample ran." if interrupted else ""
-        note = report.run_note(df, mode) + partial
-        report.write(self.run_dir, df, self.summaries, note, loaded, self.durations)
-        status = "interrupted" if interrupted else "complete"
-        shard = session.config.getoption("shard")  # what `promptvcr merge` checks: every part of one split, complete
-        paths = self.eval_paths | {n: str(e.path) for n, e in loaded.items()}
-        journal.finish(self.run_dir, status, evals=paths, shard=list(shard) if shard else None)
-        if session.config.getoption("shard"):  # a shard's gates see part of the rows: `promptvcr merge` decides
-            self.notes.append("promptvcr: a shard: its gates are not final; `promptvcr merge` the shards' reports")
-        elif any(s.failed for s in self.summaries) and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    def _evals_of(self, rows: list[Row], loaded: dict[str, evals.Eval]) -> dict[str, evals.Eval]:
-        """Evals with rows but no finished item in this session (a resumed run's, a stopped item's)."""
-        state = journal.read_state(self.run_dir) if self.run_dir is not None else {}
-        paths = state.get("evals") or {}
-        missing = {r.eval for r in rows} - loaded.keys()
-        found = [name for name in missing if name in paths]
-        return {name: evals.load(Path(paths[name]), self.root, profile=self.profile) for name in found}
-
-    def _accounting(self, rows: list[Row], interrupted: bool) -> str | None:
-        """Results == planned: every sample of every item that ran has one row, with an outcome (and an error class
-        when it errored). Interrupted, it says how far the run got instead."""
-        if interrupted:
-            how = ": continue with `promptvcr run --resume`" if self.live else ""
-            self.notes.append(f"promptvcr: interrupted with {len(rows)} sample(s) done{how}")
-            return None
-        samples: dict[tuple[str, str, str], set[int]] = {}
-        for row in rows:
-            samples.setdefault(row.item, set()).add(row.sample)
-        lost = sum(len(set(range(n)) - samples.get(item, set())) for item, n in self.planned.items())
-        bad = [r for r in rows if r.outcome == Outcome.ERRORED and r.error is None]
-        if lost or bad:
-            return (
-                f"promptvcr: {sum(self.planned.values())} samples planned; {lost} without a result, {len(bad)} without"
-                " an outcome or error class — a bug in promptvcr: please report it with reports/latest/results.csv"
-            )
-        return None
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.problem and not self.summaries:
+        done = self.finished
+        if done.problem and not done.summaries:
             terminalreporter.write_sep("=", "promptvcr: no report", red=True)
-            terminalreporter.write_line(self.problem)
-        if not self.summaries:
+            terminalreporter.write_line(done.problem)
+        if not done.summaries:
             return
-        failed = any(s.failed for s in self.summaries) and not self._config.getoption("shard")
+        failed = done.failed and not self._config.getoption("shard")
         title = "promptvcr gates FAILED" if failed else "promptvcr summary"
         terminalreporter.write_sep("=", title, red=failed, green=not failed)
-        terminalreporter.write_line(report.text_table(self.summaries))
-        for line in report.fallback_lines(self.rows):
+        terminalreporter.write_line(report.text_table(done.summaries))
+        for line in report.fallback_lines(done.rows):
             terminalreporter.write_line(line, yellow=True)
-        for line in self.notes:
+        for line in done.notes:
             terminalreporter.write_line(line, yellow=True)
-        if self.problem:
-            terminalreporter.write_line(self.problem, red=True)
-        terminalreporter.write_line(f"reports: {self.run_dir} (latest: {self.reports_dir / 'latest'})")
+        if done.problem:
+            terminalreporter.write_line(done.problem, red=True)
+        terminalreporter.write_line(f"reports: {done.run_dir} (latest: {self.reports_dir / 'latest'})")
 
 
 def _positive(text: str) -> int:
@@ -397,7 +234,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = _State(config)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "promptvcr-state")
-    state.start_journal([str(a) for a in config.invocation_params.args])
+    state.session.start_journal([str(a) for a in config.invocation_params.args], _selection(config))
 
 
 def _sigterm_as_ctrl_c(config: pytest.Config) -> None:
@@ -421,9 +258,9 @@ def _sigterm_as_ctrl_c(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist: a worker journals into the controller's run folder."""
-    state = node.config.stash[_STATE]
-    if state.run_dir is not None:
-        node.workerinput["promptvcr_run_dir"] = str(state.run_dir)
+    run_dir = node.config.stash[_STATE].session.run_dir
+    if run_dir is not None:
+        node.workerinput["promptvcr_run_dir"] = str(run_dir)
 
 
 def _selection(config: pytest.Config) -> journal.Selection:
@@ -437,15 +274,14 @@ def _selection(config: pytest.Config) -> journal.Selection:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    state = session.config.stash[_STATE]
-    if state.live:
-        state.write_plan(session.items)
+    runs = [item.stash[_RUN] for item in session.items if _RUN in item.stash]
+    session.config.stash[_STATE].session.write_plan(runs)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``--shard I/N``: every N-th item from the I-th on, in collection order — the same on every machine."""
-    state = config.stash[_STATE]
-    shard = state.resumed.selection.shard if state.resumed is not None else config.getoption("shard")
+    resumed = config.stash[_STATE].session.resumed
+    shard = resumed.selection.shard if resumed is not None else config.getoption("shard")
     if shard is None:
         return
     index, count = shard
@@ -461,14 +297,14 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
     state = session.config.stash[_STATE]
     # pytest's own loop stops a session whose collection failed before running anything: so must we
     stopping = session.testsfailed and not session.config.option.continue_on_collection_errors
-    if state.live and state.worker is None and not stopping and not session.config.option.collectonly:
-        state.start_ahead(session.items)
+    if state.session.live and state.worker is None and not stopping and not session.config.option.collectonly:
+        state.session.start_ahead([(item.nodeid, item.stash[_RUN]) for item in session.items if _RUN in item.stash])
     return (yield)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _STATE in config.stash:
-        config.stash[_STATE].close()
+        config.stash[_STATE].session.close()
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -480,30 +316,22 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class EvalFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        state = self.config.stash[_STATE]
-        resumed: journal.Resumed | None = state.resumed
+        session = self.config.stash[_STATE].session
+        resumed = session.resumed
         samples = resumed.selection.samples if resumed is not None else self.config.getoption("samples")
-        ev = evals.load(self.path, self.config.rootpath, samples, state.profile)
-        if resumed is not None:  # exactly the killed run's plan, whatever this session's arguments would add
-            if not resumed.has_eval(ev.name, self.path):
-                return
-            planned = [(run, resumed.samples((ev.name, run.variant.name, run.case.id), run.samples)) for run in ev.runs]
-            runs = [dataclasses.replace(run, samples=n) for run, n in planned if n is not None]
-        else:
-            wanted = self.config.getoption("eval")
-            if wanted and ev.name not in wanted and self.path.stem not in wanted:
-                return
-            variants = self.config.getoption("variant")
-            runs = [run for run in ev.runs if not variants or run.variant.name in variants]
-        other = state.eval_paths.get(ev.name)
-        if other is not None and other != str(self.path):  # they would share cassettes and reports
-            raise PromptVCRError(f"{self.path}: eval name {ev.name!r} is also the name of {other}: rename one")
-        state.eval_paths[ev.name] = str(self.path)
-        state.collected[ev.name] = ev
-        if not state.options.replay:
-            self._preflight(ev, runs, state)
-        if state.progress is not None:
-            state.progress.plan(sum(run.samples - len(state.kept(run)) for run in runs))
+        ev = evals.load(self.path, self.config.rootpath, samples, session.settings.profile)
+        wanted = self.config.getoption("eval")
+        if resumed is None and wanted and ev.name not in wanted and self.path.stem not in wanted:
+            return
+        variants = self.config.getoption("variant")
+        runs = session.planned_runs(ev, [r for r in ev.runs if resumed or not variants or r.variant.name in variants])
+        if not runs:
+            return
+        session.add_eval(ev)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for warning in session.preflight(ev, runs):
+            if reporter is not None:
+                reporter.write_line(f"promptvcr: warning: {warning}", yellow=True)
         for run in runs:
             item = CaseItem.from_parent(
                 self,
@@ -514,22 +342,6 @@ class EvalFile(pytest.File):
             )
             item.stash[_RUN] = run
             yield item
-
-    def _preflight(self, ev: evals.Eval, runs: list[evals.CaseRun], state: _State) -> None:
-        """Before a live run: refuse an eval whose worst case exceeds its budget; warn about retired models."""
-        if ev.budget_usd is not None:
-            problem = preflight.budget_problem(ev, [preflight.plan(run) for run in runs])
-            if problem:
-                raise PromptVCRError(problem)
-            budget = state.budgets[ev.name] = preflight.Budget(ev.budget_usd)
-            for run in runs:  # a resumed run's answers were paid for
-                budget.spend(sum(row.cost_usd or 0.0 for row in state.kept(run).values() if not row.replayed), None)
-        _check_local_models(runs, state.local_given)
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        for model in sorted({run.model for run in runs}):
-            warning = models.shutdown_warning(model, dt.date.today())
-            if warning and reporter is not None:
-                reporter.write_line(f"promptvcr: warning: {warning}", yellow=True)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, InternalError):  # our bug, not the file's: the run ends with pytest's code 3
@@ -542,15 +354,6 @@ class EvalFile(pytest.File):
 _RUN = pytest.StashKey[evals.CaseRun]()
 
 
-def _check_local_models(runs: list[evals.CaseRun], given: str | None) -> None:
-    """Before a recording run starts the local server: each local model it names is installed (else the command
-    that installs it). Not when a server is given or already answers: that one serves what it serves."""
-    wanted = {run.model for run in runs if run.variant.endpoint.kind == "local"} & set(local.aliases())
-    if wanted and not given and not local.answers(evals.DEFAULT_LOCAL_URL):
-        for model in sorted(wanted):
-            local.check_installed(model)
-
-
 class CaseItem(pytest.Function):
     def reportinfo(self) -> tuple[Path, int, str]:
         run = self.stash[_RUN]
@@ -559,23 +362,19 @@ class CaseItem(pytest.Function):
 
 def _test_for(run: evals.CaseRun, ev: evals.Eval) -> Callable[[pytest.FixtureRequest], None]:
     def promptvcr_case(request: pytest.FixtureRequest) -> None:
-        state = request.config.stash[_STATE]
-        rows = state.case_rows(request.node, run)
+        rows = request.config.stash[_STATE].session.rows_of(request.node.nodeid, run, ev)
         request.node.stash[_ROWS] = rows
-        _verdict(run, ev, rows, state.options)
+        _verdict(run, rows)
 
     return promptvcr_case
 
 
-def _verdict(run: evals.CaseRun, ev: evals.Eval, rows: list[Row], options: runner.RunOptions) -> None:
-    errors = [r for r in rows if r.outcome == Outcome.ERRORED]
-    never_recorded = options.replay and not runner.cassette_for(run, options).is_file()
-    if errors and never_recorded and ev.missing_recordings == "skip":
-        rows[:] = [dataclasses.replace(row, outcome=Outcome.SKIPPED) for row in rows]  # the item's list, reported
-        pytest.skip(errors[0].error_message or "")
+def _verdict(run: evals.CaseRun, rows: list[Row]) -> None:
     kind, message = junit.case_verdict(rows, run.case.min_pass_rate)
     if kind == "passed":
         return
+    if kind == "skipped":
+        pytest.skip(message)
     if kind == "failed" and run.variant.xfail:  # one line: -ra prints it for every item; details in results.csv
         pytest.xfail(f"{run.variant.xfail} — {message.splitlines()[0]}")
     pytest.fail(message, pytrace=False)

@@ -25,6 +25,7 @@ from ..load import _profiles as profiles
 from ..load import _yamlsrc as yamlsrc
 from ..record._cassettes import RecordMode
 from ..report import _compare as compare
+from ..report import _compare_text as compare_text
 from ..run import _preflight as preflight
 from ..testing import chaos, local
 from . import _doctor as doctor
@@ -162,12 +163,12 @@ def _compare(args: argparse.Namespace) -> int:
     a, b = (compare.load_run(t) for t in targets)
     comparisons = compare.compare_runs(a, b, "A", "B")
     print(f"A = {targets[0]}\nB = {targets[1]}\n")
-    print(compare.text_report(comparisons))
+    print(compare_text.text_report(comparisons))
     for note in compare.unmatched(a, b):
         print(f"not compared: {note}")
     if not comparisons:
         raise PromptVCRError("the two runs have no eval × variant in common: nothing to compare")
-    print(compare.METHODS)
+    print(compare_text.METHODS)
     problems = [p for c in comparisons for p in c.regressions(args.max_cost_increase)]
     print()
     for problem in problems:

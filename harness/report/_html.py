@@ -11,6 +11,7 @@ import pandas as pd
 
 from . import _charts as charts
 from . import _compare as compare
+from . import _compare_text as compare_text
 from . import _verdicts as verdicts
 
 MAX_FAILURES_SHOWN = 20  # failing samples listed per case × variant; results.csv has them all
@@ -118,10 +119,10 @@ def _eval_section(
         "failures": _failures(rows),
         "comparisons": [
             {
-                "heading": compare.heading(c),
+                "heading": compare_text.heading(c),
                 "empty": c.empty,
-                "rows": compare.verdict_rows(c),
-                "case_rows": compare.case_rows(c),
+                "rows": compare_text.verdict_rows(c),
+                "case_rows": compare_text.case_rows(c),
             }
             for c in comparisons
             if c.eval == name
@@ -153,7 +154,7 @@ def render(
         ],
         tables=tables,
         evals=sections,
-        verdict_headers=compare.HEADERS,
-        case_headers=compare.CASE_HEADERS,
-        method=compare.METHODS,
+        verdict_headers=compare_text.HEADERS,
+        case_headers=compare_text.CASE_HEADERS,
+        method=compare_text.METHODS,
     )

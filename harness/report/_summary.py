@@ -23,6 +23,7 @@ import pandas as pd
 from ..load._evals import Eval
 from ..run._row import COLUMNS, PRIMARY, Row
 from . import _compare as compare
+from . import _compare_text as compare_text
 from . import _gates as gates_mod
 from . import _html as htmlreport
 from . import _junit as junit
@@ -62,6 +63,32 @@ def summarize(df: pd.DataFrame, evals: Mapping[str, Eval]) -> list[VariantSummar
     return out
 
 
+def _judge_spend(g: pd.DataFrame) -> dict[str, Any]:
+    """The judge's tokens and cost, also on samples it then failed to grade (never added into the answers')."""
+    judged = g[g["judge_prompt_tokens"].notna()]
+    priced = bool(len(judged)) and bool(judged["judge_cost_usd"].notna().all())
+    return {
+        "judged": len(judged),
+        "judge_prompt_tokens": int(judged["judge_prompt_tokens"].astype(float).sum()),
+        "judge_completion_tokens": int(judged["judge_completion_tokens"].astype(float).sum()),
+        "judge_cost_usd": float(judged["judge_cost_usd"].astype(float).sum()) if priced else None,
+    }
+
+
+def _projection(answered: pd.DataFrame, ev: Eval, priced: bool) -> dict[str, Any]:
+    """The budget and, with a traffic profile, the monthly cost at the measured mix-weighted cost per call."""
+    per_call = _mix_cost_per_call(answered, ev) if priced else math.nan
+    monthly = ev.traffic.requests_per_day * DAYS_PER_MONTH * per_call if ev.traffic else math.nan
+    return {
+        "budget_usd": ev.budget_usd,
+        "requests_per_day": ev.traffic.requests_per_day if ev.traffic else None,
+        "mix_cost_per_call_usd": per_call,
+        "monthly_cost_usd": monthly,
+        "monthly_budget_usd": ev.monthly_budget_usd,
+        "over_budget": bool(ev.monthly_budget_usd is not None and monthly > ev.monthly_budget_usd),
+    }
+
+
 def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[str, Any]:
     answered = g[g["outcome"].isin(["passed", "failed"])]
     errors = int((g["outcome"] == "errored").sum())
@@ -77,9 +104,6 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
     elo, ehi = wilson(errors, n + errors)
     priced = answered["cost_usd"].notna().all() and n > 0
     latencies = answered["latency_ms"].dropna().tolist()
-    per_call = _mix_cost_per_call(answered, ev) if priced else math.nan
-    judged = g[g["judge_prompt_tokens"].notna()]  # the judge's spend, also on samples it then failed to grade
-    monthly = ev.traffic.requests_per_day * DAYS_PER_MONTH * per_call if ev.traffic else math.nan
     return {
         "eval": eval_name,
         "variant": variant,
@@ -106,18 +130,8 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
         "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
         "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
-        "judged": len(judged),
-        "judge_prompt_tokens": int(judged["judge_prompt_tokens"].astype(float).sum()),
-        "judge_completion_tokens": int(judged["judge_completion_tokens"].astype(float).sum()),
-        "judge_cost_usd": float(judged["judge_cost_usd"].astype(float).sum())
-        if len(judged) and judged["judge_cost_usd"].notna().all()
-        else None,
-        "budget_usd": ev.budget_usd,
-        "requests_per_day": ev.traffic.requests_per_day if ev.traffic else None,
-        "mix_cost_per_call_usd": per_call,
-        "monthly_cost_usd": monthly,
-        "monthly_budget_usd": ev.monthly_budget_usd,
-        "over_budget": bool(ev.monthly_budget_usd is not None and monthly > ev.monthly_budget_usd),
+        **_judge_spend(g),
+        **_projection(answered, ev, bool(priced)),
         "latency_n": len(latencies),
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
@@ -290,7 +304,7 @@ def markdown(
         ]
     if comparisons:
         parts += ["## A/B comparisons", ""]
-        parts += [compare.markdown_report(comparisons), compare.METHODS, ""]
+        parts += [compare_text.markdown_report(comparisons), compare_text.METHODS, ""]
     return "\n".join(parts)
 
 
