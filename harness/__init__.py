@@ -7,7 +7,9 @@ PYTEST_DONT_REWRITE: pytest marks the packages of its plugins for assertion rewr
 ``filterwarnings = error``) that this one was imported before it could, as ``promptvcr run`` does.
 """
 
-from .checks._builtins import Answer, CheckResult, compile_check, run_checks
+from .checks._answer import Answer, CheckResult
+from .checks._builtins import compile_check, run_checks
+from .checks._registry import check
 from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
 from .load._cases import Case
 from .load._evals import CaseRun, Eval, load
@@ -28,6 +30,7 @@ __all__ = [
     "PromptVCRError",
     "TokenCountError",
     "UnknownModelError",
+    "check",
     "compile_check",
     "cost_usd",
     "count_text",

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from dotenv import load_dotenv
 
+from .checks import _pytest_hook as check_hook
 from .errors import PromptVCRError
 from .load import _evals as evals
 from .load import _profiles as profiles
@@ -380,6 +381,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="I/N",
         help="run the I-th of N parts of the items (1-based), e.g. one per CI machine; `promptvcr merge` joins them",
     )
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(check_hook.HookSpecs)  # pytest_promptvcr_checks(register), for conftest.py files
+    if not pluginmanager.is_registered(check_hook):
+        pluginmanager.register(check_hook, "promptvcr-checks")
 
 
 def pytest_configure(config: pytest.Config) -> None:
