@@ -19,6 +19,7 @@ import harness
 from harness.checks import _builtins as checks
 from harness.checks import _matching as matching
 from harness.checks import _registry as registry
+from harness.cli import _main as cli
 from harness.errors import InputError
 from harness.load import _evals as evals
 from tests import evalproject as ep
@@ -346,3 +347,22 @@ def test_an_unknown_name_beside_other_problems_is_said_in_the_same_pass(tmp_path
     assert said[(line_of(case, "temperature"), "/cases/0/temperature")] == 'expected number, got "hot"'
     unknown = said[(line_of(case, "contians"), "/cases/0/expect/1/contians")]
     assert unknown.startswith("unknown check 'contians' — did you mean 'contains'?")
+
+
+# --- outside pytest: `promptvcr validate` knows the conftest's checks too --------------------------------------------
+
+
+def test_validate_registers_the_conftests_checks_as_pytest_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {"cases/a.yaml": OWN_CASES, "checks/mine.py": MINE, "evals/e.yaml": eval_yaml(NOWHERE, ["cases/a.yaml"])}
+    write_project(tmp_path, files)
+    (tmp_path / "conftest.py").write_text(CONFTEST, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["validate"]) == 0, capsys.readouterr().err
+    assert "evals/e.yaml: ok" in capsys.readouterr().out
+    (tmp_path / "conftest.py").write_text(CONFTEST.replace("import harness\n", "import harness\nimport nowhere_mod\n"))
+    assert cli.main(["validate"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'conftest.py'}:2: cannot import conftest.py: ModuleNotFoundError: " in err, err
+    assert "Traceback" not in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import sys
 import traceback
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..errors import InputError, Problem
 from . import _registry as registry
 from ._answer import Answer, CheckArgError
 
@@ -53,6 +55,30 @@ def _prepare(arg: Any, root: Path) -> Function:
     if problem:
         raise CheckArgError(f"{where}:{name} {problem}", "/function")
     return Function(fn, arg.get("args", {}))
+
+
+def conftest_checks(root: Path) -> None:
+    """Outside pytest (``promptvcr validate``, ``status``…): the checks the project's conftest.py registers, by
+    ``@harness.check`` or its ``pytest_promptvcr_checks`` hook, as pytest would register them; InputError when it
+    cannot be imported."""
+    path = root / "conftest.py"
+    if not path.is_file():
+        return
+    sys.path.insert(0, str(root))  # as pytest imports a rootdir's conftest.py: its own modules beside it importable
+    try:
+        module = _imported(path.resolve(), "conftest.py")
+    except CheckArgError as exc:
+        raise InputError([Problem(path, _line(str(exc)), "", str(exc))]) from None
+    finally:
+        sys.path.remove(str(root))
+    hook = getattr(module, "pytest_promptvcr_checks", None)
+    if callable(hook):
+        hook(register=registry.register)
+
+
+def _line(message: str) -> int:
+    found = re.search(r"\(line (\d+)\)$", message)
+    return int(found.group(1)) if found else 1
 
 
 _MODULES: dict[tuple[Path, int], ModuleType] = {}  # imported once per version of the file

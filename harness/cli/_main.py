@@ -19,6 +19,7 @@ import pytest
 from dotenv import load_dotenv
 
 from .. import _cliargs as cliargs
+from ..checks import _python as python_checks
 from ..errors import InternalError, PromptVCRError
 from ..load import _evals as evals
 from ..load import _yamlsrc as yamlsrc
@@ -239,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     args = cliargs.parse(parser, ours)
     if args.profile:
         os.environ["PROMPTVCR_PROFILE"] = args.profile  # read wherever evals are loaded, pytest's run included
+    if args.command in ("validate", "estimate", "status", "doctor"):  # `run`: pytest registers them
+        failed = _guard(lambda: _conftest_checks(Path.cwd()))
+        if failed:
+            return failed
     commands: dict[str, Callable[[], int]] = {
         "validate": lambda: _validate(args),
         "compare": lambda: _compare(args),
@@ -251,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         "run": lambda: _run(args, extra),
     }
     return _guard(commands[args.command])
+
+
+def _conftest_checks(root: Path) -> int:
+    python_checks.conftest_checks(root)
+    return 0
 
 
 def _guard(command: Callable[[], int]) -> int:
