@@ -100,8 +100,7 @@ def test_a_check_gets_the_request_sent() -> None:
 
 
 def test_a_slow_check_keeps_to_the_samples_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(matching, "CHECK_TIME_LIMIT_S", 0.2)
-    monkeypatch.setattr(matching.limit, "__defaults__", (0.2,))
+    monkeypatch.setattr(matching.limit.__wrapped__, "__defaults__", (0.3,))  # the sample's time: 0.3 s, not 2
 
     @harness.check("sleepy")
     def sleepy(answer: harness.Answer, request: Any, args: Any) -> bool:
@@ -110,7 +109,7 @@ def test_a_slow_check_keeps_to_the_samples_time_limit(monkeypatch: pytest.Monkey
 
     started = time.monotonic()
     result = results_of("sleepy", "x")
-    assert time.monotonic() - started < 5
+    assert 0.3 <= time.monotonic() - started < 1.5
     assert (result.passed, result.reason) == (False, matching.TIMED_OUT)
 
 
@@ -273,23 +272,20 @@ def _python_case(function: str) -> str:
     return GOOD_CASE.replace("      - contains: ok\n", f'      - python: {{function: "{function}"}}\n')
 
 
-@pytest.mark.parametrize(
-    ("function", "mine", "said"),
-    [
-        ("checks/none.py:fn", None, "no file checks/none.py (a python check's path is relative to the project root "),
-        (
-            "checks/mine.py:nope",
-            "def fn(answer, request, args):\n    return True\n",
-            "has no function 'nope' (it has: fn)",
-        ),
-        ("checks/mine.py:fn", "import no_such_module_here\n", "cannot import checks/mine.py: ModuleNotFoundError: "),
-        ("checks/mine.py:fn", "x = 1\nraise ValueError('half done')\n", "ValueError: half done (line 2)"),
-        ("checks/mine.py:fn", "def fn(answer:\n", "cannot import checks/mine.py: SyntaxError: "),
-        ("checks/mine.py:fn", "def fn(answer):\n    return True\n", "checks/mine.py:fn must take three arguments"),
-        ("checks/mine.py:fn", "fn = 3\n", "checks/mine.py:fn is not a function: 3"),
-        ("mine.txt:fn", None, "is not valid here: `<path>.py:<function>`"),
-    ],
-)
+# each way a python check can be unusable: (its `function`, the file's text or None for no file, what is said)
+UNUSABLE = {
+    "no file": ("checks/none.py:fn", None, "no file checks/none.py (a python check's path is relative to the project "),
+    "no function": ("checks/mine.py:nope", "def fn(answer, request, args): ...\n", "no function 'nope' (it has: fn)"),
+    "import error": ("checks/mine.py:fn", "import no_such_mod\n", "cannot import checks/mine.py: ModuleNotFoundError"),
+    "raises": ("checks/mine.py:fn", "x = 1\nraise ValueError('half done')\n", "ValueError: half done (line 2)"),
+    "syntax": ("checks/mine.py:fn", "def fn(answer:\n", "cannot import checks/mine.py: SyntaxError: "),
+    "shape": ("checks/mine.py:fn", "def fn(answer):\n    return True\n", "checks/mine.py:fn must take three arguments"),
+    "not callable": ("checks/mine.py:fn", "fn = 3\n", "checks/mine.py:fn is not a function: 3"),
+    "not a .py": ("mine.txt:fn", None, "is not valid here: `<path>.py:<function>`"),
+}
+
+
+@pytest.mark.parametrize(("function", "mine", "said"), UNUSABLE.values(), ids=UNUSABLE.keys())
 def test_a_python_check_that_cannot_be_used_stops_the_run(
     pytester: pytest.Pytester, fake_openai: FakeOpenAI, function: str, mine: str | None, said: str
 ) -> None:
