@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from dotenv import load_dotenv
 
-from .checks import _pytest_hook as check_hook
 from .errors import PromptVCRError
 from .load import _evals as evals
 from .load import _profiles as profiles
@@ -44,6 +43,7 @@ try:  # the variant is a real parameter of the item: pytest's cache (--lf, --ff)
 except ImportError:  # pragma: no cover  # older pytest
     from _pytest.python import CallSpec2 as CallSpec  # its name there
 
+pytest_plugins = ["harness.checks._pytest_hook"]  # the pytest_promptvcr_checks hook, for conftest.py files
 _STATE = pytest.StashKey["_State"]()
 OUTCOMES = frozenset({"passed", "failed", "errored", "skipped"})
 _ROWS = pytest.StashKey[list[runner.Row]]()
@@ -381,12 +381,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="I/N",
         help="run the I-th of N parts of the items (1-based), e.g. one per CI machine; `promptvcr merge` joins them",
     )
-
-
-def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    pluginmanager.add_hookspecs(check_hook.HookSpecs)  # pytest_promptvcr_checks(register), for conftest.py files
-    if not pluginmanager.is_registered(check_hook):
-        pluginmanager.register(check_hook, "promptvcr-checks")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,8 +1,11 @@
 """The pytest side of the check registry: the ``pytest_promptvcr_checks(register)`` hook a conftest.py implements.
 
-Registered by ``harness.plugin`` as a plugin of its own. The checks registered in a session (by a conftest's hook or
-its ``@harness.check``) are dropped when the session ends, so that pytest sessions in one process (pytester's) keep
-theirs apart.
+A plugin of its own, which ``harness.plugin`` loads (its ``pytest_plugins``). The checks registered in a session (by a
+conftest's hook or its ``@harness.check``) are dropped when the session ends, so that pytest sessions in one process
+(pytester's) keep theirs apart.
+
+PYTEST_DONT_REWRITE: pytest marks the plugins it loads by name for assertion rewriting, and would warn (an error under
+``filterwarnings = error``) that this one was imported before it could.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ class HookSpecs:
     def pytest_promptvcr_checks(self, register: Callable[[str, registry.CheckFn], None]) -> None:
         """Register checks a case file may name: ``register("name", fn)``, ``fn(answer, request, args)`` returning a
         bool, a reason string (failed) or a ``harness.CheckResult``. Called for every conftest.py, at startup."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(HookSpecs)
 
 
 @pytest.hookimpl(tryfirst=True)

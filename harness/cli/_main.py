@@ -82,6 +82,7 @@ def _merge(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     """0 when every file is valid; else 2, as `run` and every other command exit on a bad file (3: our own bug)."""
     root = Path.cwd()
+    python_checks.conftest_checks(root)  # as pytest registers them in `run`
     paths = [resolve(t, root) for t in args.evals] or _eval_files(root)
     code = 0
     for path in paths:
@@ -99,6 +100,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _estimate(args: argparse.Namespace) -> int:
     """Pre-flight of each eval, nothing sent: 1 when an eval's worst case exceeds its budget."""
     root = Path.cwd()
+    python_checks.conftest_checks(root)
     refused = 0
     for path in [resolve(t, root) for t in args.evals] or _eval_files(root):
         text, ok = preflight.describe(evals.load(path, root, args.samples))
@@ -108,6 +110,7 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def _loaded(targets: list[str], root: Path) -> list[evals.Eval]:
+    python_checks.conftest_checks(root)
     return [evals.load(path, root) for path in [resolve(t, root) for t in targets] or _eval_files(root)]
 
 
@@ -240,10 +243,6 @@ def main(argv: list[str] | None = None) -> int:
     args = cliargs.parse(parser, ours)
     if args.profile:
         os.environ["PROMPTVCR_PROFILE"] = args.profile  # read wherever evals are loaded, pytest's run included
-    if args.command in ("validate", "estimate", "status", "doctor"):  # `run`: pytest registers them
-        failed = _guard(lambda: _conftest_checks(Path.cwd()))
-        if failed:
-            return failed
     commands: dict[str, Callable[[], int]] = {
         "validate": lambda: _validate(args),
         "compare": lambda: _compare(args),
@@ -256,11 +255,6 @@ def main(argv: list[str] | None = None) -> int:
         "run": lambda: _run(args, extra),
     }
     return _guard(commands[args.command])
-
-
-def _conftest_checks(root: Path) -> int:
-    python_checks.conftest_checks(root)
-    return 0
 
 
 def _guard(command: Callable[[], int]) -> int:
