@@ -76,13 +76,20 @@ def test_a_check_that_raises_or_returns_nonsense_fails_that_answer_only() -> Non
     def nonsense(answer: harness.Answer, request: Any, args: Any) -> Any:
         return 1
 
+    @harness.check("bad_score")
+    def bad_score(answer: harness.Answer, request: Any, args: Any) -> harness.CheckResult:
+        return harness.CheckResult("bad_score", True, "", args)
+
     compiled = [harness.compile_check(n, None) for n in ("raises", "nonsense")] + [
-        harness.compile_check("contains", "ok")
+        harness.compile_check("bad_score", score) for score in ("high", float("nan"), 2)
     ]
-    results = harness.run_checks(compiled, {}, completion('{"ok": true}'))
+    results = harness.run_checks([*compiled, harness.compile_check("contains", "ok")], {}, completion('{"ok": 1}'))
     assert [(r.name, r.passed, r.reason) for r in results] == [
         ("raises", False, "the check raised KeyError: 'no such field'"),
         ("nonsense", False, "the check returned int: a bool, a reason or a CheckResult"),
+        ("bad_score", False, "the check's score is not a number from 0 to 1: 'high'"),
+        ("bad_score", False, "the check's score is not a number from 0 to 1: nan"),
+        ("bad_score", False, "the check's score is not a number from 0 to 1: 2"),
         ("contains", True, ""),
     ]
 

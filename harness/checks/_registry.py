@@ -200,8 +200,12 @@ def _result(label: str, out: Any) -> CheckResult:
     if isinstance(out, str):
         return CheckResult(label, False, out or "the check failed without a reason")
     if isinstance(out, CheckResult):
-        reason = out.reason or ("" if out.passed else "the check failed without a reason")
-        if out.score is not None:
-            reason = f"score {out.score:g}: {reason}" if reason else f"score {out.score:g}"
-        return replace(out, name=label, reason=reason)
+        score = out.score
+        if score is not None and (isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1):
+            return CheckResult(label, False, f"the check's score is not a number from 0 to 1: {score!r}")
+        passed = bool(out.passed)
+        reason = str(out.reason or ("" if passed else "the check failed without a reason"))
+        if score is not None:
+            reason = f"score {score:g}: {reason}" if reason else f"score {score:g}"
+        return replace(out, name=label, passed=passed, reason=reason)
     return CheckResult(label, False, f"the check returned {type(out).__name__}: a bool, a reason or a CheckResult")
