@@ -13,7 +13,9 @@ PYTEST_DONT_REWRITE: pytest marks the packages of its plugins for assertion rewr
 
 from typing import Any
 
-from .checks._builtins import Answer, CheckResult, compile_check, run_checks
+from .checks._answer import Answer, CheckResult
+from .checks._builtins import compile_check, run_checks
+from .checks._registry import check
 from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
 from .load._cases import Case
 from .load._evals import CaseRun, Eval, load
@@ -48,6 +50,7 @@ __all__ = [
     "Settings",
     "TokenCountError",
     "UnknownModelError",
+    "check",
     "compile_check",
     "cost_usd",
     "count_text",

@@ -35,6 +35,7 @@ try:  # the variant is a real parameter of the item: pytest's cache (--lf, --ff)
 except ImportError:  # pragma: no cover  # older pytest
     from _pytest.python import CallSpec2 as CallSpec  # its name there
 
+pytest_plugins = ["harness.checks._pytest_hook"]  # the pytest_promptvcr_checks hook, for conftest.py files
 _STATE = pytest.StashKey["_State"]()
 LOCAL_URL_ENV = "PROMPTVCR_LOCAL_URL"  # a local model server that is running already
 _ROWS = pytest.StashKey[list[Row]]()

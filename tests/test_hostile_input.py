@@ -593,7 +593,7 @@ def test_lookup_by_name_passes_over_broken_files(
 def test_our_own_bug_is_an_internal_error_with_a_report_hint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(name: str, arg: Any) -> checks.Check:
+    def broken(name: str, arg: Any, root: Path | None = None) -> checks.Check:
         raise KeyError("a bug")
 
     write(tmp_path, [Variant("internal", "ok", CASE, EVAL, "case", "id:", None, "")], "http://127.0.0.1:9/v1")

@@ -180,8 +180,9 @@ def test_unknown_check_name(pytester: pytest.Pytester, fake_openai: FakeOpenAI) 
         fake_openai,
         f"cases/a.yaml:{line_of(case, 'jsonvalid')}",
         "/cases/0/expect/1/jsonvalid",
-        "'jsonvalid'",
-        "(known: json_valid, json_schema, contains, not_contains, regex, equals, max_chars, finish_reason, judge)",
+        "unknown check 'jsonvalid' — did you mean 'json_valid'?",
+        "(known: json_valid, json_schema, contains, not_contains, regex, equals, max_chars, finish_reason, judge, "
+        "python)",
     )
 
 
@@ -190,7 +191,7 @@ def test_check_problems_say_check(tmp_path: Path) -> None:
     case = GOOD_CASE.replace("      - contains: ok\n", "".join(f"      {b}\n" for b in bad))
     out = load_problems(tmp_path, {"cases/a.yaml": case, "evals/e.yaml": eval_yaml(NOWHERE, ["cases/a.yaml"])})
     expected = [
-        ("/cases/0/expect/1/jsonvalid", "unknown check 'jsonvalid' (known: json_valid, "),
+        ("/cases/0/expect/1/jsonvalid", "unknown check 'jsonvalid' — did you mean 'json_valid'? (known: json_valid, "),
         ("/cases/0/expect/2", "a check is a mapping with exactly one key"),
         ("/cases/0/expect/3", "a check is a mapping with exactly one key"),
     ]

@@ -131,7 +131,7 @@ def test_judge_checks_are_left_out_of_the_deterministic_checks() -> None:
         checks.compile_check("judge", {"rubric": RUBRIC, "threshold": 0.5}),
         checks.compile_check("contains", "R"),
     ]
-    assert compiled[0].arg == checks.JudgeSpec(RUBRIC, 0.5, None, None)
+    assert compiled[0].args == checks.JudgeSpec(RUBRIC, 0.5, None, None)
     assert [r.name for r in checks.run_checks(compiled, {}, completion("Rust"))] == ["contains"]
 
 

@@ -19,6 +19,7 @@ from harness.checks import _builtins as checks
 from harness.errors import InputError
 from harness.load import _render as render
 from harness.load import _yamlsrc as yamlsrc
+from harness.load import schemas
 from harness.load._evals import Gate
 from harness.report import _gates as gates
 from harness.report import _stats as stats
@@ -337,7 +338,11 @@ def test_run_checks_keeps_order_and_judges_each() -> None:
         "max_chars",
         "finish_reason",
         "judge",
+        "python",
     )
+    # the shipped case schema lists exactly the built-ins, for editors
+    listed = schemas.load_schema("case.schema.json")["$defs"]["check"]["properties"]
+    assert sorted(listed) == sorted(checks.CHECK_NAMES)
 
 
 # --- stats -----------------------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""Checks: pure functions of (request, response) that pass or fail with a reason.
+"""The built-in checks, registered as any check is (``harness.checks._registry``), and the two steps every check goes
+through: ``compile_check`` and ``run_checks``.
 
-A check is written in a case file as a one-key mapping (``- contains: "joke"``). ``compile_check`` turns it into a
-``Check`` once, at load time, so a bad regex or an invalid JSON Schema is reported before anything is sent;
-``run_checks`` applies the compiled checks to one answer and never touches the network. The opt-in ``judge`` check is
-not one of them: its compiled form only holds its ``JudgeSpec``, and ``harness.run._runner`` has a judge model grade it
-(``harness.checks._judge``).
+A check is written in a case file as a one-key mapping (``- contains: "joke"``). ``compile_check`` looks its name up in
+the registry and prepares its value once, at load time, so an unknown name, a bad regex or an invalid JSON Schema is
+reported before anything is sent; ``run_checks`` applies the compiled checks to one answer and never touches the
+network. The opt-in ``judge`` check is not one of them: its compiled form only holds its ``JudgeSpec``, and
+``harness.run._runner`` has a judge model grade it (``harness.checks._judge``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -23,60 +25,16 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import specification_with
 
 from . import _matching as matching
+from . import _python as python
+from . import _registry as registry
 
-JSONDoc = Any
-_NOT_JSON = object()
+# what the loader and the runner use of a check, said here with the steps (compile_check, run_checks)
+from ._answer import Answer as Answer
+from ._answer import CheckArgError as CheckArgError
+from ._answer import CheckResult as CheckResult
+from ._answer import JSONDoc
+
 _UNKNOWN_DRAFT: Any = object()  # what validator_for answers for a $schema it does not know
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    passed: bool
-    reason: str = ""
-
-
-class CheckArgError(ValueError):
-    """A check's argument is unusable; ``pointer`` is relative to the check's value."""
-
-    def __init__(self, message: str, pointer: str = "") -> None:
-        super().__init__(message)
-        self.pointer = pointer
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the checks look at: the first choice's text, its parsed JSON (if any), why it stopped, and the model's
-    refusal text when it refused (``message.refusal``: then there is no content, and never valid JSON)."""
-
-    content: str
-    finish_reason: str | None
-    parsed: JSONDoc = field(default=_NOT_JSON)
-    refusal: str | None = None
-
-    @property
-    def is_json(self) -> bool:
-        return self.parsed is not _NOT_JSON
-
-    @classmethod
-    def from_response(cls, response: Mapping[str, Any]) -> Answer:
-        choices = response.get("choices") or [{}]
-        choice = choices[0] if isinstance(choices[0], Mapping) else {}
-        message = choice.get("message") or {}
-        content = message.get("content") if isinstance(message, Mapping) else None
-        refusal = message.get("refusal") if isinstance(message, Mapping) else None
-        text = content if isinstance(content, str) else ""
-        if isinstance(refusal, str) and refusal:
-            return cls(text, choice.get("finish_reason"), _NOT_JSON, refusal)
-        return cls.parse(text, choice.get("finish_reason"))
-
-    @classmethod
-    def parse(cls, text: str, finish_reason: str | None) -> Answer:
-        try:
-            parsed = json.loads(text)
-        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack, from a server
-            parsed = _NOT_JSON
-        return cls(text, finish_reason, parsed)
 
 
 @dataclass(frozen=True)
@@ -91,30 +49,36 @@ class JudgeSpec:
 
 @dataclass(frozen=True)
 class Check:
-    name: str
-    arg: Any
-    fn: Callable[[Answer], CheckResult] | None = field(compare=False, repr=False)  # None: graded by a judge model
+    name: str  # what its results are called (the registered name; `python:<file>:<function>` for a python check)
+    arg: Any  # as written in the case file
+    args: Any = field(compare=False, repr=False)  # what the function gets: the value prepared at load time
+    entry: registry.Registered = field(compare=False, repr=False)
+
+    @property
+    def judged(self) -> bool:
+        """Graded by a judge model (the runner's), not by a function here."""
+        return self.entry.fn is None
+
+
+def lookup(name: str) -> registry.Registered:
+    """The registered check ``name``: CheckArgError when there is none (saying the closest) or it is unusable."""
+    return registry.lookup(name)
+
+
+def compile_check(name: str, arg: Any, root: Path | None = None) -> Check:
+    """Build a check from its case-file form (``root``: the project's, for paths in it); raises CheckArgError for an
+    unknown name or an unusable value."""
+    entry = lookup(name)
+    args = entry.prepare(arg, root or Path.cwd()) if entry.prepare is not None else arg
+    return Check(entry.label(arg) if entry.label is not None else name, arg, args, entry)
 
 
 def run_checks(checks: Iterable[Check], request: Mapping[str, Any], response: Mapping[str, Any]) -> list[CheckResult]:
     """Apply every deterministic check to one response (judge checks are the runner's), all of them within the
-    sample's time limit (``harness.checks._matching``): a check that runs out of it fails with "check timed out".
-
-    ``request`` is part of the contract for checks that need it.
-    """
-    del request  # none of the built-in checks reads it yet
+    sample's time limit (``harness.checks._matching``): a check that runs out of it fails with "check timed out"."""
     answer = Answer.from_response(response)
-    results: list[CheckResult] = []
     with matching.limit():
-        for check in checks:
-            if check.fn is not None:
-                try:
-                    results.append(check.fn(answer))
-                except TimeoutError:
-                    results.append(CheckResult(check.name, False, matching.TIMED_OUT))
-                except RecursionError:  # a recursive schema on an answer nested deeper than the stack
-                    results.append(CheckResult(check.name, False, "check could not finish: the answer nests too deep"))
-    return results
+        return [registry.verdict(c.entry, c.name, answer, request, c.args) for c in checks if not c.judged]
 
 
 def json_schema_of(checks: Iterable[Check]) -> dict[str, Any] | None:
@@ -209,30 +173,37 @@ def _spec(arg: Any, key: str) -> tuple[Any, str | None, bool]:
     return arg, None, False
 
 
-def _json_valid(arg: Any) -> Callable[[Answer], CheckResult]:
-    want = bool(arg)
+def _builtin(name: str, prepare: Callable[[Any], Any] | None = None) -> Callable[[registry.F], registry.F]:
+    """Register a built-in check: its ``prepare`` (of the case file's value) runs at load time."""
 
-    def check(answer: Answer) -> CheckResult:
-        ok = answer.is_json == want
-        reason = "" if ok else (_json_reason(answer) if want else "the answer is valid JSON")
-        return CheckResult("json_valid", ok, reason)
+    def decorate(fn: registry.F) -> registry.F:
+        ready = (lambda arg, root: prepare(arg)) if prepare is not None else None
+        registry.add(registry.Registered(name, fn, registry.BUILT_IN, ready, inline=True))
+        return fn
 
-    return check
+    return decorate
 
 
-def _json_schema(arg: Any) -> Callable[[Answer], CheckResult]:
+@_builtin("json_valid", prepare=bool)
+def _json_valid(answer: Answer, request: Mapping[str, Any], want: bool) -> CheckResult:
+    ok = answer.is_json == want
+    reason = "" if ok else (_json_reason(answer) if want else "the answer is valid JSON")
+    return CheckResult("json_valid", ok, reason)
+
+
+def _schema_validator(arg: Any) -> Any:
     # every case of a file often shares one schema, and checking a schema against its meta-schema is the slow part
     key = json.dumps(arg, sort_keys=True)
-    if key not in _SCHEMA_CHECKS:
-        _SCHEMA_CHECKS[key] = _compiled_schema_check(arg)
-    return _SCHEMA_CHECKS[key]
+    if key not in _VALIDATORS:
+        _VALIDATORS[key] = _compiled_validator(arg)
+    return _VALIDATORS[key]
 
 
-_SCHEMA_CHECKS: dict[str, Callable[[Answer], CheckResult]] = {}
+_VALIDATORS: dict[str, Any] = {}
 _SAMPLE_VALUES: tuple[JSONDoc, ...] = (None, {}, [], "", 0)  # one of each kind of JSON value
 
 
-def _compiled_schema_check(arg: Any) -> Callable[[Answer], CheckResult]:
+def _compiled_validator(arg: Any) -> Any:
     cls = validator_for(arg, default=_UNKNOWN_DRAFT) if "$schema" in arg else jsonschema.Draft202012Validator
     if cls is _UNKNOWN_DRAFT:
         raise CheckArgError(f"unknown $schema {arg['$schema']!r}: use a JSON Schema draft's URI", "/$schema")
@@ -248,28 +219,18 @@ def _compiled_schema_check(arg: Any) -> Callable[[Answer], CheckResult]:
             validator.is_valid(value)
     except RecursionError:
         raise CheckArgError("the schema refers to itself without end (a $ref loop)") from None
-
-    def check(answer: Answer) -> CheckResult:
-        if not answer.is_json:
-            return CheckResult("json_schema", False, "the answer is not JSON")
-        error = jsonschema.exceptions.best_match(validator.iter_errors(answer.parsed))
-        if error is None:
-            return CheckResult("json_schema", True)
-        where = "".join(f"/{p}" for p in error.absolute_path) or "/"
-        return CheckResult("json_schema", False, f"schema violation at {where}: {error.message}")
-
-    return check
+    return validator
 
 
-def _on_value(name: str, path: str | None, judge: Callable[[Any], str]) -> Callable[[Answer], CheckResult]:
-    """A check of the answer (or the value at ``path`` in it): ``judge`` returns "" to pass, else the reason."""
-
-    def check(answer: Answer) -> CheckResult:
-        value, missing = value_at(answer, path)
-        reason = missing or judge(value)
-        return CheckResult(name, not reason, reason)
-
-    return check
+@_builtin("json_schema", prepare=_schema_validator)
+def _json_schema(answer: Answer, request: Mapping[str, Any], validator: Any) -> CheckResult:
+    if not answer.is_json:
+        return CheckResult("json_schema", False, "the answer is not JSON")
+    error = jsonschema.exceptions.best_match(validator.iter_errors(answer.parsed))
+    if error is None:
+        return CheckResult("json_schema", True)
+    where = "".join(f"/{p}" for p in error.absolute_path) or "/"
+    return CheckResult("json_schema", False, f"schema violation at {where}: {error.message}")
 
 
 def _check_refs(schema: dict[str, Any], cls: Any) -> None:
@@ -297,22 +258,47 @@ def _escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def _contains(name: str, negate: bool) -> Callable[[Any], Callable[[Answer], CheckResult]]:
-    def build(arg: Any) -> Callable[[Answer], CheckResult]:
-        needle, path, ignore_case = _spec(arg, "value")
-        verb = "contains" if negate else "does not contain"
+@dataclass(frozen=True)
+class _OnValue:
+    """What a check of the answer's text (or of the value at ``path`` in the answer) compares with: ``value``."""
 
+    value: Any
+    path: str | None
+    ignore_case: bool = False
+    lookup: str | None = None  # where the value is looked up: `path`, or "" for the whole parsed answer
+    pattern: Any = None  # a regex check's compiled pattern
+
+
+def _verdict(name: str, answer: Answer, spec: _OnValue, judge: Callable[[Any], str]) -> CheckResult:
+    """``judge`` of the value looked at returns "" to pass, else the reason."""
+    value, missing = value_at(answer, spec.lookup if spec.lookup is not None else spec.path)
+    reason = missing or judge(value)
+    return CheckResult(name, not reason, reason)
+
+
+def _text_spec(arg: Any) -> _OnValue:
+    return _OnValue(*_spec(arg, "value"))
+
+
+def _contains_check(name: str, negate: bool) -> None:
+    verb = "contains" if negate else "does not contain"
+
+    def check(answer: Answer, request: Mapping[str, Any], spec: _OnValue) -> CheckResult:
         def judge(value: Any) -> str:
             hay = as_text(value)
-            found = needle.lower() in hay.lower() if ignore_case else needle in hay
-            return "" if found != negate else f"the answer{_where(path)} {verb} {needle!r}"
+            found = spec.value.lower() in hay.lower() if spec.ignore_case else spec.value in hay
+            return "" if found != negate else f"the answer{_where(spec.path)} {verb} {spec.value!r}"
 
-        return _on_value(name, path, judge)
+        return _verdict(name, answer, spec, judge)
 
-    return build
+    _builtin(name, prepare=_text_spec)(check)
 
 
-def _regex(arg: Any) -> Callable[[Answer], CheckResult]:
+_contains_check("contains", negate=False)
+_contains_check("not_contains", negate=True)
+
+
+def _regex_spec(arg: Any) -> _OnValue:
     pattern, path, ignore_case = _spec(arg, "pattern")
     try:
         compiled = matching.compiled(pattern, ignore_case)
@@ -320,65 +306,55 @@ def _regex(arg: Any) -> Callable[[Answer], CheckResult]:
         raise CheckArgError(
             f"invalid regular expression {pattern!r}: {exc}", "/pattern" if isinstance(arg, dict) else ""
         ) from None
-    return _on_value(
-        "regex",
-        path,
-        lambda value: (
-            "" if matching.search(compiled, as_text(value)) else f"the answer{_where(path)} does not match /{pattern}/"
-        ),
-    )
+    return _OnValue(pattern, path, ignore_case, pattern=compiled)
 
 
-def _equals(arg: Any) -> Callable[[Answer], CheckResult]:
+@_builtin("regex", prepare=_regex_spec)
+def _regex(answer: Answer, request: Mapping[str, Any], spec: _OnValue) -> CheckResult:
+    def judge(value: Any) -> str:
+        found = matching.search(spec.pattern, as_text(value))
+        return "" if found else f"the answer{_where(spec.path)} does not match /{spec.value}/"
+
+    return _verdict("regex", answer, spec, judge)
+
+
+def _equals_spec(arg: Any) -> _OnValue:
     expected, path, _ = _spec(arg, "value")
     # `equals: {value: {a: 1}}` without a path compares the whole parsed JSON answer, not its text
-    lookup = "" if path is None and not isinstance(expected, str) else path
+    return _OnValue(expected, path, lookup="" if path is None and not isinstance(expected, str) else path)
 
+
+@_builtin("equals", prepare=_equals_spec)
+def _equals(answer: Answer, request: Mapping[str, Any], spec: _OnValue) -> CheckResult:
     def judge(value: Any) -> str:
-        same = _same(value, expected)
-        return "" if same else f"the answer{_where(path)} is {_short(value)}, expected {_short(expected)}"
+        same = _same(value, spec.value)
+        return "" if same else f"the answer{_where(spec.path)} is {_short(value)}, expected {_short(spec.value)}"
 
-    return _on_value("equals", lookup, judge)
+    return _verdict("equals", answer, spec, judge)
 
 
-def _max_chars(arg: Any) -> Callable[[Answer], CheckResult]:
-    limit, path, _ = _spec(arg, "value")
-
+@_builtin("max_chars", prepare=_text_spec)
+def _max_chars(answer: Answer, request: Mapping[str, Any], spec: _OnValue) -> CheckResult:
     def judge(value: Any) -> str:
         size = len(as_text(value))
-        return "" if size <= limit else f"the answer{_where(path)} has {size} characters, limit {limit}"
+        return "" if size <= spec.value else f"the answer{_where(spec.path)} has {size} characters, limit {spec.value}"
 
-    return _on_value("max_chars", path, judge)
-
-
-def _finish_reason(arg: Any) -> Callable[[Answer], CheckResult]:
-    allowed = [arg] if isinstance(arg, str) else list(arg)
-
-    def check(answer: Answer) -> CheckResult:
-        ok = answer.finish_reason in allowed
-        reason = "" if ok else f"finish_reason is {answer.finish_reason!r}, expected {' or '.join(allowed)}"
-        return CheckResult("finish_reason", ok, reason)
-
-    return check
+    return _verdict("max_chars", answer, spec, judge)
 
 
-_BUILDERS: dict[str, Callable[[Any], Callable[[Answer], CheckResult]]] = {
-    "json_valid": _json_valid,
-    "json_schema": _json_schema,
-    "contains": _contains("contains", negate=False),
-    "not_contains": _contains("not_contains", negate=True),
-    "regex": _regex,
-    "equals": _equals,
-    "max_chars": _max_chars,
-    "finish_reason": _finish_reason,
-}
-
-CHECK_NAMES = (*_BUILDERS, "judge")
+@_builtin("finish_reason", prepare=lambda arg: [arg] if isinstance(arg, str) else list(arg))
+def _finish_reason(answer: Answer, request: Mapping[str, Any], allowed: list[str]) -> CheckResult:
+    ok = answer.finish_reason in allowed
+    reason = "" if ok else f"finish_reason is {answer.finish_reason!r}, expected {' or '.join(allowed)}"
+    return CheckResult("finish_reason", ok, reason)
 
 
-def compile_check(name: str, arg: Any) -> Check:
-    """Build a check from its case-file form; raises CheckArgError for an unusable argument."""
-    if name == "judge":  # the case schema has checked its keys and types
-        spec = JudgeSpec(arg["rubric"], float(arg["threshold"]), arg.get("model"), arg.get("path"))
-        return Check(name, spec, None)
-    return Check(name, arg, _BUILDERS[name](arg))
+def _judge_spec(arg: Any) -> JudgeSpec:  # the case schema has checked its keys and types
+    return JudgeSpec(arg["rubric"], float(arg["threshold"]), arg.get("model"), arg.get("path"))
+
+
+# graded by a judge model: the registry knows the name, the runner grades it (harness.checks._judge)
+registry.add(registry.Registered("judge", None, registry.BUILT_IN, lambda arg, root: _judge_spec(arg), inline=True))
+python.register()
+
+CHECK_NAMES = tuple(registry.names())  # the built-ins, as the case schema lists them for editors

@@ -49,9 +49,14 @@ def compiled(pattern: str, ignore_case: bool = False) -> Any:  # a regex.Pattern
         raise re.error(f"{exc} (in the `regex` package, which runs it under a time limit)") from None
 
 
+def remaining() -> float:
+    """Seconds left of the sample's time (infinite outside ``limit``)."""
+    return _deadline.get() - time.monotonic()
+
+
 def search(pattern: Any, text: str) -> bool:
     """Whether ``pattern`` (compiled) matches somewhere in ``text``; TimeoutError when the sample's time is up."""
-    left = _deadline.get() - time.monotonic()
+    left = remaining()
     if left <= 0:
         raise TimeoutError(TIMED_OUT)
     if math.isinf(left):

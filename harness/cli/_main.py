@@ -19,6 +19,7 @@ import pytest
 from dotenv import load_dotenv
 
 from .. import _cliargs as cliargs
+from ..checks import _python as python_checks
 from ..errors import InternalError, PromptVCRError
 from ..load import _evals as evals
 from ..load import _profiles as profiles
@@ -85,6 +86,7 @@ def _merge(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     """0 when every file is valid; else 2, as `run` and every other command exit on a bad file (3: our own bug)."""
     root = Path.cwd()
+    python_checks.conftest_checks(root)  # as pytest registers them in `run`
     paths = [resolve(t, root) for t in args.evals] or _eval_files(root)
     code = 0
     for path in paths:
@@ -102,6 +104,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _estimate(args: argparse.Namespace) -> int:
     """Pre-flight of each eval, nothing sent: 1 when an eval's worst case exceeds its budget."""
     root = Path.cwd()
+    python_checks.conftest_checks(root)
     refused = 0
     for path in [resolve(t, root) for t in args.evals] or _eval_files(root):
         text, ok = preflight.describe(evals.load(path, root, args.samples, args.profile))
@@ -111,9 +114,9 @@ def _estimate(args: argparse.Namespace) -> int:
 
 
 def _loaded(targets: list[str], root: Path, profile: str | None) -> list[evals.Eval]:
-    return [
-        evals.load(path, root, profile=profile) for path in [resolve(t, root) for t in targets] or _eval_files(root)
-    ]
+    python_checks.conftest_checks(root)
+    paths = [resolve(t, root) for t in targets] or _eval_files(root)
+    return [evals.load(path, root, profile=profile) for path in paths]
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ collected and raised together as one InputError.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +38,21 @@ class Case:
         return checks.json_schema_of(self.checks)
 
 
-def load(path: Path) -> list[Case]:
-    """All cases of one file; raises InputError listing every problem found."""
+def load(path: Path, root: Path) -> list[Case]:
+    """All cases of one file (``root``: the project's, which a python check's path is relative to); raises InputError
+    listing every problem found."""
     with reading(path):
-        return _load(path)
+        return _load(path, root)
 
 
-def _load(path: Path) -> list[Case]:
+def _load(path: Path, root: Path) -> list[Case]:
     doc = yamlsrc.load(path)
     problems = schemas.validate(doc, "case.schema.json")
     if problems:
-        raise InputError(problems)
+        raise InputError(problems + _unknown_names(doc))
     defaults: dict[str, Any] = doc.data.get("defaults") or {}
-    default_checks = _compile_checks(doc, defaults.get("expect", []), "/defaults/expect", problems)
+    compile_checks = partial(_compile_checks, doc, root, problems)
+    default_checks = compile_checks(defaults.get("expect", []), "/defaults/expect")
     cases: list[Case] = []
     seen: dict[str, int] = {}
     shared: dict[Problem, list[str]] = {}  # a problem of a `defaults` template → the cases that met it
@@ -61,7 +64,7 @@ def _load(path: Path) -> list[Case]:
             problems.append(doc.problem(f"{ptr}/id", f"duplicate case id {case_id!r} (first at line {seen[case_id]})"))
             continue
         seen[case_id] = line
-        located = default_checks + _compile_checks(doc, raw.get("expect", []), f"{ptr}/expect", problems)
+        located = default_checks + compile_checks(raw.get("expect", []), f"{ptr}/expect")
         messages = _render_messages(doc, defaults, raw, ptr, problems, shared)
         params = {k: raw.get(k, defaults.get(k)) for k in render.PARAM_KEYS if k in raw or k in defaults}
         origins = {k: doc.problem(f"{ptr}/{k}" if k in raw else f"/defaults/{k}", "") for k in params}
@@ -77,7 +80,7 @@ def _load(path: Path) -> list[Case]:
                 samples=raw.get("samples", defaults.get("samples")),
                 min_pass_rate=float(raw.get("min_pass_rate", defaults.get("min_pass_rate", 1.0))),
                 checks=tuple(check for check, _ in located),
-                judges=tuple((check.arg, origin) for check, origin in located if isinstance(check.arg, JudgeSpec)),
+                judges=tuple((check.args, origin) for check, origin in located if isinstance(check.args, JudgeSpec)),
             )
         )
     problems.extend(_once(problem, ids, len(doc.data["cases"])) for problem, ids in shared.items())
@@ -94,18 +97,37 @@ def _once(problem: Problem, ids: list[str], total: int) -> Problem:
 
 
 def _compile_checks(
-    doc: yamlsrc.Located, raw: list[dict[str, Any]], ptr: str, problems: list[Problem]
+    doc: yamlsrc.Located, root: Path, problems: list[Problem], raw: list[dict[str, Any]], ptr: str
 ) -> tuple[tuple[checks.Check, Problem], ...]:
-    """Each check with where it is in the file (a Problem without a message yet)."""
+    """Each check with where it is in the file (a Problem without a message yet); an unknown name, an unusable value
+    is a problem at the check."""
     compiled: list[tuple[checks.Check, Problem]] = []
     for index, item in enumerate(raw):
         ((name, arg),) = item.items()
         at = f"{ptr}/{index}/{name}"
         try:
-            compiled.append((checks.compile_check(name, arg), doc.problem(at, "")))
+            compiled.append((checks.compile_check(name, arg, root), doc.problem(at, "")))
         except checks.CheckArgError as exc:
             problems.append(doc.problem(f"{at}{exc.pointer}", str(exc)))
     return tuple(compiled)
+
+
+def _unknown_names(doc: yamlsrc.Located) -> list[Problem]:
+    """The checks named in a file that is wrong otherwise too, but no check has the name: said in the same pass."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    defaults = data.get("defaults")
+    lists = [("/defaults/expect", defaults.get("expect") if isinstance(defaults, dict) else None)]
+    cases = data.get("cases")
+    lists += [(f"/cases/{i}/expect", c.get("expect")) for i, c in enumerate(cases or []) if isinstance(c, dict)]
+    problems = []
+    for ptr, items in lists:
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            for name in item if isinstance(item, dict) and len(item) == 1 else ():
+                try:
+                    checks.lookup(str(name))
+                except checks.CheckArgError as exc:
+                    problems.append(doc.problem(f"{ptr}/{index}/{name}", str(exc)))
+    return problems
 
 
 def _render_messages(

@@ -283,7 +283,7 @@ def _load_cases(doc: yamlsrc.Located, root: Path, problems: list[Problem]) -> li
             continue
         listed[found.resolve()] = index
         try:
-            file_cases = cases.load(found)
+            file_cases = cases.load(found, root)
         except InputError as exc:
             problems.extend(exc.problems)
             continue
