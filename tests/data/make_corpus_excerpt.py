@@ -12,7 +12,6 @@ Every line is copied whole, with the public repository, path and commit it was r
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import sys
 from collections import defaultdict
@@ -25,18 +24,11 @@ STREAMS = 60
 MAX_BYTES = 16_000
 
 
-def _bench():  # type: ignore[no-untyped-def]  # the bench script, for its category rule
-    spec = importlib.util.spec_from_file_location("bench_tokens", REPO / "bench" / "tokens.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_tokens"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> None:
     corpus = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "corpus"
-    bench = _bench()
+    sys.path.insert(0, str(REPO / "bench"))
+    import tokens as bench  # the bench script: its category rule, and the registry it uses
+
     cells: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     with gzip.open(corpus / "openai_real_traffic.jsonl.gz", "rt", encoding="utf-8") as handle:
         for raw in handle:
