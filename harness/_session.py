@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .errors import PromptVCRError
 from .load import _evals as evals
+from .load import _project_models as project_models
 from .record._cassettes import RecordMode
 from .report import _summary as report
 from .run import _client as client
@@ -67,6 +68,7 @@ class Finished:
 
 class Session:
     def __init__(self, settings: Settings) -> None:
+        project_models.use(settings.root)  # the project's models.yaml, if any, over the shipped registry
         self.settings = settings
         self.run_dir = settings.run_dir
         self.live = settings.record_mode != RecordMode.NONE

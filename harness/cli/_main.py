@@ -23,6 +23,7 @@ from ..checks import _python as python_checks
 from ..errors import InternalError, PromptVCRError
 from ..load import _evals as evals
 from ..load import _profiles as profiles
+from ..load import _project_models as project_models
 from ..load import _yamlsrc as yamlsrc
 from ..record._cassettes import RecordMode
 from ..report import _compare as compare
@@ -272,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     ours, extra = (raw[: raw.index("--")], raw[raw.index("--") + 1 :]) if "--" in raw else (raw, [])
     args = cliargs.parse(_parser(), ours)
     args.profile = args.profile or os.environ.get(profiles.ENV) or None  # the edge: passed down from here on
+    if args.command in ("validate", "estimate", "status", "doctor", "merge"):  # `run`: its Session reads it
+        refused = _guard(lambda: _project_models(Path.cwd()))
+        if refused:
+            return refused
     commands: dict[str, Callable[[], int]] = {
         "validate": lambda: _validate(args),
         "compare": lambda: _compare(args),
@@ -284,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         "run": lambda: _run(args, extra),
     }
     return _guard(commands[args.command])
+
+
+def _project_models(root: Path) -> int:
+    """The project's models.yaml over the shipped registry, before a command prices or counts anything."""
+    project_models.use(root)
+    return 0
 
 
 def _guard(command: Callable[[], int]) -> int:

@@ -110,19 +110,45 @@ def _local(raw: dict[str, Any] | None) -> LocalFile | None:
 
 
 @cache
+def _shipped() -> dict[str, dict[str, Any]]:
+    raw: dict[str, dict[str, Any]] = yaml.safe_load(
+        files(__package__).joinpath("data/models.yaml").read_text(encoding="utf-8")
+    )["models"]
+    return raw
+
+
+@cache
 def registry() -> dict[str, Model]:
-    """Every id the registry answers to (names and snapshots) → its entry."""
-    raw = yaml.safe_load(files(__package__).joinpath("data/models.yaml").read_text(encoding="utf-8"))
+    """Every id the shipped registry answers to (names and snapshots) → its entry."""
+    return _index(_shipped())
+
+
+def _index(raw: Mapping[str, dict[str, Any]]) -> dict[str, Model]:
     out: dict[str, Model] = {}
-    for name, entry in raw["models"].items():
+    for name, entry in raw.items():
         model = _model(name, entry)
         for key in (name, *model.snapshots):
             if key in out:
                 raise ValueError(f"{REGISTRY_FILE}: {key!r} is listed twice")
             out[key] = model
-    for name in raw["models"]:
+    for name in raw:
         _check_history(out[name], out)
     return out
+
+
+# A project's own models (its models.yaml, read by harness.load._project_models at the run's edge): looked up first.
+_project: dict[str, Model] = {}
+
+
+def use_project(entries: Mapping[str, dict[str, Any]]) -> None:
+    """Merge these entries (a project's models.yaml) over the shipped registry: a field given replaces the shipped
+    one. Raises ValueError when the merged registry names an id twice."""
+    merged = {name: dict(entry) for name, entry in _shipped().items()}
+    for name, entry in entries.items():
+        merged[name] = merged.get(name, {}) | dict(entry)
+    index = _index(merged) if entries else {}
+    _project.clear()
+    _project.update(index)
 
 
 def _check_history(model: Model, known: Mapping[str, Model]) -> None:
@@ -136,7 +162,9 @@ def _check_history(model: Model, known: Mapping[str, Model]) -> None:
 
 def lookup(model: str | None) -> Model | None:
     """The registry entry for a model id or snapshot id; None when unknown."""
-    return registry().get(model) if model else None
+    if not model:
+        return None
+    return _project.get(model) or registry().get(model)
 
 
 def resolve(model: str, at: dt.date) -> str:

@@ -17,7 +17,7 @@ from referencing import Registry, Resource
 from ...errors import Problem
 from ...load._yamlsrc import Located, pointer
 
-SCHEMA_FILES = ("case.schema.json", "eval.schema.json", "profiles.schema.json")
+SCHEMA_FILES = ("case.schema.json", "eval.schema.json", "profiles.schema.json", "models.schema.json")
 
 
 @cache
