@@ -11,21 +11,30 @@ from .checks._builtins import Answer, CheckResult, compile_check, run_checks
 from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
 from .load._cases import Case
 from .load._evals import CaseRun, Eval, load
+from .load._metrics import Metric
+from .record._cassettes import RecordMode
 from .report._stats import wilson
+from .run._row import AnsweredBy, ErrorKind, Outcome, Row
 from .tokens._cost import cost_usd, price_for
 from .tokens._count import TokenCountError, UnknownModelError, count_text, estimate_prompt_tokens, prompt_tokens
 
 __all__ = [
     "Answer",
+    "AnsweredBy",
     "Case",
     "CaseRun",
     "CheckResult",
     "ConfigError",
+    "ErrorKind",
     "Eval",
     "InputError",
     "LocalServerError",
+    "Metric",
+    "Outcome",
     "Problem",
     "PromptVCRError",
+    "RecordMode",
+    "Row",
     "TokenCountError",
     "UnknownModelError",
     "compile_check",
