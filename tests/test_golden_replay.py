@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,10 @@ GOLDEN = Path(__file__).parent / "data" / "golden"
 
 def _rows(path: Path, key: tuple[str, ...]) -> dict[tuple[str, ...], dict[str, str]]:
     raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    return {tuple(row[k] for k in key): row for row in csv.DictReader(io.StringIO(raw.decode("utf-8"), newline=""))}
+    # messages name cassettes by absolute path: the checkout's own folder (here, or where the saved run was made)
+    # is not part of the result
+    text = re.sub(r"/\S*?/(?=cassettes/)", "", raw.decode("utf-8"))
+    return {tuple(row[k] for k in key): row for row in csv.DictReader(io.StringIO(text, newline=""))}
 
 
 def test_the_committed_cassettes_replay_to_the_saved_results(tmp_path: Path) -> None:
