@@ -2,8 +2,9 @@
 
 Rows are ``Row`` objects everywhere inside promptvcr; they become plain dicts of JSON scalars (``to_dict``) only at
 the edges — the results journal (``results*.jsonl``), pytest-xdist's report transport, and the pandas frame that
-``results.csv`` and every report are made from — and come back with ``from_dict``. The dict's keys and values are
-the file formats: ``COLUMNS`` in this order, enums and ``answered_by`` as their text.
+``results.csv`` and every report are made from — and come back with ``from_dict`` (``from_text`` for results.csv's
+cells, as ``promptvcr merge`` reads them). The dict's keys and values are the file formats: ``COLUMNS`` in this
+order, enums and ``answered_by`` as their text.
 """
 
 from __future__ import annotations
