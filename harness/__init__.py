@@ -19,7 +19,10 @@ from .checks._registry import check
 from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
 from .load._cases import Case
 from .load._evals import CaseRun, Eval, load
+from .load._metrics import Metric
+from .record._cassettes import RecordMode
 from .report._stats import wilson
+from .run._row import AnsweredBy, ErrorKind, Outcome, Row
 from .tokens._cost import cost_usd, price_for
 from .tokens._count import TokenCountError, UnknownModelError, count_text, estimate_prompt_tokens, prompt_tokens
 
@@ -36,16 +39,22 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Answer",
+    "AnsweredBy",
     "Case",
     "CaseRun",
     "CheckResult",
     "ConfigError",
+    "ErrorKind",
     "Eval",
     "Finished",
     "InputError",
     "LocalServerError",
+    "Metric",
+    "Outcome",
     "Problem",
     "PromptVCRError",
+    "RecordMode",
+    "Row",
     "Session",
     "Settings",
     "TokenCountError",

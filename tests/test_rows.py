@@ -12,6 +12,8 @@ import vcr.record_mode
 
 from harness.load._metrics import Metric
 from harness.record._cassettes import TRANSIENT_STATUSES, RecordMode
+from harness.report import _merge as merge
+from harness.report import _summary as summary
 from harness.run import _journal as journal
 from harness.run._row import COLUMNS, FROM_CACHE, PRIMARY, AnsweredBy, ErrorKind, Outcome, Row
 
@@ -156,3 +158,11 @@ def test_the_journal_keeps_rows_typed_and_skips_lines_that_are_not_rows(tmp_path
         f.write('{"eval": "e", "variant"')  # cut short by a kill
     assert journal.rows(tmp_path) == [first]
     assert journal.kept(tmp_path) == {("e", "v", "c"): {0: first}}
+
+
+def test_a_row_comes_back_from_results_csv(tmp_path: Path) -> None:
+    # the way `promptvcr merge` reads a shard: results.csv as the report writes it, every cell read as text
+    rows = [_answered(), dataclasses.replace(_answered(), sample=4, error=None, answered_by=PRIMARY, json_valid=True)]
+    rows.append(Row("e", "c", "v", "m", 5, Outcome.ERRORED, error=ErrorKind.BUDGET, error_message="spent"))
+    summary.frame(rows).to_csv(tmp_path / "results.csv", index=False)
+    assert merge.rows_of(tmp_path / "results.csv") == rows

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from ..errors import PromptVCRError
 from ..load import _evals as evals
@@ -18,30 +17,11 @@ from ..run._row import Row
 from . import _compare as compare
 from . import _summary as report
 
-# How a results.csv cell turns back into the row's value (harness.run._row.Row); other columns stay text.
-_INTEGERS = frozenset(
-    {"sample", "prompt_tokens", "completion_tokens", "judge_prompt_tokens", "judge_completion_tokens"}
-)
-_FLOATS = frozenset({"cost_usd", "latency_ms", "judge_cost_usd"})
-_BOOLEANS = frozenset({"json_valid", "schema_valid", "replayed"})
-
 
 def rows_of(target: Path) -> list[Row]:
     """The result rows of a shard (its reports/<run-id> folder or its results.csv), as the run had them."""
     df = compare.load_run(target, as_text=True)
-    return [Row.from_dict({str(k): _cell(str(k), v) for k, v in row.items()}) for row in df.to_dict("records")]
-
-
-def _cell(column: str, text: str) -> Any:
-    if text == "":
-        return None
-    if column in _INTEGERS:
-        return int(float(text))
-    if column in _FLOATS:
-        return float(text)
-    if column in _BOOLEANS:
-        return text == "True"
-    return text
+    return [Row.from_text({str(k): str(v) for k, v in row.items()}) for row in df.to_dict("records")]
 
 
 def joined(targets: Sequence[Path]) -> list[Row]:

@@ -2,15 +2,18 @@
 
 Rows are ``Row`` objects everywhere inside promptvcr; they become plain dicts of JSON scalars (``to_dict``) only at
 the edges — the results journal (``results*.jsonl``), pytest-xdist's report transport, and the pandas frame that
-``results.csv`` and every report are made from — and come back with ``from_dict``. The dict's keys and values are
-the file formats: ``COLUMNS`` in this order, enums and ``answered_by`` as their text.
+``results.csv`` and every report are made from — and come back with ``from_dict`` (``from_text`` for results.csv's
+cells, as ``promptvcr merge`` reads them). The dict's keys and values are the file formats: ``COLUMNS`` in this
+order, enums and ``answered_by`` as their text.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
@@ -165,8 +168,24 @@ class Row:
         values["answered_by"] = AnsweredBy.parse(values["answered_by"]) if values["answered_by"] else None
         return cls(**values)
 
+    @classmethod
+    def from_text(cls, cells: Mapping[str, str]) -> Row:
+        """A row from its results.csv cells, all text (``promptvcr merge``): an empty cell is None."""
+        read = {name: _TEXT_TO_VALUE[name](text) for name, text in cells.items() if name in COLUMNS and text != ""}
+        return cls.from_dict(read)
+
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(Row))
+
+
+def _scalar(hint: Any) -> Any:
+    """``int | None`` → int: the type a column's text is read as."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) in (types.UnionType, typing.Union) else hint
+
+
+_READ_AS: dict[Any, Callable[[str], Any]] = {int: lambda t: int(float(t)), float: float, bool: lambda t: t == "True"}
+_TEXT_TO_VALUE = {name: _READ_AS.get(_scalar(hint), str) for name, hint in typing.get_type_hints(Row).items()}
 
 
 def _none_if_nan(value: Any) -> Any:
