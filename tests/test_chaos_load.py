@@ -165,6 +165,7 @@ def test_fault_rates_must_fit_in_one() -> None:
         chaos.ChaosConfig(rates={"teapot": 0.1})
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_load_command_against_the_chaos_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     body = tmp_path / "body.json"
     body.write_text(json.dumps(BODY))
@@ -300,6 +301,7 @@ def test_load_of_streamed_requests() -> None:
     assert report.statuses == {"200": 10}
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_ctrl_c_stops_the_load_with_a_report_of_what_was_sent(tmp_path: Path) -> None:
     import signal
     import subprocess

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "data" / "golden"
 
@@ -25,6 +27,7 @@ def _rows(path: Path, key: tuple[str, ...]) -> dict[tuple[str, ...], dict[str, s
     return {tuple(row[k] for k in key): row for row in csv.DictReader(io.StringIO(text, newline=""))}
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_the_committed_cassettes_replay_to_the_saved_results(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "harness", "run", "--", "--reports-dir", str(tmp_path), "-p", "no:cacheprovider"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)

@@ -336,6 +336,7 @@ def test_validate_refuses_it_with_its_place(
     assert time.monotonic() - started < 10, "refused, but slowly"
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_run_of_every_variant_stops_before_any_request(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     write(tmp_path, VARIANTS, fake_openai.base_url)
     argv = [sys.executable, "-m", "harness.cli", "run", "--record-mode", "once", "--", "-p", "no:cacheprovider"]
@@ -409,6 +410,7 @@ REDOS: dict[str, tuple[dict[str, Any], str]] = {  # case id → (its check, the 
 }
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_catastrophic_backtracking_fails_its_sample_not_the_run(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     cases = [{"id": name, "expect": [check, {"not_contains": "never"}]} for name, (check, _) in REDOS.items()]
     answering_project(tmp_path, fake_openai.base_url, cases)
@@ -428,6 +430,7 @@ def test_catastrophic_backtracking_fails_its_sample_not_the_run(tmp_path: Path, 
     assert len(fake_openai.chat_requests) == len(REDOS)
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_a_backtracking_redaction_rule_masks_the_whole_text(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     """An eval's own redaction pattern runs on every answer before it is written: one that backtracks masks all of
     the text it could not finish on (never keeps it) and the run goes on."""
@@ -450,6 +453,7 @@ def matching_limit() -> float:
     return matching.CHECK_TIME_LIMIT_S
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_a_backtracking_check_ends_within_the_limit() -> None:
     check = checks.compile_check("regex", "(a+)+$")
     started = time.monotonic()
@@ -477,6 +481,7 @@ def refused(body: dict[str, Any]) -> Reply:
     return Reply(body=reply)
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_a_refusal_says_so_in_reasons_and_its_column(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     cases = [{"id": name, "expect": expect} for name, (expect, _) in REFUSALS.items()]
     cases[-1]["response_format"] = "json_object"
@@ -639,6 +644,7 @@ TAMPERED: dict[str, Any] = {  # case id → how its recorded cassette is edited 
 }
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_a_tampered_cassette_is_a_clear_error_in_replay_and_status(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     """Cassettes are committed, so edited in pull requests too: none runs code, hangs, or ends in a traceback."""
     answering_project(
@@ -715,6 +721,7 @@ def test_a_file_that_is_not_a_text_file_is_refused_without_reading_it(
     assert said in err and "Traceback" not in err, err
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_a_cassette_linked_to_another_file_is_not_quoted(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     """A cassette is a committed file: one that is a link to a secret must not print the secret in the CI log."""
     answering_project(tmp_path, fake_openai.base_url, [{"id": "one", "expect": [{"json_valid": True}]}])
@@ -738,6 +745,7 @@ def test_a_cassette_linked_to_another_file_is_not_quoted(tmp_path: Path, fake_op
         assert "aws_secret" not in out and "wJalr" not in out and "Traceback" not in out
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_a_missing_recording_is_said_once_with_the_count(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     """Replaying more samples than were recorded: every sample past the recording misses it for one reason."""
     answering_project(tmp_path, fake_openai.base_url, [{"id": "one", "expect": [{"json_valid": True}]}])

@@ -74,6 +74,7 @@ def test_charts_of_empty_or_missing_data_are_valid_svg_saying_so() -> None:
     assert "&lt;b&gt;" in str(charts.rate_bars("<b>", [("<b>", 0.5, 0.4, 0.6)]))  # labels are escaped
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 @needs_chromium
 def test_report_renders_in_chromium_with_its_charts(
     pytester: pytest.Pytester, fake_openai: FakeOpenAI, tmp_path: Path

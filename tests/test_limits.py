@@ -325,6 +325,7 @@ def test_a_run_never_has_more_requests_in_flight_than_its_concurrency(pytester: 
     assert stats["max_in_flight"] == 3  # never more, and the samples of different cases did share the slots
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_a_run_keeps_to_its_rpm_by_the_servers_count(pytester: pytest.Pytester) -> None:
     rpm, requests = 600, 60  # 10 a second, one second of burst
     with chaos.running(chaos.ChaosConfig(latency=chaos.Latency.parse("fixed:2"))) as server:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from harness.load import _evals as evals
 from harness.report import _summary as report
@@ -107,6 +108,7 @@ def test_json_bars_are_coloured_by_gate_verdict_and_free_runs_show_no_scatter(tm
     assert 'class="chart chart-scatter"' not in html and "All local, $0" in html
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 @needs_chromium
 def test_pm_report_renders_verdict_first_in_chromium(tmp_path: Path) -> None:
     page = write(tmp_path) / "report.html"

@@ -104,6 +104,7 @@ def test_every_run_writes_a_metadata_only_log(pytester: pytest.Pytester, fake_op
     assert EMAIL not in "\n".join(lines) and "output" not in calls[0] and "messages" not in calls[0]
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_status_matches_requests_as_replay_does_masked(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
     """With `redact: [email]` and an email in the prompt, a fresh recording is `ok`, not "changed" forever: status
     and replay match by one rule (harness.record._cassettes.request_key). The judge's cassette, masked too, likewise."""

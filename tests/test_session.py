@@ -31,6 +31,7 @@ print(sorted((r.variant, r.case, r.sample, r.outcome.value) for r in done.rows))
 """
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_a_script_records_and_replays_with_evaluate_without_pytest(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     fake_openai.respond = cycling(['{"n": 1}', "not json"])
     _project(tmp_path, fake_openai.base_url)

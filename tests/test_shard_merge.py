@@ -43,6 +43,7 @@ def _merge(root: Path, *runs: Path) -> int:
         os.chdir(cwd)
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_shards_recorded_apart_and_merged_equal_the_unsplit_run(
     pytester: pytest.Pytester, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -117,6 +117,7 @@ def test_scaffolded_makefile_runs_the_installed_command(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_status_flags_an_edited_prompt_and_replay_fails_with_the_fix(
     project: Path, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:

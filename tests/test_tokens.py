@@ -142,6 +142,7 @@ def corpus_rows(corpus_path: Path) -> dict[str, dict[str, Any]]:
         return {row["interaction_sha256"][:16]: row for row in rows}
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 @pytest.mark.parametrize(("view", "category"), [(v, c) for v, floors in MACRO_FLOORS.items() for c in sorted(floors)])
 def test_macro_average_per_category_does_not_regress(macro_tables: dict[str, Any], view: str, category: str) -> None:
     table = macro_tables[view]
@@ -153,6 +154,7 @@ def test_macro_average_per_category_does_not_regress(macro_tables: dict[str, Any
     assert figure >= MACRO_FLOORS[view][category], f"{view} {category}: {figure:.2%}"
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_every_corpus_line_is_counted_and_estimates_say_so(corpus_results: list[Any]) -> None:
     assert [r.skipped for r in corpus_results if r.delta is None] == []
     estimated = [r for r in corpus_results if not r.exact]
@@ -161,6 +163,7 @@ def test_every_corpus_line_is_counted_and_estimates_say_so(corpus_results: list[
     assert len(corpus_results) == sum(n for _, n, _ in bench.rates(corpus_results, "category").values())
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 def test_each_rule_is_justified_by_the_sources_it_records(rule_effects: list[Any]) -> None:
     measured = {e.name: e for e in rule_effects}
     for rule in tokens_rules.RULES.values():
@@ -213,6 +216,7 @@ COST_CASES = [
 ]
 
 
+@pytest.mark.slow  # a whole run, a browser or the whole corpus: make test-slow
 @pytest.mark.parametrize(("line", "prompt", "cached", "completion", "usd"), COST_CASES)
 def test_cost_of_corpus_lines_matches_the_hand_calculation(
     corpus_rows: dict[str, dict[str, Any]], line: str, prompt: int, cached: int, completion: int, usd: float
