@@ -24,7 +24,7 @@ from .record._cassettes import RecordMode
 from .report import _summary as report
 from .run import _client as client
 from .run import _journal as journal
-from .run import _preflight as preflight
+from .run import _preflight
 from .run import _runner as runner
 from .run import _scheduler as scheduler
 from .run._progress import Progress
@@ -76,7 +76,7 @@ class Session:
         self.resumed = journal.Resumed.of(settings.run_dir) if resumed and settings.run_dir else None
         every = settings.progress_every
         self.progress = Progress(settings.say, every) if self.live and settings.say is not None else None
-        self.budgets: dict[str, preflight.Budget] = {}
+        self.budgets: dict[str, _preflight.Budget] = {}
         self._lock = threading.Lock()
         self._local: str | None = None
         self._stack = ExitStack()
@@ -117,6 +117,8 @@ class Session:
             journal.start(self.run_dir, self.options.record_mode, argv, selection)
         else:
             journal.finish(self.run_dir, "running")
+            for ledger in self.run_dir.glob("budget-*.json"):  # a killed worker's holds: planned again from the rows
+                ledger.unlink()
         self.journal = journal.Journal(self.run_dir)
 
     def add_eval(self, ev: evals.Eval) -> None:
@@ -143,15 +145,24 @@ class Session:
         if not self.live:
             return []
         if ev.budget_usd is not None:
-            problem = preflight.budget_problem(ev, [preflight.plan(run) for run in runs])
+            problem = _preflight.budget_problem(ev, [_preflight.plan(run) for run in runs])
             if problem:
                 raise PromptVCRError(problem)
-            budget = self.budgets[ev.name] = preflight.Budget(ev.budget_usd)
-            for run in runs:  # a resumed run's answers were paid for
-                budget.spend(sum(row.cost_usd or 0.0 for row in self.kept(run).values() if not row.replayed), None)
+            # a resumed run's answers were paid for
+            paid = sum(row.cost_usd or 0.0 for run in runs for row in self.kept(run).values() if not row.replayed)
+            self.budgets[ev.name] = self._budget(ev.name, ev.budget_usd, paid)
         self._check_local_models(runs)
         warnings = (models.shutdown_warning(model, dt.date.today()) for model in sorted({run.model for run in runs}))
         return [warning for warning in warnings if warning]
+
+    def _budget(self, eval_name: str, limit_usd: float, paid_usd: float) -> _preflight.Budget:
+        """The eval's budget: in memory, or — for the pytest-xdist workers of a run, which each plan every eval —
+        one ledger in the run's folder that they all book in, so the budget holds for the run."""
+        if self.settings.worker is None or self.run_dir is None:
+            budget = _preflight.Budget(limit_usd)
+            budget.spend(paid_usd, None)
+            return budget
+        return _preflight.Budget.shared(limit_usd, self.run_dir / f"budget-{eval_name}.json", paid_usd)
 
     def _check_local_models(self, runs: Sequence[evals.CaseRun]) -> None:
         """Each local model a recording names is installed (else the command that installs it). Not when a server is

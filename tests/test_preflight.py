@@ -125,3 +125,30 @@ def test_an_estimated_prompt_keeps_a_margin_below_the_window() -> None:
     assert not exact.overflow  # 900 + 100 fills the window exactly
     assert estimated.overflow  # the estimate may be 90 short
     assert "900 prompt tokens (estimated, + 90 margin) + 100 output tokens > 1000" in estimated.overflow_message()
+
+
+@pytest.mark.slow  # two pytest-xdist workers
+def test_the_budget_holds_for_the_run_across_xdist_workers(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    """Each pytest-xdist worker plans every eval: with a budget of its own each, two workers could spend twice
+    budget_usd. They book in one ledger in the run's folder, so the run keeps to it."""
+    ep.init_project(pytester.path)
+    messages = [SYSTEM, {"role": "user", "content": "one two three"}]
+    cases = [{"id": f"c{i}", "messages": messages, "min_pass_rate": 0} for i in range(4)]
+    case_file = ep.write_cases(pytester.path, "limits", cases, defaults={"max_tokens": 200})
+    ev_path = ep.write_eval(
+        pytester.path, "limits", base_url=fake_openai.base_url, cases=[case_file],
+        variants={"v": {"model": "gpt-3.5-turbo"}}, samples=3, limits={"concurrency": 1},
+    )  # fmt: skip
+    call = preflight.plan(evals.load(ev_path, pytester.path).runs[0])
+    assert call.unit_cost_usd is not None and call.prompt_tokens is not None
+    # the start check passes (12 calls' worst case is the budget), but each answer costs about 3 worst cases: one
+    # budget holds 4 calls (at 0, 2.9, 5.8 and 8.7 worst cases spent), two budgets would hold 8
+    fake_openai.respond = lambda body: Reply(
+        body=completion('{"n": 3}', model="gpt-3.5-turbo", prompt_tokens=call.prompt_tokens or 0, completion_tokens=600)
+    )
+    ev_path.write_text(yaml.safe_dump(yaml.safe_load(ev_path.read_text()) | {"budget_usd": 12 * call.unit_cost_usd}))
+    result = pytester.runpytest("evals", "--record-mode", "once", "-n", "2", "-p", "no:cacheprovider")
+    assert "2 workers" in result.stdout.str()
+    sent = len(fake_openai.chat_requests)
+    assert 4 <= sent <= 5, result.stdout.str()[-2000:]  # 5: each worker may hold one last call of the last room
+    assert sum(r["error"] == "budget" for r in ep.results(pytester.path)) == 12 - sent

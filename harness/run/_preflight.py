@@ -8,9 +8,13 @@ worst case exceeds its ``budget_usd`` is not started, and a live run stops befor
 
 from __future__ import annotations
 
+import fcntl
+import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..load._evals import CaseRun, Eval
@@ -129,27 +133,68 @@ def budget_problem(ev: Eval, call_plans: list[CallPlan]) -> str | None:
 
 
 class Budget:
-    """Spend of a live run against ``budget_usd``: a call may start only if its worst case still fits."""
+    """Spend of a live run against ``budget_usd``: a call may start only if its worst case still fits.
 
-    def __init__(self, limit_usd: float) -> None:
+    In one process the books are kept in memory. Shared (``shared``), they are a small JSON ledger in the run's
+    folder, read and written under a file lock by every process of the run — the pytest-xdist workers — so that
+    ``budget_usd`` holds for the run, not for each worker: the first to plan the eval opens it, the others join.
+    """
+
+    def __init__(self, limit_usd: float, ledger: Path | None = None) -> None:
         self.limit_usd = limit_usd
-        self.spent_usd = 0.0
-        self._held_usd = 0.0  # worst cases of calls in flight: concurrent calls can't overshoot together
+        self._ledger = ledger
+        self._spent = 0.0
+        self._held = 0.0  # worst cases of calls in flight: concurrent calls can't overshoot together
         self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, limit_usd: float, ledger: Path, spent_usd: float) -> Budget:
+        """The run's budget in ``ledger``: created with ``spent_usd`` already spent unless another process of the
+        run created it first (then joined as it is)."""
+        try:
+            with ledger.open("x", encoding="utf-8") as handle:
+                json.dump({"spent": spent_usd, "held": 0.0}, handle)
+        except FileExistsError:
+            pass
+        return cls(limit_usd, ledger)
+
+    @property
+    def spent_usd(self) -> float:
+        with self._books() as books:
+            return books[0]
 
     def reserve(self, worst_usd: float | None) -> bool:
         """Hold a call's worst case if it still fits; ``spend`` settles it."""
-        with self._lock:
-            if worst_usd is None or self.spent_usd + self._held_usd + worst_usd > self.limit_usd:
+        with self._books() as books:
+            spent, held = books
+            if worst_usd is None or spent + held + worst_usd > self.limit_usd:
                 return False
-            self._held_usd += worst_usd
+            books[1] = held + worst_usd
             return True
 
     def spend(self, usd: float | None, held_usd: float | None) -> None:
         """Book a call's real cost, releasing what ``reserve`` held; an unpriced cost books the worst case."""
+        with self._books() as books:
+            books[1] = max(0.0, books[1] - (held_usd or 0.0))
+            books[0] += usd if usd is not None else (held_usd or 0.0)
+
+    @contextmanager
+    def _books(self) -> Iterator[list[float]]:
+        """[spent, held], written back when the block ends: in memory, or in the ledger under its lock."""
         with self._lock:
-            self._held_usd = max(0.0, self._held_usd - (held_usd or 0.0))
-            self.spent_usd += usd if usd is not None else (held_usd or 0.0)
+            if self._ledger is None:
+                books = [self._spent, self._held]
+                yield books
+                self._spent, self._held = books
+                return
+            with self._ledger.with_suffix(".lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                raw = json.loads(self._ledger.read_text(encoding="utf-8"))
+                books = [float(raw["spent"]), float(raw["held"])]
+                yield books
+                tmp = self._ledger.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"spent": books[0], "held": books[1]}), encoding="utf-8")
+                tmp.replace(self._ledger)
 
 
 def describe(ev: Eval) -> tuple[str, bool]:
