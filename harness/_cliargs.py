@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,38 @@ RULES: dict[str, Rule] = {
     "duration": _SECONDS,
     "timeout": _SECONDS,
     "hold": _SECONDS,
+    "progress_every": _SECONDS,
 }
 RATE = Rule(0, 1)  # every --rate-* flag: a share of answers
+
+
+def typed(name: str, convert: Callable[[str], float]) -> Callable[[str], Any]:
+    """An argparse ``type`` (for the pytest plugin's options, whose parser is pytest's): ``convert``, then the rule
+    of ``name`` in the table above."""
+
+    def checked(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        fault = RULES[name].fault(value)
+        if fault is not None:
+            raise argparse.ArgumentTypeError(f"{text}: {fault}")
+        return value
+
+    return checked
+
+
+def shard(text: str) -> tuple[int, int]:
+    """``I/N`` (1-based): the I-th of N parts of a run's items."""
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i = n = 0
+    if not sep or n < 1 or not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"{text!r}: use I/N with 1 <= I <= N, e.g. 1/4")
+    return i, n
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:

@@ -7,9 +7,7 @@ on its test report, which pytest-xdist carries to the controller; the controller
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import math
 import os
 import signal
 import threading
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 from dotenv import load_dotenv
 
+from . import _cliargs as cliargs
 from ._session import Finished, Session, Settings
 from .errors import InternalError, PromptVCRError
 from .load import _evals as evals
@@ -83,28 +82,9 @@ class _State:
         config = self._config
         named = [*config.getoption("eval"), *(str(Path(a)) for a in config.args if Path(a).suffix in (".yaml", ".yml"))]
         try:
-            run_dir = journal.unfinished(self.reports_dir, named)
+            return journal.resumable(self.reports_dir, named, record_mode, _selection(config))
         except PromptVCRError as exc:  # a user's mistake: pytest's usage error, not an internal one
             raise pytest.UsageError(str(exc)) from None
-        state = journal.read_state(run_dir)
-        was = journal.Selection.from_dict(state.get("selection") or {})
-        now = _selection(config)
-        changed = [
-            f"--{flag} {old or '(none)'}"
-            for flag, old, new in (
-                ("record-mode", state.get("record_mode"), None if record_mode == RecordMode.NONE else record_mode),
-                ("variant", " ".join(was.variants), " ".join(now.variants)),
-                ("samples", was.samples, now.samples),
-                ("shard", "/".join(map(str, was.shard or ())), "/".join(map(str, now.shard or ()))),
-            )
-            if new and new != old
-        ]
-        if changed:
-            raise pytest.UsageError(
-                f"--resume continues {run_dir.name} as it was started ({', '.join(changed)}): drop the options that"
-                " differ, or start a new run without --resume"
-            )
-        return run_dir
 
     def _say(self, line: str) -> None:
         reporter = self._config.pluginmanager.get_plugin("terminalreporter")  # registered after our configure
@@ -161,34 +141,6 @@ class _State:
         terminalreporter.write_line(f"reports: {done.run_dir} (latest: {self.reports_dir / 'latest'})")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds above 0, e.g. 5")
-    return value
-
-
-def _shard(text: str) -> tuple[int, int]:
-    index, sep, count = text.partition("/")
-    try:
-        i, n = int(index), int(count)
-    except ValueError:
-        i = n = 0
-    if not sep or n < 1 or not 1 <= i <= n:
-        raise argparse.ArgumentTypeError(f"{text!r}: use I/N with 1 <= I <= N, e.g. 1/4")
-    return i, n
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("promptvcr", "promptvcr prompt evals")
     group.addoption(
@@ -199,7 +151,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--record-mode", default="none", choices=tuple(map(str, RecordMode)), help="cassette record mode (none: replay)"
     )
     group.addoption(
-        "--samples", type=_positive, default=None, metavar="N", help="samples per case, overriding the files"
+        "--samples",
+        type=cliargs.typed("samples", int),
+        default=None,
+        metavar="N",
+        help="samples per case, overriding the files",
     )
     group.addoption(
         "--cassettes-dir", default="cassettes", metavar="DIR", help="where cassettes live (default: cassettes)"
@@ -215,14 +171,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--progress-every",
-        type=_positive_seconds,
+        type=cliargs.typed("progress_every", float),
         default=5.0,
         metavar="S",
         help="seconds between the progress lines of a live run (default: 5)",
     )
     group.addoption(
         "--shard",
-        type=_shard,
+        type=cliargs.shard,
         default=None,
         metavar="I/N",
         help="run the I-th of N parts of the items (1-based), e.g. one per CI machine; `promptvcr merge` joins them",

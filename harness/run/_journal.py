@@ -244,6 +244,30 @@ def unfinished(reports_dir: Path, named: Sequence[str]) -> Path:
     return runs[0]
 
 
+def resumable(reports_dir: Path, named: Sequence[str], record_mode: str, now: Selection) -> Path:
+    """The run ``--resume`` continues (``unfinished``); PromptVCRError when this session's options would change its
+    plan (``record_mode`` "none" and options not given leave it as it was)."""
+    run_dir = unfinished(reports_dir, named)
+    state = read_state(run_dir)
+    was = Selection.from_dict(state.get("selection") or {})
+    changed = [
+        f"--{flag} {old or '(none)'}"
+        for flag, old, new in (
+            ("record-mode", state.get("record_mode"), None if record_mode == "none" else record_mode),
+            ("variant", " ".join(was.variants), " ".join(now.variants)),
+            ("samples", was.samples, now.samples),
+            ("shard", "/".join(map(str, was.shard or ())), "/".join(map(str, now.shard or ()))),
+        )
+        if new and new != old
+    ]
+    if changed:
+        raise PromptVCRError(
+            f"--resume continues {run_dir.name} as it was started ({', '.join(changed)}): drop the options that"
+            " differ, or start a new run without --resume"
+        )
+    return run_dir
+
+
 def run_evals(run_dir: Path) -> list[str]:
     """The names of the evals a run planned; before its collection ended, the evals it was pointed at."""
     plan = read_plan(run_dir)
