@@ -80,3 +80,30 @@ def test_a_metric_defined_twice_is_unusable_and_says_where() -> None:
     harness.metric(name)(lambda rows: 0.0)
     with pytest.raises(metrics.MetricError, match="defined twice"):
         metrics.lookup(name)
+
+
+@harness.metric("broken_rate")
+def broken_rate(rows: pd.DataFrame) -> float:
+    raise KeyError("no_such_column")
+
+
+@harness.metric("wordy_rate")
+def wordy_rate(rows: pd.DataFrame) -> str:
+    return "high"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("broken_rate", "the metric raised KeyError: 'no_such_column'"),
+        ("wordy_rate", "the metric returned str: a number or a harness.Measure"),
+    ],
+)
+def test_a_metric_that_raises_or_returns_no_number_fails_its_gate_with_the_reason(
+    tmp_path: Path, name: str, reason: str
+) -> None:
+    ev = evals.load(write(tmp_path, f'gates: [{{metric: {name}, op: ">=", value: 0.5}}]\n'), tmp_path)
+    summaries = report.summarize(report.frame(rows("terse", [1, 2])), {"e": ev})
+    [gate] = summaries[0].gates
+    assert gate.verdict == "fail" and summaries[0].failed
+    assert gate.describe() == f"FAIL {name} >= 0.5: {reason}"

@@ -10,6 +10,7 @@ names are checked against the registry when it is loaded: an unknown name is a `
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,6 +36,7 @@ class Measure:
     value: float  # nan: nothing to measure, an "insufficient data" gate
     n: int  # the samples it is measured over: a gate's min_n counts these
     interval: tuple[float, float] = (math.nan, math.nan)  # its 95% interval, when it has one
+    error: str = ""  # why the metric could not be measured: its gates fail with this reason
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,14 @@ def lookup(name: str) -> Registered:
 
 
 def measure(name: str, rows: Any) -> Measure:
-    """The metric ``name`` of one variant's rows."""
-    out = lookup(name).fn(rows)
+    """The metric ``name`` of one variant's rows. A metric that raises or returns no number fails its gates with the
+    reason, as a check that raises fails its sample: never the run, whose rows are all kept."""
+    try:
+        out = lookup(name).fn(rows)
+    except Exception as exc:
+        return Measure(math.nan, 0, error=f"the metric raised {type(exc).__name__}: {exc}")
     if isinstance(out, Measure):
         return out
+    if isinstance(out, bool) or not isinstance(out, numbers.Real):
+        return Measure(math.nan, 0, error=f"the metric returned {type(out).__name__}: a number or a harness.Measure")
     return Measure(float(out), len(rows))

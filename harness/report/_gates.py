@@ -25,6 +25,7 @@ class GateResult:
     observed: float
     n: int
     interval: tuple[float, float] = (math.nan, math.nan)  # the rate's 95% interval, when it has one
+    error: str = ""  # the metric could not be measured (harness.load._metrics.measure): a failed gate
 
     @property
     def uncertain(self) -> bool:
@@ -39,6 +40,8 @@ class GateResult:
     def describe(self) -> str:
         digits = 4 if metrics.lookup(self.gate.metric).unit == "rate" else 0  # a rate, or e.g. milliseconds
         seen = "n/a" if math.isnan(self.observed) else f"{self.observed:.{digits}f}"
+        if self.error:
+            return f"FAIL {self.gate.metric} {self.gate.op} {self.gate.value:g}: {self.error}"
         if self.verdict == "insufficient":
             return f"INSUFFICIENT DATA {self.gate.metric} (n={self.n} < min_n={self.gate.min_n})"
         rule = f"{self.gate.metric} {self.gate.op} {self.gate.value:g}"
@@ -56,6 +59,8 @@ def applies(gate: Gate, variant: str) -> bool:
 def evaluate(gate: Gate, measured: metrics.Measure) -> GateResult:
     """The gate's verdict on its metric as measured on one variant (``harness.load._metrics.measure``)."""
     n, observed, interval = measured.n, float(measured.value), measured.interval
+    if measured.error:
+        return GateResult(gate, "fail", observed, n, interval, measured.error)
     if n < gate.min_n or math.isnan(observed):
         return GateResult(gate, "insufficient", observed, n, interval)
     judged = {"observed": observed, "lower_bound": interval[0], "upper_bound": interval[1]}[gate.basis]
