@@ -19,8 +19,9 @@ from .checks._registry import check
 from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
 from .load._cases import Case
 from .load._evals import CaseRun, Eval, load
-from .load._metrics import Metric
+from .load._metrics import Measure, Metric, metric
 from .record._cassettes import RecordMode
+from .report import _metric_builtins  # noqa: F401  (registers the built-in gate metrics)
 from .report._stats import wilson
 from .run._row import AnsweredBy, ErrorKind, Outcome, Row
 from .tokens._cost import cost_usd, price_for
@@ -49,6 +50,7 @@ __all__ = [
     "Finished",
     "InputError",
     "LocalServerError",
+    "Measure",
     "Metric",
     "Outcome",
     "Problem",
@@ -66,6 +68,7 @@ __all__ = [
     "estimate_prompt_tokens",
     "evaluate",
     "load",
+    "metric",
     "price_for",
     "prompt_tokens",
     "run_checks",

@@ -18,7 +18,8 @@ Per-sample failures (HTTP errors, timeouts, missing recordings) are not exceptio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import difflib
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,13 @@ class LocalServerError(PromptVCRError):
 
 class InternalError(PromptVCRError):
     """An exception promptvcr did not expect while reading a file: our bug, not the file's."""
+
+
+def unknown_name(what: str, name: str, known: Sequence[str]) -> str:
+    """A registry's word for a name it does not have: the closest one it has, and all of them."""
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" — did you mean {close[0]!r}?" if close else ""
+    return f"unknown {what} {name!r}{hint} (known: {', '.join(known)})"
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from harness.cli import _scaffold as scaffold
 from harness.errors import InputError, LocalServerError
 from harness.load import _evals as evals
 from harness.load._evals import Gate
+from harness.load._metrics import Measure
 from harness.report import _gates as gates
 from harness.report import _stats as stats
 from harness.testing import local
@@ -78,9 +79,8 @@ def test_gate_basis_bad_input(tmp_path: Path) -> None:
     assert "/gates/0/basis" in eval_problem(tmp_path, unknown)
 
 
-def metrics(valid: int, n: int) -> dict[str, float]:
-    low, high = stats.wilson(valid, n)
-    return {"json_valid_rate": valid / n, "json_checked": n, "json_valid_low": low, "json_valid_high": high}
+def metrics(valid: int, n: int) -> Measure:
+    return Measure(valid / n, n, stats.wilson(valid, n))
 
 
 def test_a_pass_whose_interval_crosses_the_threshold_is_flagged() -> None:
@@ -100,8 +100,8 @@ def test_a_gate_on_the_lower_bound_fails_what_the_observed_rate_passes() -> None
     assert "on the lower bound" in gates.evaluate(rule, metrics(15, 15)).describe()
     assert gates.evaluate(rule, metrics(2000, 2000)).verdict == "pass"
     ceiling = Gate("error_rate", "<=", 0.05, 1, None, "upper_bound")
-    low, high = stats.wilson(1, 100)
-    seen = {"error_rate": 0.01, "attempted": 100, "error_low": low, "error_high": high}
+    seen = Measure(0.01, 100, stats.wilson(1, 100))
+    high = seen.interval[1]
     assert high > 0.05 and gates.evaluate(ceiling, seen).verdict == "fail"
 
 
@@ -215,7 +215,7 @@ def test_always_and_never_gates_are_not_flagged_uncertain() -> None:
     low, high = stats.wilson(0, 100)
     never = gates.evaluate(
         Gate("error_rate", "<=", 0.0, 1, None),
-        {"error_rate": 0.0, "attempted": 100, "error_low": low, "error_high": high},
+        Measure(0.0, 100, (low, high)),
     )
     assert never.verdict == "pass" and high > 0 and not never.uncertain
     assert not gates.evaluate(Gate("json_valid_rate", ">=", 1.0, 1, None), metrics(100, 100)).uncertain

@@ -128,15 +128,15 @@ def test_record_modes_are_vcrpys_and_transient_statuses_are_http() -> None:
     assert {408, 409, 429, 500, 503, 599} <= TRANSIENT_STATUSES and not {200, 400, 401, 404} & TRANSIENT_STATUSES
 
 
-def test_gate_metrics_are_the_schemas() -> None:
+def test_the_schema_lists_the_built_in_gate_metrics_for_editors() -> None:
     schema = json.loads((SCHEMAS / "eval.schema.json").read_text(encoding="utf-8"))
     found: list[list[str]] = []
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
             metric = node.get("metric")
-            if isinstance(metric, dict) and "enum" in metric:
-                found.append(metric["enum"])
+            if isinstance(metric, dict) and "examples" in metric:
+                found.append(metric["examples"])
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

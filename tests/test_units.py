@@ -12,6 +12,7 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -21,6 +22,7 @@ from harness.load import _render as render
 from harness.load import _yamlsrc as yamlsrc
 from harness.load import schemas
 from harness.load._evals import Gate
+from harness.load._metrics import Measure, measure
 from harness.report import _gates as gates
 from harness.report import _stats as stats
 from harness.tokens import _cost as cost
@@ -419,39 +421,36 @@ def gate(metric: str = "json_valid_rate", op: str = ">=", value: float = 0.99, m
 
 
 def test_gate_pass_and_fail() -> None:
-    passed = gates.evaluate(gate(), {"json_valid_rate": 0.995, "json_checked": 200})
+    passed = gates.evaluate(gate(), Measure(0.995, 200))
     assert (passed.verdict, passed.n, passed.observed) == ("pass", 200, 0.995)
-    failed = gates.evaluate(gate(), {"json_valid_rate": 0.98, "json_checked": 200})
+    failed = gates.evaluate(gate(), Measure(0.98, 200))
     assert failed.verdict == "fail"
     assert failed.describe() == "FAIL json_valid_rate >= 0.99 (observed 0.9800, n=200)"
 
 
 @pytest.mark.parametrize(("op", "verdict"), [(">=", "pass"), (">", "fail"), ("<=", "pass"), ("<", "fail")])
 def test_gate_operators_at_the_boundary(op: str, verdict: str) -> None:
-    assert gates.evaluate(gate(op=op, value=0.5, min_n=1), {"json_valid_rate": 0.5, "json_checked": 10}).verdict == (
-        verdict
-    )
+    assert gates.evaluate(gate(op=op, value=0.5, min_n=1), Measure(0.5, 10)).verdict == (verdict)
 
 
 def test_gate_with_too_few_samples_is_insufficient_even_if_perfect() -> None:
-    result = gates.evaluate(gate(min_n=100), {"json_valid_rate": 1.0, "json_checked": 99})
+    result = gates.evaluate(gate(min_n=100), Measure(1.0, 99))
     assert result.verdict == "insufficient"
     assert result.describe() == "INSUFFICIENT DATA json_valid_rate (n=99 < min_n=100)"
-    assert gates.evaluate(gate(min_n=100), {"json_valid_rate": 1.0, "json_checked": 100}).verdict == "pass"
+    assert gates.evaluate(gate(min_n=100), Measure(1.0, 100)).verdict == "pass"
 
 
 def test_gate_counts_the_metric_own_basis() -> None:
     # pass_rate is over answered samples, error_rate over attempted ones
-    metrics = {"pass_rate": 1.0, "error_rate": 0.5, "answered": 5, "attempted": 10}
-    assert gates.evaluate(gate("pass_rate", ">=", 0.9, 10), metrics).verdict == "insufficient"
-    result = gates.evaluate(gate("error_rate", "<=", 0.1, 10), metrics)
-    assert (result.verdict, result.n) == ("fail", 10)
+    rows = pd.DataFrame({"outcome": ["passed"] * 5 + ["errored"] * 5 + ["skipped"] * 3})
+    passed = gates.evaluate(gate("pass_rate", ">=", 0.9, 10), measure("pass_rate", rows))
+    assert (passed.verdict, passed.n, passed.observed) == ("insufficient", 5, 1.0)
+    result = gates.evaluate(gate("error_rate", "<=", 0.1, 10), measure("error_rate", rows))
+    assert (result.verdict, result.n, result.observed) == ("fail", 10, 0.5)
 
 
 def test_gate_on_nan_is_insufficient_never_passed() -> None:
-    result = gates.evaluate(
-        gate("schema_valid_rate", "<=", 1.0, 1), {"schema_valid_rate": math.nan, "schema_checked": 5}
-    )
+    result = gates.evaluate(gate("schema_valid_rate", "<=", 1.0, 1), Measure(math.nan, 5))
     assert result.verdict == "insufficient"
     assert result.describe().startswith("INSUFFICIENT DATA")
 

@@ -13,7 +13,6 @@ the name unusable, and a case file that uses it gets a ``file:line`` problem say
 from __future__ import annotations
 
 import contextvars
-import difflib
 import inspect
 import math
 import threading
@@ -23,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import unknown_name
 from . import _matching as matching
 from ._answer import Answer, CheckArgError, CheckResult
 
@@ -110,12 +110,9 @@ def lookup(name: str) -> Registered:
         return entry
     if isinstance(entry, str):
         raise CheckArgError(entry)
-    known = names()
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" — did you mean {close[0]!r}?" if close else ""
     raise CheckArgError(
-        f"unknown check {name!r}{hint} (known: {', '.join(known)}); a check of your own is registered with"
-        f" @harness.check, a conftest.py's pytest_promptvcr_checks hook or a package's {ENTRY_POINT_GROUP} entry point"
+        f"{unknown_name('check', name, names())}; a check of your own is registered with @harness.check, a"
+        f" conftest.py's pytest_promptvcr_checks hook or a package's {ENTRY_POINT_GROUP} entry point"
     )
 
 

@@ -14,12 +14,12 @@ from ..checks import _builtins as checks
 from ..errors import InputError, Problem, reading
 from ..record._redaction import Redactor, compile_rules
 from . import _cases as cases
+from . import _metrics as metrics
 from . import _profiles as profiles
 from . import _render as render
 from . import _yamlsrc as yamlsrc
 from . import schemas
 from ._limits import Limits
-from ._metrics import Metric
 from ._profiles import Profile
 
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8765/v1"
@@ -74,7 +74,7 @@ class Variant:
 class Gate:
     """A quality threshold an eval holds its variants to (how fast an endpoint is sent to: harness.run._limits)."""
 
-    metric: Metric
+    metric: str  # a registered metric (harness.load._metrics)
     op: str
     value: float
     min_n: int
@@ -308,16 +308,14 @@ def _gates(doc: yamlsrc.Located, names: set[str], problems: list[Problem]) -> li
     gates: list[Gate] = []
     for index, raw in enumerate(doc.data.get("gates", [])):
         chosen = raw.get("variants") or ([raw["variant"]] if "variant" in raw else None)
-        if raw.get("basis", "observed") != "observed" and not str(raw["metric"]).endswith("_rate"):
-            message = f"basis {raw['basis']!r} needs a rate's interval; {raw['metric']} has none: leave basis out"
-            problems.append(doc.problem(f"/gates/{index}/basis", message))
+        _check_metric(doc, index, raw, problems)
         for position, name in enumerate(chosen or []):
             if name not in names:
                 at = f"/gates/{index}/variants/{position}" if "variants" in raw else f"/gates/{index}/variant"
                 problems.append(doc.problem(at, f"gate names variant {name!r}, which this eval does not have"))
         gates.append(
             Gate(
-                Metric(raw["metric"]),  # the schema allows only these
+                raw["metric"],
                 raw["op"],
                 float(raw["value"]),
                 int(raw.get("min_n", 1)),
@@ -326,3 +324,17 @@ def _gates(doc: yamlsrc.Located, names: set[str], problems: list[Problem]) -> li
             )
         )
     return gates
+
+
+def _check_metric(doc: yamlsrc.Located, index: int, raw: dict[str, Any], problems: list[Problem]) -> None:
+    """The gate's metric is registered, and its value and basis fit it."""
+    try:
+        entry = metrics.lookup(raw["metric"])
+    except metrics.MetricError as exc:
+        problems.append(doc.problem(f"/gates/{index}/metric", str(exc)))
+        return
+    if raw.get("basis", "observed") != "observed" and not entry.interval:
+        message = f"basis {raw['basis']!r} needs a rate's interval; {entry.name} has none: leave basis out"
+        problems.append(doc.problem(f"/gates/{index}/basis", message))
+    if entry.unit == "rate" and raw["value"] > 1:  # the schema says so of the built-in rates, for editors
+        problems.append(doc.problem(f"/gates/{index}/value", f"{entry.name} is a rate: value {raw['value']} is over 1"))

@@ -7,29 +7,13 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from ..load import _metrics as metrics
 from ..load._evals import Gate
 
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
-# The sample count a metric is measured over: errors are excluded from quality rates, included in error_rate.
-_BASIS = {
-    "json_valid_rate": "json_checked",
-    "schema_valid_rate": "schema_checked",
-    "pass_rate": "answered",
-    "error_rate": "attempted",
-    "latency_p95_ms": "latency_n",  # answered samples with a measured latency
-}
-
-# A rate's 95% Wilson interval in the metrics (harness.report._summary): the ends a gate's ``basis`` may judge instead.
-_INTERVAL = {
-    "json_valid_rate": "json_valid",
-    "schema_valid_rate": "schema_valid",
-    "pass_rate": "pass",
-    "error_rate": "error",
-}
 
 Verdict = Literal["pass", "fail", "insufficient"]
 
@@ -41,6 +25,7 @@ class GateResult:
     observed: float
     n: int
     interval: tuple[float, float] = (math.nan, math.nan)  # the rate's 95% interval, when it has one
+    error: str = ""  # the metric could not be measured (harness.load._metrics.measure): a failed gate
 
     @property
     def uncertain(self) -> bool:
@@ -53,8 +38,10 @@ class GateResult:
         return not (_OPS[self.gate.op](low, self.gate.value) and _OPS[self.gate.op](high, self.gate.value))
 
     def describe(self) -> str:
-        digits = 0 if self.gate.metric.endswith("_ms") else 4  # milliseconds, or a rate
+        digits = 4 if metrics.lookup(self.gate.metric).unit == "rate" else 0  # a rate, or e.g. milliseconds
         seen = "n/a" if math.isnan(self.observed) else f"{self.observed:.{digits}f}"
+        if self.error:
+            return f"FAIL {self.gate.metric} {self.gate.op} {self.gate.value:g}: {self.error}"
         if self.verdict == "insufficient":
             return f"INSUFFICIENT DATA {self.gate.metric} (n={self.n} < min_n={self.gate.min_n})"
         rule = f"{self.gate.metric} {self.gate.op} {self.gate.value:g}"
@@ -69,11 +56,11 @@ def applies(gate: Gate, variant: str) -> bool:
     return gate.variants is None or variant in gate.variants
 
 
-def evaluate(gate: Gate, metrics: Mapping[str, Any]) -> GateResult:
-    n = int(metrics[_BASIS[gate.metric]])
-    observed = float(metrics[gate.metric])
-    key = _INTERVAL.get(gate.metric, gate.metric)  # latency has no interval: nan
-    interval = (float(metrics.get(f"{key}_low", math.nan)), float(metrics.get(f"{key}_high", math.nan)))
+def evaluate(gate: Gate, measured: metrics.Measure) -> GateResult:
+    """The gate's verdict on its metric as measured on one variant (``harness.load._metrics.measure``)."""
+    n, observed, interval = measured.n, float(measured.value), measured.interval
+    if measured.error:
+        return GateResult(gate, "fail", observed, n, interval, measured.error)
     if n < gate.min_n or math.isnan(observed):
         return GateResult(gate, "insufficient", observed, n, interval)
     judged = {"observed": observed, "lower_bound": interval[0], "upper_bound": interval[1]}[gate.basis]

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..load import _metrics as measures
 from ..load._evals import Eval
 from ..run._row import COLUMNS, PRIMARY, Row
 from . import _compare as compare
@@ -27,9 +28,10 @@ from . import _compare_text as compare_text
 from . import _gates as gates_mod
 from . import _html as htmlreport
 from . import _junit as junit
+from . import _metric_builtins as builtins
 from . import _tables as tables
 from . import _verdicts as verdicts
-from ._stats import percentile, rate, wilson
+from ._stats import percentile
 
 DAYS_PER_MONTH = 365.25 / 12  # an average month, so twelve projections make a year
 
@@ -58,7 +60,8 @@ def summarize(df: pd.DataFrame, evals: Mapping[str, Eval]) -> list[VariantSummar
         ev = evals[str(eval_name)]
         spec = next(v for v in ev.variants if v.name == variant)
         metrics = _metrics(str(eval_name), str(variant), group, ev)
-        results = [gates_mod.evaluate(g, metrics) for g in ev.gates if gates_mod.applies(g, str(variant))]
+        gated = [g for g in ev.gates if gates_mod.applies(g, str(variant))]
+        results = [gates_mod.evaluate(g, measures.measure(g.metric, group)) for g in gated]
         out.append(VariantSummary(metrics, results, spec.xfail))
     return out
 
@@ -90,18 +93,11 @@ def _projection(answered: pd.DataFrame, ev: Eval, priced: bool) -> dict[str, Any
 
 
 def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[str, Any]:
-    answered = g[g["outcome"].isin(["passed", "failed"])]
-    errors = int((g["outcome"] == "errored").sum())
-    json_rows = answered[answered["json_valid"].notna()]
-    valid = int(json_rows["json_valid"].astype(bool).sum())
-    passed = int((answered["outcome"] == "passed").sum())
-    schema = answered[answered["schema_valid"].notna()]
-    schema_ok = int(schema["schema_valid"].astype(bool).sum())
+    answered = builtins.answered(g)
+    json, schema = builtins.json_valid_rate(g), builtins.schema_valid_rate(g)
+    passed, errors = builtins.pass_rate(g), builtins.error_rate(g)
+    latency = builtins.latency_p95_ms(g)
     n = len(answered)
-    lo, hi = wilson(valid, len(json_rows))
-    plo, phi = wilson(passed, n)
-    slo, shi = wilson(schema_ok, len(schema))
-    elo, ehi = wilson(errors, n + errors)
     priced = answered["cost_usd"].notna().all() and n > 0
     latencies = answered["latency_ms"].dropna().tolist()
     return {
@@ -109,32 +105,32 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "variant": variant,
         "model": ", ".join(sorted(set(map(str, g["model"])))),
         "planned": len(g),
-        "attempted": n + errors,
+        "attempted": errors.n,
         "answered": n,
-        "errors": errors,
+        "errors": errors.n - n,
         "skipped": int((g["outcome"] == "skipped").sum()),
-        "json_checked": len(json_rows),
-        "json_valid_rate": rate(valid, len(json_rows)),
-        "json_valid_low": lo,
-        "json_valid_high": hi,
-        "schema_checked": len(schema),
-        "schema_valid_rate": rate(schema_ok, len(schema)),
-        "schema_valid_low": slo,
-        "schema_valid_high": shi,
-        "pass_rate": rate(passed, n),
-        "pass_low": plo,
-        "pass_high": phi,
-        "error_rate": rate(errors, n + errors),
-        "error_low": elo,
-        "error_high": ehi,
+        "json_checked": json.n,
+        "json_valid_rate": json.value,
+        "json_valid_low": json.interval[0],
+        "json_valid_high": json.interval[1],
+        "schema_checked": schema.n,
+        "schema_valid_rate": schema.value,
+        "schema_valid_low": schema.interval[0],
+        "schema_valid_high": schema.interval[1],
+        "pass_rate": passed.value,
+        "pass_low": passed.interval[0],
+        "pass_high": passed.interval[1],
+        "error_rate": errors.value,
+        "error_low": errors.interval[0],
+        "error_high": errors.interval[1],
         "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
         "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
         "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
         **_judge_spend(g),
         **_projection(answered, ev, bool(priced)),
-        "latency_n": len(latencies),
+        "latency_n": latency.n,
         "latency_p50_ms": percentile(latencies, 50),
-        "latency_p95_ms": percentile(latencies, 95),
+        "latency_p95_ms": latency.value,
         "latency_p99_ms": percentile(latencies, 99),
     }
 
