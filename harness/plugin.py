@@ -21,6 +21,7 @@ import pytest
 from dotenv import load_dotenv
 
 from ._session import Finished, Session, Settings
+from .cli import _remedies as remedies
 from .errors import InternalError, PromptVCRError
 from .load import _evals as evals
 from .load import _profiles as profiles
@@ -72,6 +73,7 @@ class _State:
                 run_dir=run_dir,
                 resume=resume,
                 worker=self.worker["workerid"] if self.worker is not None else None,
+                advise=remedies.advice,
             )
         )
         self.finished = Finished()
