@@ -28,6 +28,7 @@ from .run import _preflight
 from .run import _runner as runner
 from .run import _scheduler as scheduler
 from .run._progress import Progress
+from .run._remedy import Advise
 from .run._row import Outcome, Row
 from .testing import local
 from .tokens import _models as models
@@ -48,6 +49,7 @@ class Settings:
     run_dir: Path | None = None  # the run --resume continues, or (a pytest-xdist worker) the controller's
     resume: bool = False
     worker: str | None = None  # a pytest-xdist worker's id: it journals into ``run_dir``, the controller reports
+    advise: Advise | None = None  # a missing recording's advice in the edge's words (harness.cli._remedies)
 
 
 @dataclass
@@ -93,6 +95,7 @@ class Session:
             done=journal.kept(settings.run_dir) if resumed and settings.run_dir else {},
             rewritten=journal.rewritten(settings.run_dir) if resumed and settings.run_dir else frozenset(),
             on_save=self._cassette_saved,
+            advise=settings.advise,
         )
         self.judged: set[Item] = set()  # cases whose rows are journaled once judged
         self.jobs: dict[str, scheduler.Job] = {}  # by item key, started ahead (see harness.run._scheduler)

@@ -20,6 +20,7 @@ from dotenv import load_dotenv
 
 from . import _cliargs as cliargs
 from ._session import Finished, Session, Settings
+from .cli import _remedies as remedies
 from .errors import InternalError, PromptVCRError
 from .load import _evals as evals
 from .load import _profiles as profiles
@@ -71,6 +72,7 @@ class _State:
                 run_dir=run_dir,
                 resume=resume,
                 worker=self.worker["workerid"] if self.worker is not None else None,
+                advise=remedies.advice,
             )
         )
         self.finished = Finished()

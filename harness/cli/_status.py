@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,10 @@ from ..checks import _builtins as checks
 from ..checks import _judge as judge
 from ..load._evals import CaseRun, Eval
 from ..record import _cassettes as cassettes
+from ..record._cassettes import RecordMode
 from ..run import _preflight as preflight
-from ..run import _runner as runner
+from ..run._remedy import Missing, Remedy
+from . import _remedies as remedies
 
 State = Literal["ok", "changed", "incomplete", "missing"]
 # What an edit to each request key means to a reader; any other key is a parameter and keeps its own name.
@@ -176,11 +177,10 @@ def only_missing(stale: list[Entry]) -> bool:
 
 def rerecord_command(ev: Eval, stale: list[Entry]) -> str:
     if only_missing(stale):
-        return runner.record_command(ev.name)
-    command = f"promptvcr run {ev.name} --record-mode all"
-    if len(stale) < len(ev.runs):  # at most one entry per item: its answers', or else its judge's
-        command += " -- -k " + shlex.quote(" or ".join(e.item for e in stale))
-    return command
+        return remedies.command(Remedy(Missing.RECORDING, ev.name, RecordMode.ONCE))
+    # at most one entry per item (its answers', or else its judge's): naming every item is naming none
+    items = tuple(e.item for e in stale) if len(stale) < len(ev.runs) else ()
+    return remedies.command(Remedy(Missing.MATCH, ev.name, RecordMode.ALL, items))
 
 
 def cost_line(stale: list[Entry]) -> str:

@@ -25,6 +25,7 @@ from ..record._cassettes import LATENCY_HEADER, REPLAYED_HEADER, Cassette, NoRec
 from ..record._secrets import redact
 from ..record._transport import Transport, network_transport
 from ._limits import Pacer
+from ._remedy import Remedy
 from ._row import ErrorKind
 
 # Placeholder used in replay: recordings never contain a key, so none is needed to replay them.
@@ -40,6 +41,7 @@ class CallResult:
     unreachable: bool = False  # nothing listens there (refused, DNS): no point sending it anything else
     headers: Mapping[str, str] = field(default_factory=dict)  # the answer's rate-limit and retry-after headers
     replayed: bool = False  # answered from the cassette, not by the endpoint
+    remedy: Remedy | None = None  # a missing recording's: what records it
 
 
 def make_client(

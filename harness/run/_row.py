@@ -14,9 +14,11 @@ import math
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
+
+from ._remedy import Remedy
 
 
 class Outcome(StrEnum):
@@ -133,6 +135,8 @@ class Row:
     judge_prompt_tokens: int | None = None
     judge_completion_tokens: int | None = None
     judge_cost_usd: float | None = None
+    # not a column: the files keep the advice it was phrased into (error_message), the running session the remedy
+    remedy: Remedy | None = field(default=None, compare=False)
 
     @property
     def item(self) -> tuple[str, str, str]:
@@ -175,7 +179,7 @@ class Row:
         return cls.from_dict(read)
 
 
-COLUMNS = tuple(f.name for f in dataclasses.fields(Row))
+COLUMNS = tuple(f.name for f in dataclasses.fields(Row) if f.name != "remedy")
 
 
 def _scalar(hint: Any) -> Any:

@@ -24,6 +24,7 @@ from . import _client as client
 from . import _preflight as preflight
 from . import _scoring as scoring
 from ._limits import Pacer, retry_after
+from ._remedy import Advise, Missing, Remedy
 from ._row import CACHED, FROM_CACHE, PRIMARY, AnsweredBy, ErrorKind, Row
 
 
@@ -40,6 +41,10 @@ class RunOptions:
     done: Mapping[tuple[str, str, str], Mapping[int, Row]] = field(default_factory=dict)  # (eval, variant, case)
     rewritten: frozenset[str] = frozenset()  # cassettes the resumed run already wrote: continued, never restarted
     on_save: Callable[[Path], None] | None = None  # told of every cassette written (the run journal keeps them)
+    advise: Advise | None = None  # the edge's words for a remedy (the CLI's commands); None: the remedy's own
+
+    def fix(self, remedy: Remedy) -> str:
+        return str(remedy) if self.advise is None else self.advise(remedy)
 
     @property
     def replay(self) -> bool:
@@ -59,8 +64,9 @@ def close_cassette(cassette: cassettes.Cassette, options: RunOptions) -> None:
         options.on_save(cassette.path)
 
 
-def record_command(eval_name: str) -> str:
-    return f"make record EVAL={eval_name}"
+def item_of(run: CaseRun) -> str:
+    """The pytest item's name of a case × variant, as `-k` selects it."""
+    return f"{run.case.id}[{run.variant.name}]"
 
 
 def cassette_for(run: CaseRun, options: RunOptions) -> Path:
@@ -98,8 +104,9 @@ class RunningCase:
         path = cassette_for(run, self.options)
         if self.options.replay and not path.is_file():
             what = f"case {run.case.id!r} in variant {run.variant.name!r}"
-            message = f"no recording for {what} ({path}): run `{record_command(run.eval_name)}`"
-            return scoring.all_errored(run, ErrorKind.MISSING_RECORDING, message)
+            remedy = Remedy(Missing.RECORDING, run.eval_name, RecordMode.ONCE, (item_of(run),))
+            message = f"no recording for {what} ({path}): {self.options.fix(remedy)}"
+            return scoring.all_errored(run, ErrorKind.MISSING_RECORDING, message, remedy=remedy)
         return None
 
     def open(self) -> list[Row] | None:
@@ -114,12 +121,9 @@ class RunningCase:
         try:
             self.cassette = open_cassette(path, run, options)
         except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:  # e.g. a merge conflict in it
-            item = f"{run.case.id}[{run.variant.name}]"
-            message = (
-                f"cannot read the cassette {path}: {cassettes.unreadable(exc)} — fix it, or record it again with "
-                f"`promptvcr run {run.eval_name} --record-mode all -- -k '{item}'`"
-            )
-            return scoring.all_errored(run, ErrorKind.CONFIG, message, self.pending)
+            remedy = Remedy(Missing.READABLE_CASSETTE, run.eval_name, RecordMode.ALL, (item_of(run),))
+            message = f"cannot read the cassette {path}: {cassettes.unreadable(exc)} — {options.fix(remedy)}"
+            return scoring.all_errored(run, ErrorKind.CONFIG, message, self.pending, remedy)
         # Answers are claimed by the sample they were recorded for; a kept sample that replayed an older answer
         # noted for no sample claims it now, so that no other sample gets it again.
         for sample, row in self.kept.items():
@@ -183,7 +187,7 @@ class RunningCase:
             # checks see what the cassette keeps, so a replay judges the very same text
             result = replace(result, response=mask_json(run.redactor, result.response))
         if result.error == ErrorKind.MISSING_RECORDING:
-            return _unmatched(run, self.cassette, "recording")
+            return _unmatched(run, self.options, self.cassette, "recording")
         return result
 
 
@@ -244,18 +248,14 @@ def _billed(row: Row, result: client.CallResult) -> float | None:
     return row.cost_usd if result.response is not None else None
 
 
-def _unmatched(run: CaseRun, cassette: cassettes.Cassette, what: str) -> client.CallResult:
-    """A sample's request that no recording in ``cassette`` answered: why, and what to run. The same words for every
-    sample it happens to (the row has the sample), so the item's verdict says it once, with the count."""
+def _unmatched(run: CaseRun, options: RunOptions, cassette: cassettes.Cassette, what: str) -> client.CallResult:
+    """A sample's request that no recording in ``cassette`` answered: why, and what fixes it. The same words for
+    every sample it happens to (the row has the sample), so the item's verdict says it once, with the count."""
     why, mode = cassette.describe_miss(run.samples)
-    item = f"{run.case.id}[{run.variant.name}]"
-    fix = (
-        f"run `{record_command(run.eval_name)}`"
-        if mode == RecordMode.ONCE
-        else f"run `promptvcr run {run.eval_name} --record-mode {mode} -- -k '{item}'` (`promptvcr status` lists all)"
-    )
-    message = f"no {what} for case {run.case.id!r} in variant {run.variant.name!r} matches this sample ({why}): {fix}"
-    return client.CallResult(None, None, ErrorKind.MISSING_RECORDING, message)
+    remedy = Remedy(Missing.MATCH, run.eval_name, mode, (item_of(run),))
+    where = f"case {run.case.id!r} in variant {run.variant.name!r}"
+    message = f"no {what} for {where} matches this sample ({why}): {options.fix(remedy)}"
+    return client.CallResult(None, None, ErrorKind.MISSING_RECORDING, message, remedy=remedy)
 
 
 # ---------------------------------------------------------------------------------------------------- LLM-as-judge
@@ -269,8 +269,10 @@ def _judged(run: CaseRun, options: RunOptions, rows: list[Row]) -> list[Row]:
     path = judge_cassette_for(run, options)
     if options.replay and not path.is_file():
         what = f"case {run.case.id!r} in variant {run.variant.name!r}"
-        message = f"no judge recording for {what} ({path}): run `{record_command(run.eval_name)}`"
-        return scoring.judge_failed_all(rows, client.CallResult(None, None, ErrorKind.MISSING_RECORDING, message))
+        remedy = Remedy(Missing.JUDGE_RECORDING, run.eval_name, RecordMode.ONCE, (item_of(run),))
+        message = f"no judge recording for {what} ({path}): {options.fix(remedy)}"
+        missing = client.CallResult(None, None, ErrorKind.MISSING_RECORDING, message, remedy=remedy)
+        return scoring.judge_failed_all(rows, missing)
     try:
         apis = {e: options.connections.client(e) for e in {call.endpoint for call in run.judges}}
     except (ConfigError, LocalServerError) as exc:
@@ -304,7 +306,7 @@ def _judge_sample(
                 )
         if result.response is None:  # never a pass: the judge said nothing about the answer
             failure = (
-                _unmatched(run, cassette, "judge recording")
+                _unmatched(run, options, cassette, "judge recording")
                 if result.error == ErrorKind.MISSING_RECORDING
                 else replace(result, error=ErrorKind.JUDGE_ERROR, message=f"judge {result.error}: {result.message}")
             )

@@ -13,13 +13,16 @@ from ..load._evals import CaseRun
 from ..record._secrets import redact
 from ..tokens import _cost as cost
 from . import _client as client
+from ._remedy import Remedy
 from ._row import AnsweredBy, ErrorKind, Outcome, Row
 
 
-def all_errored(run: CaseRun, kind: ErrorKind, message: str, samples: Iterable[int] | None = None) -> list[Row]:
+def all_errored(
+    run: CaseRun, kind: ErrorKind, message: str, samples: Iterable[int] | None = None, remedy: Remedy | None = None
+) -> list[Row]:
     """Every sample of ``run`` (or the ``samples`` given) errored for one reason found before sending anything."""
     chosen = range(run.samples) if samples is None else samples
-    return [errored(run, i, client.CallResult(None, None, kind, message)) for i in chosen]
+    return [errored(run, i, client.CallResult(None, None, kind, message, remedy=remedy)) for i in chosen]
 
 
 def _identity(run: CaseRun, sample: int) -> dict[str, Any]:  # the fields that say which sample a row is
@@ -38,6 +41,7 @@ def errored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool
         outcome=Outcome.ERRORED,
         error=result.error,
         error_message=result.message,
+        remedy=result.remedy,
         latency_ms=result.latency_ms,
         replayed=replayed,
     )
@@ -112,7 +116,13 @@ def with_judgement(
 def judge_failed(row: Row, result: client.CallResult) -> Row:
     """An answered sample the judge could not grade: errored, keeping the answer for a look at it."""
     return replace(
-        row, outcome=Outcome.ERRORED, error=result.error, error_message=result.message, failed_checks=(), reasons=""
+        row,
+        outcome=Outcome.ERRORED,
+        error=result.error,
+        error_message=result.message,
+        remedy=result.remedy,
+        failed_checks=(),
+        reasons="",
     )
 
 
