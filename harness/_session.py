@@ -74,11 +74,12 @@ class Session:
         self.settings = settings
         self.run_dir = settings.run_dir
         self.live = settings.record_mode != RecordMode.NONE
-        resumed = settings.resume and settings.run_dir is not None
-        self.resumed = journal.Resumed.of(settings.run_dir) if resumed and settings.run_dir else None
+        continued = settings.run_dir if settings.resume else None  # the run --resume continues
+        self.resumed = journal.Resumed.of(continued) if continued else None
         every = settings.progress_every
         self.progress = Progress(settings.say, every) if self.live and settings.say is not None else None
         self.budgets: dict[str, _preflight.Budget] = {}
+        self.plans: dict[Item, _preflight.CallPlan] = {}
         self._lock = threading.Lock()
         self._local: str | None = None
         self._stack = ExitStack()
@@ -92,10 +93,11 @@ class Session:
             budgets=self.budgets,
             on_row=self._sample_ended,
             resume=settings.resume,
-            done=journal.kept(settings.run_dir) if resumed and settings.run_dir else {},
-            rewritten=journal.rewritten(settings.run_dir) if resumed and settings.run_dir else frozenset(),
+            done=journal.kept(continued) if continued else {},
+            rewritten=journal.rewritten(continued) if continued else frozenset(),
             on_save=self._cassette_saved,
             advise=settings.advise,
+            plans=self.plans,
         )
         self.judged: set[Item] = set()  # cases whose rows are journaled once judged
         self.jobs: dict[str, scheduler.Job] = {}  # by item key, started ahead (see harness.run._scheduler)
@@ -148,7 +150,9 @@ class Session:
         if not self.live:
             return []
         if ev.budget_usd is not None:
-            problem = _preflight.budget_problem(ev, [_preflight.plan(run) for run in runs])
+            plans = {(run.eval_name, run.variant.name, run.case.id): _preflight.plan(run) for run in runs}
+            self.plans.update(plans)
+            problem = _preflight.budget_problem(ev, list(plans.values()))
             if problem:
                 raise PromptVCRError(problem)
             # a resumed run's answers were paid for
@@ -162,9 +166,7 @@ class Session:
         """The eval's budget: in memory, or — for the pytest-xdist workers of a run, which each plan every eval —
         one ledger in the run's folder that they all book in, so the budget holds for the run."""
         if self.settings.worker is None or self.run_dir is None:
-            budget = _preflight.Budget(limit_usd)
-            budget.spend(paid_usd, None)
-            return budget
+            return _preflight.Budget(limit_usd, spent_usd=paid_usd)
         return _preflight.Budget.shared(limit_usd, self.run_dir / f"budget-{eval_name}.json", paid_usd)
 
     def _check_local_models(self, runs: Sequence[evals.CaseRun]) -> None:
@@ -210,8 +212,8 @@ class Session:
                     self.journal.append(row)
             self.tick()
         errored = any(r.outcome == Outcome.ERRORED for r in rows)
-        never_recorded = self.options.replay and not runner.cassette_for(run, self.options).is_file()
-        if errored and never_recorded and ev.missing_recordings == "skip":
+        skippable = errored and ev.missing_recordings == "skip" and self.options.replay  # then: never recorded?
+        if skippable and not runner.cassette_for(run, self.options).is_file():
             rows = [dataclasses.replace(row, outcome=Outcome.SKIPPED) for row in rows]
         return rows
 

@@ -76,7 +76,11 @@ def compile_check(name: str, arg: Any, root: Path | None = None) -> Check:
 def run_checks(checks: Iterable[Check], request: Mapping[str, Any], response: Mapping[str, Any]) -> list[CheckResult]:
     """Apply every deterministic check to one response (judge checks are the runner's), all of them within the
     sample's time limit (``harness.checks._matching``): a check that runs out of it fails with "check timed out"."""
-    answer = Answer.from_response(response)
+    return check_answer(checks, request, Answer.from_response(response))
+
+
+def check_answer(checks: Iterable[Check], request: Mapping[str, Any], answer: Answer) -> list[CheckResult]:
+    """``run_checks`` for an answer already parsed (the runner needs the answer itself too: parsed once)."""
     with matching.limit():
         return [registry.verdict(c.entry, c.name, answer, request, c.args) for c in checks if not c.judged]
 

@@ -140,10 +140,10 @@ class Budget:
     ``budget_usd`` holds for the run, not for each worker: the first to plan the eval opens it, the others join.
     """
 
-    def __init__(self, limit_usd: float, ledger: Path | None = None) -> None:
+    def __init__(self, limit_usd: float, ledger: Path | None = None, spent_usd: float = 0.0) -> None:
         self.limit_usd = limit_usd
         self._ledger = ledger
-        self._spent = 0.0
+        self._spent = spent_usd
         self._held = 0.0  # worst cases of calls in flight: concurrent calls can't overshoot together
         self._lock = threading.Lock()
 

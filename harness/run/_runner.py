@@ -42,6 +42,7 @@ class RunOptions:
     rewritten: frozenset[str] = frozenset()  # cassettes the resumed run already wrote: continued, never restarted
     on_save: Callable[[Path], None] | None = None  # told of every cassette written (the run journal keeps them)
     advise: Advise | None = None  # the edge's words for a remedy (the CLI's commands); None: the remedy's own
+    plans: Mapping[tuple[str, str, str], preflight.CallPlan] = field(default_factory=dict)  # made by a pre-flight
 
     def fix(self, remedy: Remedy) -> str:
         return str(remedy) if self.advise is None else self.advise(remedy)
@@ -84,8 +85,9 @@ class RunningCase:
     def __init__(self, run: CaseRun, options: RunOptions) -> None:
         self.run = run
         self.options = options
-        self.call = preflight.plan(run)
-        self.kept = dict(options.done.get((run.eval_name, run.variant.name, run.case.id), {}))
+        item = (run.eval_name, run.variant.name, run.case.id)
+        self.call = options.plans.get(item) or preflight.plan(run)  # the pre-flight's, counted once
+        self.kept = dict(options.done.get(item, {}))
         self.pending = [s for s in range(run.samples) if s not in self.kept]
         self.refusal = self._refusal()  # every sample's row when nothing may be sent, else None
         self.cassette: cassettes.Cassette | None = None

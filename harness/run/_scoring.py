@@ -51,9 +51,9 @@ def scored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool,
     if result.response is None:
         return errored(run, sample, result, replayed)
     response = result.response
-    outcomes = checks.run_checks(run.case.checks, run.body, response)
-    failed = [o for o in outcomes if not o.passed]
     answer = checks.Answer.from_response(response)
+    outcomes = checks.check_answer(run.case.checks, run.body, answer)
+    failed = [o for o in outcomes if not o.passed]
     schema = [o.passed for o in outcomes if o.name == "json_schema"]
     usage = usage_of(response) or {}
     reasons = " | ".join(map(_reason, failed))

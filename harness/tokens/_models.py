@@ -136,19 +136,22 @@ def _index(raw: Mapping[str, dict[str, Any]]) -> dict[str, Model]:
     return out
 
 
-# A project's own models (its models.yaml, read by harness.load._project_models at the run's edge): looked up first.
-_project: dict[str, Model] = {}
+# The registry in force: the shipped one, or a project's models.yaml merged over it (harness.load._project_models,
+# at the run's edge). None: the shipped one, not built yet.
+_active: dict[str, Model] | None = None
 
 
 def use_project(entries: Mapping[str, dict[str, Any]]) -> None:
     """Merge these entries (a project's models.yaml) over the shipped registry: a field given replaces the shipped
-    one. Raises ValueError when the merged registry names an id twice."""
+    one; none: the shipped registry as it is. Raises ValueError when the merged registry names an id twice."""
+    global _active
+    if not entries:
+        _active = None
+        return
     merged = {name: dict(entry) for name, entry in _shipped().items()}
     for name, entry in entries.items():
         merged[name] = merged.get(name, {}) | dict(entry)
-    index = _index(merged) if entries else {}
-    _project.clear()
-    _project.update(index)
+    _active = _index(merged)
 
 
 def _check_history(model: Model, known: Mapping[str, Model]) -> None:
@@ -164,7 +167,7 @@ def lookup(model: str | None) -> Model | None:
     """The registry entry for a model id or snapshot id; None when unknown."""
     if not model:
         return None
-    return _project.get(model) or registry().get(model)
+    return (registry() if _active is None else _active).get(model)
 
 
 def resolve(model: str, at: dt.date) -> str:
