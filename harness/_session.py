@@ -22,6 +22,8 @@ from .load import _evals as evals
 from .load import _project_models as project_models
 from .record._cassettes import RecordMode
 from .report import _summary as report
+from .run import _batch as batch
+from .run import _batch_log as batch_log
 from .run import _client as client
 from .run import _journal as journal
 from .run import _preflight
@@ -50,6 +52,7 @@ class Settings:
     resume: bool = False
     worker: str | None = None  # a pytest-xdist worker's id: it journals into ``run_dir``, the controller reports
     advise: Advise | None = None  # a missing recording's advice in the edge's words (harness.cli._remedies)
+    batch: bool = False  # `--batch`: every eval recorded through the Batch API (else those whose file says `batch`)
 
 
 @dataclass
@@ -106,6 +109,8 @@ class Session:
         self.durations: dict[tuple[str, str, str], float] = {}  # (eval, case, variant) → the item's time, for junit
         self.eval_paths: dict[str, str] = {}
         self.collected: dict[str, evals.Eval] = {}  # loaded once (pytest-xdist's controller loads none)
+        # --batch (a resumed batched run stays one), or the evals whose file says `batch`
+        self.batches = batch.Batching(settings.batch or (continued is not None and batch_log.exists(continued)))
 
     # -- before anything is sent -------------------------------------------------------------------------------------
 
@@ -120,6 +125,8 @@ class Session:
         if self.run_dir is None:
             self.run_dir = report.new_run_dir(self.settings.reports_dir)
             journal.start(self.run_dir, self.options.record_mode, argv, selection)
+            if self.batches.every:  # so that `--resume` of a run stopped before its batches continues it batched
+                batch_log.BatchLog(self.run_dir).save()
         else:
             journal.finish(self.run_dir, "running")
             for ledger in self.run_dir.glob("budget-*.json"):  # a killed worker's holds: planned again from the rows
@@ -149,8 +156,11 @@ class Session:
             self.progress.plan(sum(run.samples - len(self.kept(run)) for run in runs))
         if not self.live:
             return []
+        batched = self.batches.of(ev) is not None  # priced, and budgeted, at the Batch API's prices
+        if batched:
+            batch.check(runs)
         if ev.budget_usd is not None:
-            plans = {(run.eval_name, run.variant.name, run.case.id): _preflight.plan(run) for run in runs}
+            plans = {(run.eval_name, run.variant.name, run.case.id): _preflight.plan(run, batched) for run in runs}
             self.plans.update(plans)
             problem = _preflight.budget_problem(ev, list(plans.values()))
             if problem:
@@ -190,12 +200,25 @@ class Session:
     # -- sending -----------------------------------------------------------------------------------------------------
 
     def start_ahead(self, runs: Sequence[tuple[str, evals.CaseRun]]) -> None:
-        """Every case's samples queued now, in this order (see harness.run._scheduler); keyed as ``rows`` asks."""
+        """Every case's samples queued now, in this order (see harness.run._scheduler); keyed as ``rows`` asks.
+        The batched evals' requests first go through the Batch API (harness.run._batch), and then replay."""
+        how = {run.eval_name: self.batches.of(self.collected.get(run.eval_name)) for _, run in runs}
+        batching = {name: options for name, options in how.items() if options is not None}
+        if batching and self.run_dir is not None:
+            say = self.settings.say or (lambda line: None)
+            phase = batch.Phase(self.options, self.run_dir, say, self._sample_ended, batching)
+            self.batches.record([run for _, run in runs if run.eval_name in batching], phase, self.local_url)
         for key, run in runs:
             if run.judges:
                 self.judged.add((run.eval_name, run.variant.name, run.case.id))
-            job = self.jobs[key] = scheduler.Job(runner.RunningCase(run, self.options), self.pool)
-            job.start()
+            if not self.batches.settle(key, run):
+                self.jobs[key] = self._job(key, run)
+                self.jobs[key].start()
+
+    def _job(self, key: str, run: evals.CaseRun) -> scheduler.Job:
+        """The case's job: started ahead, or made now (a batched eval's replays what its batch phase recorded)."""
+        options = self.batches.options_for(run, self.options)
+        return self.jobs.pop(key, None) or scheduler.Job(runner.RunningCase(run, options), self.pool)
 
     def rows_of(self, key: str, run: evals.CaseRun, ev: evals.Eval) -> list[Row]:
         """The case's rows (started ahead under ``key``, or now), the verdict's input. An eval whose recordings may
@@ -205,8 +228,7 @@ class Session:
         else:
             if run.judges:
                 self.judged.add((run.eval_name, run.variant.name, run.case.id))
-            job = self.jobs.pop(key, None) or scheduler.Job(runner.RunningCase(run, self.options), self.pool)
-            rows = job.rows(self.tick)
+            rows = self.batches.settled.pop(key) if key in self.batches.settled else self._job(key, run).rows(self.tick)
             if self.journal is not None and run.judges:
                 for row in rows:
                     self.journal.append(row)
@@ -275,6 +297,7 @@ class Session:
         done.summaries = report.summarize(df, loaded)
         self.run_dir = done.run_dir = self.run_dir or report.new_run_dir(self.settings.reports_dir)
         mode = "replay only" if not self.live else f"record mode {self.options.record_mode}"
+        mode += ", through the Batch API" if self.batches.replay is not None else ""
         partial = " Partial: the run was stopped before every sample ran." if interrupted else ""
         report.write(self.run_dir, df, done.summaries, report.run_note(df, mode) + partial, loaded, self.durations)
         paths = self.eval_paths | {n: str(e.path) for n, e in loaded.items()}
@@ -318,6 +341,7 @@ class Session:
         if self.journal is not None:
             self.journal.close()
         self.connections.close()
+        self.batches.close()
         self._stack.close()
 
 

@@ -54,6 +54,9 @@ class _State:
         run_dir = self._resumed_run(record_mode) if resume else None
         if run_dir is not None:
             record_mode = RecordMode(journal.read_state(run_dir)["record_mode"])
+        batch = bool(config.getoption("batch"))
+        if batch and record_mode == RecordMode.NONE:  # --batch is a way of recording: what is missing, by default
+            record_mode = RecordMode.ONCE
         if self.worker is not None and run_dir is None and "promptvcr_run_dir" in self.worker:
             run_dir = Path(self.worker["promptvcr_run_dir"])
         live = record_mode != RecordMode.NONE
@@ -73,6 +76,7 @@ class _State:
                 resume=resume,
                 worker=self.worker["workerid"] if self.worker is not None else None,
                 advise=remedies.advice,
+                batch=batch,
             )
         )
         self.finished = Finished()
@@ -170,6 +174,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--resume",
         action="store_true",
         help="continue the newest live run that did not finish: send only samples without an answer",
+    )
+    group.addoption(
+        "--batch",
+        action="store_true",
+        help="record through the OpenAI Batch API (half the price, in 24 h), then replay (default record mode: once)",
     )
     group.addoption(
         "--progress-every",

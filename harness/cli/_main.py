@@ -68,6 +68,8 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
         argv += ["--samples", str(args.samples)]
     if args.resume:
         argv.append("--resume")
+    if args.batch:
+        argv.append("--batch")
     if args.shard:
         argv += ["--shard", args.shard]
     if args.progress_every:
@@ -191,6 +193,11 @@ def _add_run_and_merge(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--resume",
         action="store_true",
         help="continue the unfinished live run (killed, Ctrl-C, SIGTERM) of the evals named, or the only one",
+    )
+    run.add_argument(
+        "--batch",
+        action="store_true",
+        help="record through the OpenAI Batch API (half the price, in 24 h), then replay (default record mode: once)",
     )
     run.add_argument("--shard", metavar="I/N", help="run the I-th of N parts of the items; join with `promptvcr merge`")
     run.add_argument("--progress-every", metavar="S", help="seconds between progress lines of a live run (default 5)")

@@ -122,6 +122,21 @@ class CaseRun:
 
 
 @dataclass(frozen=True)
+class BatchOptions:
+    """The eval's ``batch`` (see eval.schema.json), or `--batch`'s defaults."""
+
+    max_requests: int = 50_000  # the Batch API's own limit per batch
+    poll_s: float = 30.0
+
+    @classmethod
+    def parse(cls, raw: Any) -> BatchOptions | None:
+        if raw is None or raw is False:
+            return None
+        given = raw if isinstance(raw, dict) else {}
+        return cls(int(given.get("max_requests", cls.max_requests)), float(given.get("poll_s", cls.poll_s)))
+
+
+@dataclass(frozen=True)
 class Eval:
     name: str
     path: Path
@@ -133,6 +148,7 @@ class Eval:
     traffic: Traffic | None
     monthly_budget_usd: float | None
     compare: tuple[tuple[str, str], ...] = ()  # (baseline, candidate) variant pairs the reports compare
+    batch: BatchOptions | None = None  # the eval's `batch`: recorded through the Batch API (None: unless --batch)
 
 
 def load(path: Path, root: Path, samples_override: int | None = None, profile: str | None = None) -> Eval:
@@ -199,6 +215,7 @@ def _load(path: Path, root: Path, samples_override: int | None, profile_name: st
         traffic,
         data.get("monthly_budget_usd"),
         pairs,
+        BatchOptions.parse(data.get("batch")),
     )
 
 

@@ -48,6 +48,7 @@ TRANSIENT_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 LATENCY_HEADER = "x-promptvcr-latency-ms"
 REPLAYED_HEADER = "x-promptvcr-replayed"  # on replayed answers only, never stored
 SAMPLE_HEADER = "x-promptvcr-sample"  # the sample an answer was recorded for
+BATCH_HEADER = "x-promptvcr-batch"  # on answers the Batch API gave (`--batch`): the batch's id; priced as such
 FORMAT_VERSION = 1  # vcrpy's cassette format version
 WAL_SUFFIX = ".wal"
 FRESH = "fresh"

@@ -60,8 +60,7 @@ class Transport(httpx2.BaseTransport):
         headers = [(k, v) for k, v in live.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
         headers.append((LATENCY_HEADER, latency))
         if live.status_code not in TRANSIENT_STATUSES:
-            stored = _stored_request(cassette, request, body), _stored_response(cassette, live, headers, content)
-            cassette.record(key, sample, *stored)
+            record_answer(cassette, key, sample, request, (live.status_code, live.reason_phrase, headers, content))
         return httpx2.Response(live.status_code, headers=headers, content=content, request=request)
 
     def close(self) -> None:
@@ -77,6 +76,16 @@ def _replayed(answer: dict[str, Any], request: httpx2.Request) -> httpx2.Respons
     return httpx2.Response(answer["status"]["code"], headers=headers, content=content, request=request)
 
 
+Answer = tuple[int, str, list[tuple[str, str]], bytes]  # status, reason, headers, body
+
+
+def record_answer(cassette: Cassette, key: str, sample: int | None, request: httpx2.Request, answer: Answer) -> None:
+    """Keep an answer to ``request`` in ``cassette`` as every answer is kept — scrubbed of secrets, masked, for its
+    sample: the network's here, the Batch API's in harness.run._batch."""
+    body = request.read()
+    cassette.record(key, sample, _stored_request(cassette, request, body), _stored_response(cassette, answer))
+
+
 def _stored_request(cassette: Cassette, request: httpx2.Request, body: bytes) -> dict[str, Any]:
     headers = {k: [v] for k, v in request.headers.items() if k.lower() in KEEP_REQUEST_HEADERS}
     return {
@@ -87,9 +96,8 @@ def _stored_request(cassette: Cassette, request: httpx2.Request, body: bytes) ->
     }
 
 
-def _stored_response(
-    cassette: Cassette, live: httpx2.Response, headers: list[tuple[str, str]], content: bytes
-) -> dict[str, Any]:
+def _stored_response(cassette: Cassette, answer: Answer) -> dict[str, Any]:
+    status, reason, headers, content = answer
     kept: dict[str, list[str]] = {}
     for name, value in headers:
         if name.lower() not in DROP_RESPONSE_HEADERS:  # any other header may still echo a key (a proxy's)
@@ -98,7 +106,7 @@ def _stored_response(
     return {
         "body": {"string": cassette.scrubbed(content)},
         "headers": kept,
-        "status": {"code": live.status_code, "message": live.reason_phrase},
+        "status": {"code": status, "message": reason},
     }
 
 

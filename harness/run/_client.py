@@ -21,7 +21,7 @@ import openai
 
 from ..errors import ConfigError
 from ..load._evals import Endpoint
-from ..record._cassettes import LATENCY_HEADER, REPLAYED_HEADER, Cassette, NoRecording
+from ..record._cassettes import BATCH_HEADER, LATENCY_HEADER, REPLAYED_HEADER, Cassette, NoRecording
 from ..record._secrets import redact
 from ..record._transport import Transport, network_transport
 from ._limits import Pacer
@@ -42,6 +42,7 @@ class CallResult:
     headers: Mapping[str, str] = field(default_factory=dict)  # the answer's rate-limit and retry-after headers
     replayed: bool = False  # answered from the cassette, not by the endpoint
     remedy: Remedy | None = None  # a missing recording's: what records it
+    batch: bool = False  # answered through the Batch API (recorded by `--batch`): priced at its batch price
 
 
 def make_client(
@@ -94,7 +95,8 @@ def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
     recorded = raw.headers.get(LATENCY_HEADER)
     latency = float(recorded) if recorded else _ms_since(start)
     headers = _pacing_headers(raw.headers)
-    return _parsed(raw.text, latency, headers, replayed=bool(raw.headers.get(REPLAYED_HEADER)))
+    parsed = _parsed(raw.text, latency, headers, replayed=bool(raw.headers.get(REPLAYED_HEADER)))
+    return replace(parsed, batch=BATCH_HEADER in raw.headers)
 
 
 def replayed(cassette: Cassette, sample: int | None, body: dict[str, Any]) -> CallResult | None:
@@ -111,7 +113,7 @@ def replayed(cassette: Cassette, sample: int | None, body: dict[str, Any]) -> Ca
     text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     latency = float(headers[LATENCY_HEADER]) if LATENCY_HEADER in headers else None
     pacing = {k: v for k, v in headers.items() if k.startswith(("x-ratelimit-", "retry-after"))}
-    return _parsed(text, latency, pacing, replayed=True)
+    return replace(_parsed(text, latency, pacing, replayed=True), batch=BATCH_HEADER in headers)
 
 
 def _parsed(text: str, latency: float | None, headers: dict[str, str], replayed: bool) -> CallResult:

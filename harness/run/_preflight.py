@@ -55,14 +55,14 @@ class CallPlan:
         )
 
 
-def plan(run: CaseRun) -> CallPlan:
-    """The pre-flight figures of one case × variant."""
+def plan(run: CaseRun, batch: bool = False) -> CallPlan:
+    """The pre-flight figures of one case × variant; ``batch``: priced as sent through the Batch API."""
     entry = models.lookup(run.model)
     body = run.body
     asked = body.get("max_completion_tokens") or body.get("max_tokens")
     max_output: int | None = int(asked) if asked else (entry.max_output_tokens if entry else None)
     window = entry.context_window if entry else None
-    price = entry.price if entry else None
+    price = entry.price_for(batch) if entry else None
     try:
         prompt, exact = tokens.estimate_prompt_tokens(body)
     except tokens.TokenCountError as exc:

@@ -47,6 +47,9 @@ class ErrorKind(StrEnum):
     BUDGET = "budget"  # the eval's budget_usd is spent: not sent
     CONTEXT_OVERFLOW = "context_overflow"  # the prompt does not fit the model's context window: not sent
     JUDGE_ERROR = "judge_error"  # the answer came, its judge did not
+    BATCH_EXPIRED = "batch_expired"  # --batch: the batch's 24 h window ended before this request ran
+    BATCH_CANCELLED = "batch_cancelled"  # --batch: the batch was cancelled before this request ran
+    BATCH_FAILED = "batch_failed"  # --batch: the batch (or this line of it) failed without an answer
     INTERNAL = "internal"  # a bug of promptvcr's
 
     @property

@@ -71,7 +71,7 @@ def scored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool,
         prompt_tokens=usage.get("prompt_tokens"),
         completion_tokens=usage.get("completion_tokens"),
         # priced as the model that answered; a cached answer cost nothing now
-        cost_usd=price_of(answered_by.model_or(run.model), response) if answered_by.sent else 0.0,
+        cost_usd=price_of(answered_by.model_or(run.model), response, result.batch) if answered_by.sent else 0.0,
         latency_ms=result.latency_ms,
         replayed=replayed,
         answered_by=answered_by,
@@ -84,9 +84,10 @@ def usage_of(response: Mapping[str, Any]) -> dict[str, Any] | None:
     return usage if isinstance(usage, dict) else None
 
 
-def price_of(model: str, response: Mapping[str, Any]) -> float | None:
-    """Priced as the requested model, else as the model the response names; None when neither has a price."""
-    return cost.cost_usd(usage_of(response), cost.price_for(model, response.get("model")))
+def price_of(model: str, response: Mapping[str, Any], batch: bool = False) -> float | None:
+    """Priced as the requested model, else as the model the response names (``batch``: at the Batch API's price);
+    None when neither has a price."""
+    return cost.cost_usd(usage_of(response), cost.price_for(model, response.get("model"), batch=batch))
 
 
 def _reason(result: checks.CheckResult) -> str:

@@ -18,15 +18,16 @@ __all__ = ["PER", "Price", "StreamCost", "cost_usd", "price_for", "stream_cost"]
 PER = 1_000_000
 
 
-def price_for(*models: str | None) -> Price | None:
-    """The first model named that has a price (request model first, then the model the response reports).
+def price_for(*models: str | None, batch: bool = False) -> Price | None:
+    """The first model named that has a price (request model first, then the model the response reports); ``batch``:
+    the price of an answer of the Batch API (``Model.price_for``).
 
     Snapshot ids resolve to their model (``gpt-4o-2024-08-06`` → ``gpt-4o``).
     """
     for name in models:
         entry = lookup(name)
         if entry is not None and entry.price is not None:
-            return entry.price
+            return entry.price_for(batch)
     return None
 
 

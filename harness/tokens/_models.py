@@ -56,6 +56,12 @@ class Model:
     shutdown: dt.date | None
     history: tuple[tuple[dt.date, str], ...] = ()  # (from, snapshot) for an alias, oldest first
     local: LocalFile | None = None  # served by `promptvcr serve-local` (harness.testing.local), not by OpenAI
+    batch_price: Price | None = None  # through the Batch API (`promptvcr run --batch`); None: ``price`` applies
+
+    def price_for(self, batch: bool) -> Price | None:
+        """What a call costs: through the Batch API its dated batch price, where the registry has one; else (and
+        without one: an upper bound, never unpriced) the standard price."""
+        return self.batch_price if batch and self.batch_price is not None else self.price
 
 
 def _date(value: Any) -> dt.date | None:
@@ -65,14 +71,15 @@ def _date(value: Any) -> dt.date | None:
     return dt.date.fromisoformat(str(value))
 
 
+def _price(name: str, p: dict[str, Any] | None) -> Price | None:
+    if p is None:
+        return None
+    cached = p.get("cached_input")
+    return Price(name, float(p["input"]), float(p["output"]), None if cached is None else float(cached), str(p["date"]))
+
+
 def _model(name: str, raw: dict[str, Any]) -> Model:
-    p = raw.get("price")
-    price = None
-    if p is not None:
-        cached = p.get("cached_input")
-        price = Price(
-            name, float(p["input"]), float(p["output"]), None if cached is None else float(cached), str(p["date"])
-        )
+    price = _price(name, raw.get("price"))
     return Model(
         name=name,
         encoding=raw.get("encoding"),
@@ -86,6 +93,7 @@ def _model(name: str, raw: dict[str, Any]) -> Model:
         shutdown=_date(raw.get("shutdown")),
         history=_history(name, raw.get("history") or []),
         local=_local(raw.get("local")),
+        batch_price=_price(name, raw.get("batch_price")),
     )
 
 

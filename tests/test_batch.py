@@ -1,0 +1,261 @@
+"""`--batch`: a recording run through the local Batch API server (harness.testing.batchserver) over the fake server.
+
+Each test builds a tiny project whose endpoint is the batch server, records it with ``--batch`` (the server runs
+every line against ``fake_openai``), and checks what the servers were asked, the cassettes, batch.json and the
+reports — then replays offline and compares the rows. The key is a planted fake one, looked for everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.testing import batchserver
+from harness.tokens import _cost as cost
+from tests import evalproject as ep
+from tests.fakeserver import FakeOpenAI
+
+EVAL = "tiny"
+CASES = ("alpha", "beta")
+SAMPLES = 3
+KEY_ENV = "PROMPTVCR_BATCH_TEST_KEY"
+FAKE_KEY = "sk-proj-BATCHfakeKEY0123456789abcdef"
+QUIET = ("-p", "no:cacheprovider")
+PRICED = "gpt-4o-mini"  # a model with a batch price in the shipped registry
+
+
+@pytest.fixture
+def batch_api(fake_openai: FakeOpenAI) -> Iterator[batchserver.BatchServer]:
+    with batchserver.serve(fake_openai.base_url, batchserver.Faults()) as server:
+        yield server
+
+
+def _project(root: Path, base_url: str, batch: Any = None, samples: int = SAMPLES) -> Path:
+    ep.init_project(root)
+    case_file = ep.write_cases(root, EVAL, [ep.json_case(c) for c in CASES])
+    extra = {"batch": batch} if batch is not None else {}
+    ep.write_eval(
+        root,
+        EVAL,
+        base_url=base_url,
+        endpoint={"api_key_env": KEY_ENV},
+        cases=[case_file],
+        variants={"mini": {"model": PRICED}},
+        samples=samples,
+        **extra,
+    )
+    return root
+
+
+def _numbered(fake: FakeOpenAI) -> ep.Numbered:
+    script = ep.Numbered()
+    fake.respond = script
+    return script
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("evals", *QUIET, *args)
+
+
+def _batch_json(root: Path) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads((ep.latest(root) / "batch.json").read_text(encoding="utf-8"))
+    return found
+
+
+def _no_key_anywhere(root: Path, result: pytest.RunResult) -> None:
+    for path, text in ep.texts_under(root).items():
+        assert FAKE_KEY not in text, path
+    assert FAKE_KEY not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, FAKE_KEY)
+
+
+def test_batch_records_then_replays_the_same_rows(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer
+) -> None:
+    root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
+    script = _numbered(fake_openai)
+    recorded = _run(pytester, "--record-mode", "once")
+    assert recorded.ret in (0, 1), recorded.stdout.str()
+    out = recorded.stdout.str()
+    assert "promptvcr: batch 1/1 batch_000001 (tiny):" in out and "answered" in out
+    assert batch_api.created == 1 and batch_api.uploads == 1
+    assert len(fake_openai.chat_requests) == len(CASES) * SAMPLES  # every request once, by the batch server
+    first = ep.results(root)
+    assert len(first) == len(CASES) * SAMPLES
+    # each sample's row says what the fake server answered for it (odd answers are not JSON: failed)
+    for row in first:
+        sent = script.sent[(row["case"], PRICED)]
+        assert row["output"] in sent
+        assert row["outcome"] == ("passed" if row["output"].startswith("{") else "failed")
+    # priced at the batch price: the fake's usage (12 in, 7 out) at gpt-4o-mini's batch rates
+    price = cost.price_for(PRICED, batch=True)
+    assert price is not None and price.input == 0.075 and price.output == 0.3
+    assert [float(row["cost_usd"]) for row in first] == pytest.approx([(12 * 0.075 + 7 * 0.3) / 1e6] * len(first))
+    for path in ep.cassettes(root, EVAL):
+        interactions = ep.interactions(path)
+        assert len(interactions) == SAMPLES
+        assert all(i["response"]["headers"]["x-promptvcr-batch"] == ["batch_000001"] for i in interactions)
+    state = _batch_json(root)["batches"]
+    assert [(b["id"], b["status"], b["recorded"], b["failed"]) for b in state] == [
+        ("batch_000001", "completed", True, {})
+    ]
+    assert sorted(state[0]["custom_ids"]) == sorted(f"tiny/mini/{c}/{s}" for c in CASES for s in range(SAMPLES))
+    jsonl = (ep.latest(root) / "batch-1.jsonl").read_text(encoding="utf-8").splitlines()
+    assert {json.loads(line)["url"] for line in jsonl} == {"/v1/chat/completions"}
+    _no_key_anywhere(root, recorded)
+
+    fake_openai.received.clear()
+    replayed = _run(pytester)
+    assert replayed.ret == recorded.ret
+    assert fake_openai.received == [] and batch_api.created == 1
+    second = ep.results(root)
+    assert ep.without(second, "run_id") == ep.without(first, "run_id")
+
+
+def test_cli_flag_batches_an_eval_without_the_key(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer
+) -> None:
+    root = _project(pytester.path, batch_api.base_url)
+    result = _run(pytester, "--batch")  # record mode once, by default
+    assert batch_api.created == 1, result.stdout.str()
+    assert "record mode once, through the Batch API" in (ep.latest(root) / "summary.md").read_text(encoding="utf-8")
+    assert len(ep.results(root)) == len(CASES) * SAMPLES
+    again = _run(pytester, "--batch")  # every cassette answers: nothing to batch
+    assert batch_api.created == 1, again.stdout.str()
+    assert _batch_json(root)["batches"] == []
+
+
+def test_split_over_the_request_limit(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer
+) -> None:
+    root = _project(pytester.path, batch_api.base_url, batch={"max_requests": 4, "poll_s": 0.05})
+    _run(pytester, "--record-mode", "all")
+    assert batch_api.created == 2 and batch_api.uploads == 2  # 6 requests, 4 a batch
+    assert [len(b["custom_ids"]) for b in _batch_json(root)["batches"]] == [4, 2]
+    # a case split over the two batches has all its samples in its cassette (the second continued it)
+    assert sorted(len(ep.interactions(p)) for p in ep.cassettes(root, EVAL)) == [SAMPLES, SAMPLES]
+    rows = ep.results(root)
+    assert len(rows) == len(CASES) * SAMPLES and all(r["outcome"] != "errored" for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [({"expire_after": 2}, "batch_expired"), ({"cancel_after": 2}, "batch_cancelled")],
+)
+def test_an_ended_batch_keeps_its_answers_and_classifies_the_rest(
+    pytester: pytest.Pytester,
+    fake_openai: FakeOpenAI,
+    batch_api: batchserver.BatchServer,
+    fault: dict[str, int],
+    kind: str,
+) -> None:
+    for name, value in fault.items():
+        setattr(batch_api.faults, name, value)
+    root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
+    result = _run(pytester, "--record-mode", "once")
+    assert result.ret == 1  # errored samples fail their items
+    rows = ep.results(root)
+    assert len(rows) == len(CASES) * SAMPLES  # a row for every sample: a partial report, not a crash
+    answered = [r for r in rows if r["outcome"] != "errored"]
+    errored = [r for r in rows if r["outcome"] == "errored"]
+    assert len(answered) == 2 == len(fake_openai.chat_requests)
+    assert {r["error"] for r in errored} == {kind} and len(errored) == len(rows) - 2
+    assert all("batch_000001" in r["error_message"] for r in errored)
+    state = _batch_json(root)["batches"][0]
+    assert state["status"] == kind.removeprefix("batch_") and len(state["failed"]) == len(errored)
+    assert sum(len(ep.interactions(p)) for p in ep.cassettes(root, EVAL)) == 2  # its answers kept
+
+
+def test_line_errors_refusals_are_recorded_transients_classified(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer
+) -> None:
+    batch_api.faults.fail = {"tiny/mini/alpha/0": 400, "tiny/mini/beta/1": 500}
+    root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
+    _run(pytester, "--record-mode", "once")
+    rows = {(r["case"], r["sample"]): r for r in ep.results(root)}
+    assert rows[("alpha", "0")]["error"] == "refused_by_endpoint"  # as live: a 400 is recorded, and replays so
+    assert rows[("beta", "1")]["error"] == "server_error"  # a transient failure is not recorded
+    assert "HTTP 500" in rows[("beta", "1")]["error_message"]
+    assert sum(r["outcome"] == "errored" for r in rows.values()) == 2
+    statuses = sorted(i["response"]["status"]["code"] for p in ep.cassettes(root, EVAL) for i in ep.interactions(p))
+    assert statuses == [200] * 4 + [400]
+
+
+def test_a_batch_that_fails_validation_fails_every_row(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer
+) -> None:
+    batch_api.faults.fail_validation = "line 1: model not allowed"
+    root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
+    _run(pytester, "--record-mode", "once")
+    rows = ep.results(root)
+    assert len(rows) == len(CASES) * SAMPLES and {r["error"] for r in rows} == {"batch_failed"}
+    assert all("model not allowed" in r["error_message"] for r in rows)
+    assert fake_openai.chat_requests == [] and ep.cassettes(root, EVAL) == []
+
+
+def test_the_local_endpoint_is_refused_before_anything_is_sent(pytester: pytest.Pytester) -> None:
+    ep.init_project(pytester.path)
+    case_file = ep.write_cases(pytester.path, EVAL, [ep.json_case("alpha")])
+    doc = {"name": EVAL, "cases": [case_file], "endpoint": "local", "variants": {"v": {"model": "gemma-3-270m"}}}
+    (pytester.path / "evals" / f"{EVAL}.yaml").write_text(json.dumps(doc), encoding="utf-8")
+    result = _run(pytester, "--batch")
+    assert "the local llama.cpp server has no Batch API" in result.stdout.str()
+    assert not (pytester.path / "reports" / "latest" / "results.csv").exists()
+
+
+def test_the_key_is_needed_before_anything_is_sent(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, batch_api: batchserver.BatchServer
+) -> None:
+    monkeypatch.delenv(KEY_ENV)
+    _project(pytester.path, batch_api.base_url)
+    result = _run(pytester, "--batch")
+    assert f"--batch: {KEY_ENV} is not set" in result.stdout.str()
+    assert batch_api.uploads == 0 and batch_api.created == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "pointer"),
+    [
+        ({"max_requests": 0}, "/batch/max_requests"),
+        ({"max_requests": 50_001}, "/batch/max_requests"),
+        ({"poll_s": 0}, "/batch/poll_s"),
+        ({"every": 3}, "/batch/every"),
+        ("yes", "/batch"),
+        (False, "/batch"),
+    ],
+)
+def test_bad_batch_keys_are_file_line_problems_and_nothing_is_sent(
+    pytester: pytest.Pytester, batch_api: batchserver.BatchServer, value: Any, pointer: str
+) -> None:
+    root = _project(pytester.path, batch_api.base_url, batch=value)
+    result = _run(pytester, "--record-mode", "once", "--batch")
+    out = result.stdout.str()
+    key = pointer.rsplit("/", 1)[1] + ":"
+    lines = (root / "evals" / f"{EVAL}.yaml").read_text(encoding="utf-8").splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.lstrip().startswith(key))
+    assert f"evals/{EVAL}.yaml:{line}: at {pointer} " in out, out
+    assert "no request was sent" in out
+    assert batch_api.uploads == 0 and batch_api.created == 0
+
+
+def test_split_by_file_size() -> None:
+    from harness.load import _evals as evals
+    from harness.run import _batch as batch
+    from harness.run._batch_record import Request
+
+    run: Any = type("Run", (), {})()  # only what Request.line reads
+    run.eval_name, run.body = "e", {"model": "m", "messages": [{"role": "user", "content": "x" * 50}]}
+    run.variant, run.case = type("V", (), {"name": "v"})(), type("C", (), {"id": "c"})()
+    requests = [Request(run, s) for s in range(5)]
+    size = len(requests[0].line)
+    assert [len(c) for c in batch.split(requests, 10, 2 * size)] == [2, 2, 1]
+    assert [len(c) for c in batch.split(requests, 3, 100 * size)] == [3, 2]
+    assert evals.BatchOptions.parse(True) == evals.BatchOptions(50_000, 30.0)
