@@ -8,6 +8,12 @@ reports — then replays offline and compares the rows. The key is a planted fak
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,3 +265,53 @@ def test_split_by_file_size() -> None:
     assert [len(c) for c in batch.split(requests, 10, 2 * size)] == [2, 2, 1]
     assert [len(c) for c in batch.split(requests, 3, 100 * size)] == [3, 2]
     assert evals.BatchOptions.parse(True) == evals.BatchOptions(50_000, 30.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lost_id", [False, True], ids=["id-journaled", "killed-before-its-id-was-journaled"])
+def test_killed_while_polling_resume_reattaches_and_submits_nothing_new(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer, lost_id: bool
+) -> None:
+    batch_api.faults.hold = threading.Event()  # the batch stays in progress until the run is killed
+    root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
+    command = [sys.executable, "-m", "harness", "run", EVAL, "--batch", "--", *QUIET]
+    env = {**os.environ, KEY_ENV: FAKE_KEY}
+    run = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _submitted(root) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _submitted(root), "the batch's id was journaled"
+        time.sleep(0.3)  # polling now
+        run.send_signal(signal.SIGKILL)
+    finally:
+        output = run.communicate(timeout=30)[0]
+    assert FAKE_KEY not in output
+    run_dir = next(p.parent for p in (root / "reports").glob("*/batch.json"))
+    assert json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["status"] == "running"
+    assert batch_api.created == 1 and fake_openai.chat_requests == []
+    if lost_id:  # as if killed after the batch was created, before its id was written: found by its input file
+        journaled = json.loads((run_dir / "batch.json").read_text(encoding="utf-8"))
+        journaled["batches"][0] |= {"id": None, "status": "uploaded"}
+        (run_dir / "batch.json").write_text(json.dumps(journaled), encoding="utf-8")
+
+    batch_api.faults.hold.set()
+    resumed = _run(pytester, "--resume")
+    assert batch_api.created == 1 and batch_api.uploads == 1, resumed.stdout.str()  # re-attached, not resubmitted
+    assert len(fake_openai.chat_requests) == len(CASES) * SAMPLES
+    assert ep.latest(root) == run_dir.resolve()
+    rows = ep.results(root)
+    assert len(rows) == len(CASES) * SAMPLES and all(r["outcome"] != "errored" for r in rows)
+    assert json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["status"] == "complete"
+    _no_key_anywhere(root, resumed)
+
+
+def _submitted(root: Path) -> bool:
+    for path in (root / "reports").glob("*/batch.json"):
+        try:
+            batches = json.loads(path.read_text(encoding="utf-8"))["batches"]
+        except ValueError:
+            continue
+        if batches and batches[0]["id"]:
+            return True
+    return False
