@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from harness.testing import batchserver
 from harness.tokens import _cost as cost
@@ -40,9 +41,11 @@ def batch_api(fake_openai: FakeOpenAI) -> Iterator[batchserver.BatchServer]:
         yield server
 
 
-def _project(root: Path, base_url: str, batch: Any = None, samples: int = SAMPLES) -> Path:
+def _project(
+    root: Path, base_url: str, batch: Any = None, samples: int = SAMPLES, cases: tuple[str, ...] = CASES
+) -> Path:
     ep.init_project(root)
-    case_file = ep.write_cases(root, EVAL, [ep.json_case(c) for c in CASES])
+    case_file = ep.write_cases(root, EVAL, [ep.json_case(c) for c in cases])
     extra = {"batch": batch} if batch is not None else {}
     ep.write_eval(
         root,
@@ -315,3 +318,39 @@ def _submitted(root: Path) -> bool:
         if batches and batches[0]["id"]:
             return True
     return False
+
+
+def test_scaffolded_workflow_shards_a_replay_and_merges_it(
+    pytester: pytest.Pytester,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The scale-out beside --batch: the workflow's shard jobs' commands, then its merge job's, on one machine."""
+    from harness.cli import _main as cli
+    from harness.cli import _scaffold as scaffold
+
+    root = _project(pytester.path, fake_openai.base_url, cases=tuple(f"c{i}" for i in range(8)))
+    _run(pytester, "--record-mode", "once")
+    recorded = ep.results(root)
+    workflow = yaml.safe_load(scaffold.WORKFLOW.replace("{source}", "x"))
+    shard, merge = workflow["jobs"]["shard"], workflow["jobs"]["merge"]
+    assert merge["needs"] == "shard"
+    runs = [step["run"] for step in shard["steps"] if "run" in step and "promptvcr" in step["run"]]
+    assert runs[-1].startswith("promptvcr run --shard ${{ matrix.shard }}/")
+    monkeypatch.chdir(root)
+    fake_openai.received.clear()
+    for index in shard["strategy"]["matrix"]["shard"]:
+        command = runs[-1].split(" || ")[0].replace("${{ matrix.shard }}", str(index))
+        cli.main([*command.split()[1:], "--", *QUIET])  # a shard's gates are not final: its exit code is not checked
+        copied = next(step["run"] for step in shard["steps"] if str(step.get("run", "")).startswith("cp "))
+        subprocess.run(copied, shell=True, check=True, cwd=root)  # the workflow's own line
+        (root / "shard-report").rename(root / f"shard-{index}")
+    joined = next(step["run"] for step in merge["steps"] if str(step.get("run", "")).startswith("promptvcr merge"))
+    capsys.readouterr()
+    code = cli.main(["merge", *(str(p) for p in sorted(root.glob(joined.split()[-1])))])
+    assert code == 0 and "merged" in capsys.readouterr().out
+    assert fake_openai.received == []  # the shards replayed
+    merged = ep.results(root)
+    key = ("case", "sample", "outcome", "output")
+    assert sorted(tuple(r[k] for k in key) for r in merged) == sorted(tuple(r[k] for k in key) for r in recorded)

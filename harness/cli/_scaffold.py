@@ -100,18 +100,7 @@ reports/
 *.yaml.wal
 """
 
-WORKFLOW = """\
-# Replays the committed recordings (no key, no network to the model) and gates the change on them.
-name: eval
-on: [push, pull_request]
-jobs:
-  eval:
-    runs-on: ubuntu-latest
-    env:
-      # Where pip installs promptvcr from: it is not published on PyPI, so never a bare name (a package of that name
-      # on a public index would be someone else's). A git+https URL pinned to a commit, or a wheel in this repository.
-      PROMPTVCR_PIP: "{source}"
-    steps:
+_INSTALL = """\
       - uses: actions/checkout@v4
       - uses: actions/setup-python@v5
         with:
@@ -124,7 +113,26 @@ jobs:
             exit 1
           fi
           python -m pip install "$PROMPTVCR_PIP"
-      - run: make test
+"""
+
+# The `shard` and `merge` jobs: scale-out of a big replay over machines (run by hand: Actions → eval → Run
+# workflow). `promptvcr run --batch` is the other way to scale a *recording*: see the README, "Batch or shards".
+WORKFLOW = """\
+# Replays the committed recordings (no key, no network to the model) and gates the change on them.
+name: eval
+on:
+  push:
+  pull_request:
+  workflow_dispatch:  # the sharded replay below
+jobs:
+  eval:
+    runs-on: ubuntu-latest
+    env:
+      # Where pip installs promptvcr from: it is not published on PyPI, so never a bare name (a package of that name
+      # on a public index would be someone else's). A git+https URL pinned to a commit, or a wheel in this repository.
+      PROMPTVCR_PIP: "{source}"
+    steps:
+{install}      - run: make test
       - run: make scan
       - run: make eval
       - name: summary
@@ -135,7 +143,37 @@ jobs:
         with:
           name: promptvcr-reports
           path: reports/
-"""
+  # The same replay split over machines: each job runs every 4th item (`--shard I/4`), `merge` joins their reports
+  # and gates the whole (a shard's own gates see part of the rows only).
+  shard:
+    if: github.event_name == 'workflow_dispatch'
+    runs-on: ubuntu-latest
+    env:
+      PROMPTVCR_PIP: "{source}"
+    strategy:
+      matrix:
+        shard: [1, 2, 3, 4]
+    steps:
+{install}      - run: promptvcr run --shard ${{ matrix.shard }}/4 || true  # gated by `merge`
+      - run: cp -rL reports/latest shard-report
+      - uses: actions/upload-artifact@v4
+        with:
+          name: shard-${{ matrix.shard }}
+          path: shard-report/
+  merge:
+    needs: shard
+    runs-on: ubuntu-latest
+    env:
+      PROMPTVCR_PIP: "{source}"
+    steps:
+{install}      - uses: actions/download-artifact@v4
+        with:
+          pattern: shard-*
+      - run: promptvcr merge shard-*/
+      - name: summary
+        if: always()
+        run: if [ -f reports/latest/summary.md ]; then cat reports/latest/summary.md >> "$GITHUB_STEP_SUMMARY"; fi
+""".replace("{install}", _INSTALL)
 
 
 def install_source() -> str:
