@@ -30,14 +30,15 @@ EVAL = "tiny"
 CASES = ("alpha", "beta")
 SAMPLES = 3
 KEY_ENV = "PROMPTVCR_BATCH_TEST_KEY"
-FAKE_KEY = "sk-proj-BATCHfakeKEY0123456789abcdef"
+FAKE_KEY = "sk-proj-BATCHfakeKEY0123456789abcdef"  # promptvcr: allow-secret
 QUIET = ("-p", "no:cacheprovider")
 PRICED = "gpt-4o-mini"  # a model with a batch price in the shipped registry
 
 
 @pytest.fixture
 def batch_api(fake_openai: FakeOpenAI) -> Iterator[batchserver.BatchServer]:
-    with batchserver.serve(fake_openai.base_url, batchserver.Faults()) as server:
+    # the planted key must reach the Batch API (else every request is refused): its absence elsewhere means something
+    with batchserver.serve(fake_openai.base_url, batchserver.Faults(require_key=FAKE_KEY)) as server:
         yield server
 
 
@@ -354,3 +355,19 @@ def test_scaffolded_workflow_shards_a_replay_and_merges_it(
     merged = ep.results(root)
     key = ("case", "sample", "outcome", "output")
     assert sorted(tuple(r[k] for k in key) for r in merged) == sorted(tuple(r[k] for k in key) for r in recorded)
+
+
+def test_a_refused_submission_fails_every_row_without_the_key(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, batch_api: batchserver.BatchServer
+) -> None:
+    wrong = "sk-proj-WRONGbatchKEY9876543210fedcba"  # promptvcr: allow-secret
+    monkeypatch.setenv(KEY_ENV, wrong)
+    root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
+    result = _run(pytester, "--record-mode", "once")
+    rows = ep.results(root)
+    assert len(rows) == len(CASES) * SAMPLES and {r["error"] for r in rows} == {"batch_failed"}
+    assert all("not submitted" in r["error_message"] and "401" in r["error_message"] for r in rows)
+    assert batch_api.uploads == 0 and batch_api.created == 0
+    for path, text in ep.texts_under(root).items():
+        assert wrong not in text, path
+    assert wrong not in result.stdout.str() + result.stderr.str()

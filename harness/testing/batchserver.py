@@ -44,6 +44,7 @@ class Faults:
     cancel_after: int | None = None  # lines run before a batch is cancelled, as by its owner (the rest: no line)
     hold: threading.Event | None = None  # while set is not called, batches stay in progress before their next line
     step_s: float = 0.0  # time spent in validating and finalizing, and per line
+    require_key: str | None = None  # answer 401 to a request without this bearer key (it is compared, not kept)
 
 
 class BatchServer:
@@ -225,59 +226,73 @@ def _multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, by
     return fields
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """The routes; ``server_`` is set on the subclass each BatchServer makes (``_handler``)."""
+
+    server_: BatchServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _refused(self) -> bool:
+        """Whether the request lacks the key ``Faults.require_key`` asks for (then answered 401)."""
+        wanted = self.server_.faults.require_key
+        if wanted is None or self.headers.get("authorization") == f"Bearer {wanted}":
+            return False
+        self._send(401, {"error": {"message": "invalid api key", "type": "invalid_request_error"}})
+        return True
+
+    def _missing(self) -> None:
+        self._send(404, {"error": {"message": f"no route or object {self.path}", "type": "invalid_request_error"}})
+
+    def do_GET(self) -> None:
+        if self._refused():
+            return
+        url = urlparse(self.path)
+        parts = url.path.strip("/").split("/")
+        if parts[:2] == ["v1", "files"] and len(parts) >= 3 and parts[2] in self.server_.files:
+            meta, data = self.server_.files[parts[2]]
+            return (
+                self._send(200, data, "application/octet-stream") if parts[3:] == ["content"] else self._send(200, meta)
+            )
+        if parts == ["v1", "batches"]:
+            limit = int(parse_qs(url.query).get("limit", ["20"])[0])
+            found = [self.server_.batch(b) for b in sorted(self.server_.batches, reverse=True)][:limit]
+            return self._send(200, {"object": "list", "data": found, "has_more": False})
+        if parts[:2] == ["v1", "batches"] and len(parts) == 3 and self.server_.batch(parts[2]) is not None:
+            return self._send(200, self.server_.batch(parts[2]))
+        self._missing()
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self._refused():
+            return
+        parts = urlparse(self.path).path.strip("/").split("/")
+        if parts == ["v1", "files"]:
+            fields = _multipart(self.headers.get("content-type", ""), raw)
+            name, data = fields.get("file", (None, b""))
+            return self._send(200, self.server_.add_file(name or "upload.jsonl", fields["purpose"][1].decode(), data))
+        if parts == ["v1", "batches"]:
+            body = json.loads(raw)
+            if body.get("input_file_id") not in self.server_.files:
+                return self._send(400, {"error": {"message": "no such input file", "type": "invalid_request"}})
+            return self._send(200, self.server_.create_batch(body))
+        if parts[:2] == ["v1", "batches"] and parts[3:] == ["cancel"] and parts[2] in self.server_.batches:
+            return self._send(200, self.server_.cancel(parts[2]))
+        self._missing()
+
+
 def _handler(server: BatchServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:  # keep test output clean
-            pass
-
-        def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _missing(self) -> None:
-            self._send(404, {"error": {"message": f"no route or object {self.path}", "type": "invalid_request_error"}})
-
-        def do_GET(self) -> None:
-            url = urlparse(self.path)
-            parts = url.path.strip("/").split("/")
-            if parts[:2] == ["v1", "files"] and len(parts) >= 3 and parts[2] in server.files:
-                meta, data = server.files[parts[2]]
-                return (
-                    self._send(200, data, "application/octet-stream")
-                    if parts[3:] == ["content"]
-                    else self._send(200, meta)
-                )
-            if parts == ["v1", "batches"]:
-                limit = int(parse_qs(url.query).get("limit", ["20"])[0])
-                found = [server.batch(b) for b in sorted(server.batches, reverse=True)][:limit]
-                return self._send(200, {"object": "list", "data": found, "has_more": False})
-            if parts[:2] == ["v1", "batches"] and len(parts) == 3 and server.batch(parts[2]) is not None:
-                return self._send(200, server.batch(parts[2]))
-            self._missing()
-
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-            parts = urlparse(self.path).path.strip("/").split("/")
-            if parts == ["v1", "files"]:
-                fields = _multipart(self.headers.get("content-type", ""), raw)
-                name, data = fields.get("file", (None, b""))
-                return self._send(200, server.add_file(name or "upload.jsonl", fields["purpose"][1].decode(), data))
-            if parts == ["v1", "batches"]:
-                body = json.loads(raw)
-                if body.get("input_file_id") not in server.files:
-                    return self._send(400, {"error": {"message": "no such input file", "type": "invalid_request"}})
-                return self._send(200, server.create_batch(body))
-            if parts[:2] == ["v1", "batches"] and parts[3:] == ["cancel"] and parts[2] in server.batches:
-                return self._send(200, server.cancel(parts[2]))
-            self._missing()
-
-    return Handler
+    return type("Handler", (_Handler,), {"server_": server})
 
 
 @contextmanager
