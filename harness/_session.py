@@ -158,7 +158,7 @@ class Session:
             return []
         batched = self.batches.of(ev) is not None  # priced, and budgeted, at the Batch API's prices
         if batched:
-            batch.check(runs)
+            batch.check(runs, self.settings.worker)
         if ev.budget_usd is not None:
             plans = {(run.eval_name, run.variant.name, run.case.id): _preflight.plan(run, batched) for run in runs}
             self.plans.update(plans)
@@ -279,8 +279,9 @@ class Session:
         rows = journal.rows(self.run_dir) if self.run_dir is not None else self.rows
         done = Finished(rows, run_dir=self.run_dir)
         if not rows:  # no eval ran (e.g. collection stopped): a live run's folder says so, not to be resumed
-            if self.run_dir is not None and self.live:
-                journal.finish(self.run_dir, "empty")
+            if self.run_dir is not None and self.live:  # stopped while its batches ran: to be resumed
+                waiting = interrupted and batch_log.waiting(self.run_dir)
+                journal.finish(self.run_dir, "interrupted" if waiting else "empty")
             return done
         try:
             loaded = {

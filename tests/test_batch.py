@@ -43,11 +43,16 @@ def batch_api(fake_openai: FakeOpenAI) -> Iterator[batchserver.BatchServer]:
 
 
 def _project(
-    root: Path, base_url: str, batch: Any = None, samples: int = SAMPLES, cases: tuple[str, ...] = CASES
+    root: Path,
+    base_url: str,
+    batch: Any = None,
+    samples: int = SAMPLES,
+    cases: tuple[str, ...] = CASES,
+    **extra: Any,
 ) -> Path:
     ep.init_project(root)
     case_file = ep.write_cases(root, EVAL, [ep.json_case(c) for c in cases])
-    extra = {"batch": batch} if batch is not None else {}
+    extra |= {"batch": batch} if batch is not None else {}
     ep.write_eval(
         root,
         EVAL,
@@ -272,9 +277,17 @@ def test_split_by_file_size() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lost_id", [False, True], ids=["id-journaled", "killed-before-its-id-was-journaled"])
-def test_killed_while_polling_resume_reattaches_and_submits_nothing_new(
-    pytester: pytest.Pytester, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer, lost_id: bool
+@pytest.mark.parametrize(
+    ("stop", "lost_id"),
+    [(signal.SIGKILL, False), (signal.SIGKILL, True), (signal.SIGTERM, False)],
+    ids=["killed", "killed-before-its-id-was-journaled", "sigterm"],
+)
+def test_stopped_while_polling_resume_reattaches_and_submits_nothing_new(
+    pytester: pytest.Pytester,
+    fake_openai: FakeOpenAI,
+    batch_api: batchserver.BatchServer,
+    stop: signal.Signals,
+    lost_id: bool,
 ) -> None:
     batch_api.faults.hold = threading.Event()  # the batch stays in progress until the run is killed
     root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
@@ -287,12 +300,13 @@ def test_killed_while_polling_resume_reattaches_and_submits_nothing_new(
             time.sleep(0.05)
         assert _submitted(root), "the batch's id was journaled"
         time.sleep(0.3)  # polling now
-        run.send_signal(signal.SIGKILL)
+        run.send_signal(stop)
     finally:
         output = run.communicate(timeout=30)[0]
     assert FAKE_KEY not in output
     run_dir = next(p.parent for p in (root / "reports").glob("*/batch.json"))
-    assert json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["status"] == "running"
+    status = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["status"]
+    assert status == ("running" if stop == signal.SIGKILL else "interrupted"), output
     assert batch_api.created == 1 and fake_openai.chat_requests == []
     if lost_id:  # as if killed after the batch was created, before its id was written: found by its input file
         journaled = json.loads((run_dir / "batch.json").read_text(encoding="utf-8"))
@@ -371,3 +385,27 @@ def test_a_refused_submission_fails_every_row_without_the_key(
     for path, text in ep.texts_under(root).items():
         assert wrong not in text, path
     assert wrong not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize(("flag", "refused"), [((), True), (("--batch",), False)])
+def test_the_budget_is_held_at_batch_prices(
+    pytester: pytest.Pytester, batch_api: batchserver.BatchServer, flag: tuple[str, ...], refused: bool
+) -> None:
+    """gpt-4o-mini, 6 calls of up to 10,000 output tokens: $0.036 worst case at $0.60/M, $0.018 at the batch's
+    $0.30/M (the prompts add ~$0.00003); a budget of $0.025 lets only the batched recording start."""
+    root = _project(pytester.path, batch_api.base_url, budget_usd=0.025)
+    doc = yaml.safe_load((root / "evals" / f"{EVAL}.yaml").read_text(encoding="utf-8"))
+    doc["variants"]["mini"]["max_tokens"] = 10_000
+    (root / "evals" / f"{EVAL}.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    result = _run(pytester, "--record-mode", "once", *flag)
+    assert ("exceeds budget_usd" in result.stdout.str()) is refused, result.stdout.str()
+    assert batch_api.created == (0 if refused else 1)
+
+
+@pytest.mark.slow  # starts pytest-xdist workers
+def test_pytest_xdist_workers_refuse_to_batch(pytester: pytest.Pytester, batch_api: batchserver.BatchServer) -> None:
+    root = _project(pytester.path, batch_api.base_url)
+    result = _run(pytester, "--batch", "-n", "2")
+    assert "--batch runs in one process" in result.stdout.str() + result.stderr.str()
+    assert batch_api.uploads == 0 and batch_api.created == 0
+    assert not (root / "cassettes").exists()

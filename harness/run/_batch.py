@@ -96,8 +96,11 @@ class Batching:
             self._connections.close()
 
 
-def check(runs: Sequence[CaseRun]) -> None:
-    """Before anything is sent: each batched endpoint has a Batch API and its key (ConfigError)."""
+def check(runs: Sequence[CaseRun], worker: str | None = None) -> None:
+    """Before anything is sent: one process (the batch phase runs before any item, in the controller), and each
+    batched endpoint has a Batch API and its key (ConfigError)."""
+    if worker is not None:
+        raise ConfigError("--batch runs in one process: drop pytest-xdist's -n (the batches run in parallel anyway)")
     for endpoint in {run.variant.endpoint for run in runs}:
         if endpoint.kind == "local":
             raise ConfigError(

@@ -65,6 +65,11 @@ class BatchLog:
             tmp.replace(self.path)
 
 
+def waiting(run_dir: Path) -> bool:
+    """Whether a batch of the run was planned and its answers are not recorded yet."""
+    return any(not raw.get("recorded") for raw in _read(run_dir / FILE))
+
+
 def exists(run_dir: Path) -> bool:
     """Whether a run was batched (so that `--resume` continues it as one)."""
     return (run_dir / FILE).is_file()
