@@ -48,6 +48,23 @@ def test_a_project_model_is_priced_and_a_shipped_one_updated(tmp_path: Path) -> 
     assert models.lookup("our-gpt4o-proxy") is None
 
 
+def test_a_batch_price_prices_batched_answers_and_without_one_the_standard_price_does(tmp_path: Path) -> None:
+    (tmp_path / "models.yaml").write_text(
+        MODELS + "  our-batch-proxy:\n    price: {input: 2, output: 8, date: 2026-12-01}\n"
+        "    batch_price: {input: 1, output: 4, date: 2026-12-02, source: batch tier}\n",
+        encoding="utf-8",
+    )
+    project_models.use(tmp_path)
+    batched = cost.price_for("our-batch-proxy", batch=True)
+    assert batched is not None and (batched.input, batched.output, batched.date) == (1.0, 4.0, "2026-12-02")
+    standard = cost.price_for("our-batch-proxy")
+    assert standard is not None and (standard.input, standard.output) == (2.0, 8.0)
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000}
+    assert cost.cost_usd(usage, batched) == 5.0 and cost.cost_usd(usage, standard) == 10.0
+    fallback = cost.price_for("our-gpt4o-proxy", batch=True)  # no batch price: the standard one, an upper bound
+    assert fallback is not None and (fallback.input, fallback.output) == (0.5, 1.5)
+
+
 def test_estimate_prices_a_model_of_the_projects_own(
     tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -75,6 +92,12 @@ def test_estimate_prices_a_model_of_the_projects_own(
         ("models:\n  m:\n    context_window: 2.0\n", "/models/m/context_window", "2"),
         ("models:\n  m:\n    shutdown: tomorrow\n", "/models/m/shutdown", "YYYY-MM-DD"),
         ("models: {}\n", "/models", "non-empty"),
+        (
+            "models:\n  m:\n    batch_price: {input: 1, output: -2, date: 2026-12-01}\n",
+            "/models/m/batch_price/output",
+            "minimum",
+        ),
+        ("models:\n  m:\n    batch_price: {input: 1, output: 2}\n", "/models/m/batch_price", "date"),
     ],
 )
 def test_a_bad_models_file_is_refused_at_its_line_and_nothing_is_sent(
