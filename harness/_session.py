@@ -22,7 +22,7 @@ from .load import _evals as evals
 from .load import _project_models as project_models
 from .record._cassettes import RecordMode
 from .report import _summary as report
-from .run import _batch as batch
+from .run import _batch as batch_phase
 from .run import _batch_log as batch_log
 from .run import _client as client
 from .run import _journal as journal
@@ -110,7 +110,7 @@ class Session:
         self.eval_paths: dict[str, str] = {}
         self.collected: dict[str, evals.Eval] = {}  # loaded once (pytest-xdist's controller loads none)
         # --batch (a resumed batched run stays one), or the evals whose file says `batch`
-        self.batches = batch.Batching(settings.batch or (continued is not None and batch_log.exists(continued)))
+        self.batches = batch_phase.Batching(settings.batch or (continued is not None and batch_log.exists(continued)))
 
     # -- before anything is sent -------------------------------------------------------------------------------------
 
@@ -158,7 +158,7 @@ class Session:
             return []
         batched = self.batches.of(ev) is not None  # priced, and budgeted, at the Batch API's prices
         if batched:
-            batch.check(runs, self.settings.worker)
+            batch_phase.check(runs, self.settings.worker)
         if ev.budget_usd is not None:
             plans = {(run.eval_name, run.variant.name, run.case.id): _preflight.plan(run, batched) for run in runs}
             self.plans.update(plans)
@@ -206,7 +206,7 @@ class Session:
         batching = {name: options for name, options in how.items() if options is not None}
         if batching and self.run_dir is not None:
             say = self.settings.say or (lambda line: None)
-            phase = batch.Phase(self.options, self.run_dir, say, self._sample_ended, batching)
+            phase = batch_phase.Phase(self.options, self.run_dir, say, self._sample_ended, batching)
             self.batches.record([run for _, run in runs if run.eval_name in batching], phase, self.local_url)
         for key, run in runs:
             if run.judges:
@@ -357,15 +357,16 @@ def evaluate(
     profile: str | None = None,
     local_url: str | None = None,
     say: Callable[[str], None] | None = None,
+    batch: bool = False,
 ) -> Finished:
     """Run these eval files as `promptvcr run` does — every case × variant, replayed or recorded per
-    ``record_mode``, checked, gated, reported into ``reports_dir`` — without pytest, for scripts.
+    ``record_mode`` (``batch``: recorded through the Batch API, as `--batch`), checked, gated, reported into
+    ``reports_dir`` — without pytest, for scripts.
 
     Raises PromptVCRError (an InputError with every problem) for invalid files; nothing is sent then."""
     root = Path.cwd() if root is None else root
-    settings = Settings(
-        root, RecordMode(record_mode), root / cassettes_dir, root / reports_dir, profile, local_url, say
-    )
+    mode = batch_phase.record_mode(RecordMode(record_mode), batch)
+    settings = Settings(root, mode, root / cassettes_dir, root / reports_dir, profile, local_url, say, batch=batch)
     session = Session(settings)
     try:
         loaded = [evals.load(Path(p), root, samples, profile) for p in paths]

@@ -27,6 +27,7 @@ from .load import _profiles as profiles
 from .record._cassettes import RecordMode
 from .report import _junit as junit
 from .report import _summary as report
+from .run import _batch as batches
 from .run import _journal as journal
 from .run._row import Row
 
@@ -55,8 +56,7 @@ class _State:
         if run_dir is not None:
             record_mode = RecordMode(journal.read_state(run_dir)["record_mode"])
         batch = bool(config.getoption("batch"))
-        if batch and record_mode == RecordMode.NONE:  # --batch is a way of recording: what is missing, by default
-            record_mode = RecordMode.ONCE
+        record_mode = batches.record_mode(record_mode, batch)
         if self.worker is not None and run_dir is None and "promptvcr_run_dir" in self.worker:
             run_dir = Path(self.worker["promptvcr_run_dir"])
         live = record_mode != RecordMode.NONE

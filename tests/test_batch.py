@@ -409,3 +409,19 @@ def test_pytest_xdist_workers_refuse_to_batch(pytester: pytest.Pytester, batch_a
     assert "--batch runs in one process" in result.stdout.str() + result.stderr.str()
     assert batch_api.uploads == 0 and batch_api.created == 0
     assert not (root / "cassettes").exists()
+
+
+def test_evaluate_from_a_script_batches_too(
+    tmp_path: Path, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer
+) -> None:
+    import harness
+
+    root = _project(tmp_path, batch_api.base_url, batch={"poll_s": 0.05})
+    lines: list[str] = []
+    done = harness.evaluate([root / "evals" / f"{EVAL}.yaml"], root=root, batch=True, say=lines.append)
+    assert batch_api.created == 1 and len(fake_openai.chat_requests) == len(CASES) * SAMPLES
+    assert any(line.startswith("promptvcr: batch 1/1 batch_000001") for line in lines)
+    assert done.problem is None and len(done.rows) == len(CASES) * SAMPLES
+    again = harness.evaluate([root / "evals" / f"{EVAL}.yaml"], root=root)  # a replay
+    assert sorted((r.key, r.output) for r in again.rows) == sorted((r.key, r.output) for r in done.rows)
+    assert all(r.replayed for r in again.rows) and len(fake_openai.chat_requests) == len(CASES) * SAMPLES

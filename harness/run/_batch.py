@@ -96,6 +96,11 @@ class Batching:
             self._connections.close()
 
 
+def record_mode(asked: RecordMode, batch: bool) -> RecordMode:
+    """--batch is a way of recording: what is missing (`once`) unless a record mode is asked for."""
+    return RecordMode.ONCE if batch and asked == RecordMode.NONE else asked
+
+
 def check(runs: Sequence[CaseRun], worker: str | None = None) -> None:
     """Before anything is sent: one process (the batch phase runs before any item, in the controller), and each
     batched endpoint has a Batch API and its key (ConfigError)."""
