@@ -425,3 +425,40 @@ def test_evaluate_from_a_script_batches_too(
     again = harness.evaluate([root / "evals" / f"{EVAL}.yaml"], root=root)  # a replay
     assert sorted((r.key, r.output) for r in again.rows) == sorted((r.key, r.output) for r in done.rows)
     assert all(r.replayed for r in again.rows) and len(fake_openai.chat_requests) == len(CASES) * SAMPLES
+
+
+def test_estimate_at_batch_prices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the budget test: $0.036 worst case at standard prices, $0.018 (+ the prompts' ~$0.00003) batched."""
+    from harness.cli import _main as cli
+
+    root = _project(tmp_path, "http://127.0.0.1:9/v1", budget_usd=0.025)
+    doc = yaml.safe_load((root / "evals" / f"{EVAL}.yaml").read_text(encoding="utf-8"))
+    doc["variants"]["mini"]["max_tokens"] = 10_000
+    (root / "evals" / f"{EVAL}.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    monkeypatch.chdir(root)
+    assert cli.main(["estimate", EVAL]) == 1
+    assert "$0.036" in capsys.readouterr().out
+    assert cli.main(["estimate", EVAL, "--batch"]) == 0
+    out = capsys.readouterr().out
+    assert "at Batch API prices" in out and "$0.018" in out
+    doc["batch"] = True  # the eval's own key: its recordings are batched, so is its estimate
+    (root / "evals" / f"{EVAL}.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert cli.main(["estimate", EVAL]) == 0
+
+
+def test_a_key_in_a_prompt_is_sent_but_not_kept_in_the_jsonl_on_disk(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer
+) -> None:
+    root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
+    case_file = root / "cases" / f"{EVAL}.yaml"
+    case_file.write_text(case_file.read_text(encoding="utf-8").replace("a number", f"my key {FAKE_KEY}"), "utf-8")
+    result = _run(pytester, "--record-mode", "once")
+    sent = [json.dumps(r.body) for r in fake_openai.chat_requests]
+    assert len(sent) == len(CASES) * SAMPLES and all(FAKE_KEY in body for body in sent)  # the request as written
+    jsonl = (ep.latest(root) / "batch-1.jsonl").read_text(encoding="utf-8")
+    assert "my key REDACTED" in jsonl
+    for path in [*ep.cassettes(root, EVAL), *ep.latest(root).iterdir()]:
+        assert FAKE_KEY not in path.read_text(encoding="utf-8", errors="replace"), path
+    assert FAKE_KEY not in result.stdout.str()

@@ -110,7 +110,7 @@ def _estimate(args: argparse.Namespace) -> int:
     python_checks.conftest_checks(root)
     refused = 0
     for path in [resolve(t, root) for t in args.evals] or _eval_files(root):
-        text, ok = preflight.describe(evals.load(path, root, args.samples, args.profile))
+        text, ok = preflight.describe(evals.load(path, root, args.samples, args.profile), args.batch)
         print(text, end="\n\n")
         refused += not ok
     return 1 if refused else 0
@@ -216,6 +216,7 @@ def _add_validate_estimate_compare(sub: argparse._SubParsersAction[argparse.Argu
     estimate = sub.add_parser("estimate", help="planned calls, prompt tokens, worst-case output and cost per variant")
     estimate.add_argument("evals", nargs="*", metavar="EVAL")
     estimate.add_argument("--samples", type=int)
+    estimate.add_argument("--batch", action="store_true", help="at the Batch API's prices (as `run --batch` pays)")
     versus = sub.add_parser(
         "compare",
         help="compare run B against baseline run A (paired by case and sample); exit 1 on a regression",

@@ -29,7 +29,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..load._evals import BatchOptions, CaseRun, Endpoint, Eval
-from ..record._cassettes import RecordMode
+from ..record._cassettes import RecordMode, scrubbed
 from ..record._secrets import redact
 from . import _batch_record as recording
 from . import _client as client
@@ -227,8 +227,9 @@ def _submit(api: openai.OpenAI, entry: Entry, requests: Mapping[str, Request], l
     try:
         if entry.input_file_id is None:
             data = b"".join(requests[c].line for c in entry.custom_ids)
+            kept = "".join(scrubbed(requests[c].line, requests[c].run.redactor) for c in entry.custom_ids)
             tmp = jsonl.with_name(f".{jsonl.name}.tmp")
-            tmp.write_bytes(data)
+            tmp.write_text(kept, encoding="utf-8")  # to look at: as the cassettes keep requests, not as sent
             tmp.replace(jsonl)
             uploaded = api.files.create(file=(jsonl.name, data, "application/jsonl"), purpose="batch")
             entry.input_file_id, entry.status = uploaded.id, "uploaded"

@@ -76,8 +76,8 @@ def plan(run: CaseRun, batch: bool = False) -> CallPlan:
     return CallPlan(run, prompt, exact, max_output, window, unit, note, margin)
 
 
-def plans(ev: Eval) -> list[CallPlan]:
-    return [plan(run) for run in ev.runs]
+def plans(ev: Eval, batch: bool = False) -> list[CallPlan]:
+    return [plan(run, batch) for run in ev.runs]
 
 
 def by_variant(call_plans: Iterable[CallPlan]) -> list[dict[str, Any]]:
@@ -197,9 +197,10 @@ class Budget:
                 tmp.replace(self._ledger)
 
 
-def describe(ev: Eval) -> tuple[str, bool]:
+def describe(ev: Eval, batch: bool = False) -> tuple[str, bool]:
     """`promptvcr estimate`: a table per variant and the budget verdict; False when the eval could not start."""
-    call_plans = plans(ev)
+    batch = batch or ev.batch is not None  # recorded through the Batch API: at its prices
+    call_plans = plans(ev, batch)
     rows = by_variant(call_plans)
 
     def num(value: float | int | None, money: bool = False) -> str:
@@ -214,7 +215,7 @@ def describe(ev: Eval) -> tuple[str, bool]:
         for r in rows
     ]  # fmt: skip
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    lines = [f"eval {ev.name} ({ev.path})"]
+    lines = [f"eval {ev.name} ({ev.path})" + (", at Batch API prices" if batch else "")]
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in table]
     lines += [f"  note: {note}" for note in sorted({n for r in rows for n in r["notes"]})]
     lines += [
