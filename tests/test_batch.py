@@ -21,6 +21,12 @@ from typing import Any
 import pytest
 import yaml
 
+import harness
+from harness.cli import _main as cli
+from harness.cli import _scaffold as scaffold
+from harness.load import _evals as evals
+from harness.run import _batch as batch
+from harness.run._batch_record import Request
 from harness.testing import batchserver
 from harness.tokens import _cost as cost
 from tests import evalproject as ep
@@ -262,9 +268,6 @@ def test_bad_batch_keys_are_file_line_problems_and_nothing_is_sent(
 
 
 def test_split_by_file_size() -> None:
-    from harness.load import _evals as evals
-    from harness.run import _batch as batch
-    from harness.run._batch_record import Request
 
     run: Any = type("Run", (), {})()  # only what Request.line reads
     run.eval_name, run.body = "e", {"model": "m", "messages": [{"role": "user", "content": "x" * 50}]}
@@ -342,8 +345,6 @@ def test_scaffolded_workflow_shards_a_replay_and_merges_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The scale-out beside --batch: the workflow's shard jobs' commands, then its merge job's, on one machine."""
-    from harness.cli import _main as cli
-    from harness.cli import _scaffold as scaffold
 
     root = _project(pytester.path, fake_openai.base_url, cases=tuple(f"c{i}" for i in range(8)))
     _run(pytester, "--record-mode", "once")
@@ -414,8 +415,6 @@ def test_pytest_xdist_workers_refuse_to_batch(pytester: pytest.Pytester, batch_a
 def test_evaluate_from_a_script_batches_too(
     tmp_path: Path, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer
 ) -> None:
-    import harness
-
     root = _project(tmp_path, batch_api.base_url, batch={"poll_s": 0.05})
     lines: list[str] = []
     done = harness.evaluate([root / "evals" / f"{EVAL}.yaml"], root=root, batch=True, say=lines.append)
@@ -431,7 +430,6 @@ def test_estimate_at_batch_prices(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """As the budget test: $0.036 worst case at standard prices, $0.018 (+ the prompts' ~$0.00003) batched."""
-    from harness.cli import _main as cli
 
     root = _project(tmp_path, "http://127.0.0.1:9/v1", budget_usd=0.025)
     doc = yaml.safe_load((root / "evals" / f"{EVAL}.yaml").read_text(encoding="utf-8"))
