@@ -290,14 +290,9 @@ def _load_cases(doc: yamlsrc.Located, root: Path, problems: list[Problem]) -> li
         for case in file_cases:
             if case.id in first_seen:
                 other = first_seen[case.id]
-                problems.append(
-                    Problem(
-                        case.path,
-                        case.line,
-                        f"{case.pointer}/id",
-                        f"duplicate case id {case.id!r} in eval (also {other.path}:{other.line})",
-                    )
-                )
+                earlier = other.where_id()
+                message = f"duplicate case id {case.id!r} in eval (also {earlier.path}:{earlier.line})"
+                problems.append(replace(case.where_id(), message=message))
                 continue
             first_seen[case.id] = case
             loaded.append(case)
