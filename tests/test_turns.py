@@ -180,7 +180,9 @@ def test_a_fallback_answers_the_turn_its_model_failed_and_the_conversation_goes_
     )  # fmt: skip
     result = pytester.runpytest("evals", *QUIET, *RECORD)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    models = [(r.body["model"], sum(m["role"] == "user" for m in r.body["messages"])) for r in fake_openai.chat_requests]
+    models = [
+        (r.body["model"], sum(m["role"] == "user" for m in r.body["messages"])) for r in fake_openai.chat_requests
+    ]
     assert models == [("m-chat", 1), ("m-chat", 2), ("m-backup", 2), ("m-chat", 3)]
     backup_answer = _content(script.replies[1][1])
     assert fake_openai.chat_requests[-1].body["messages"][-2] == {"role": "assistant", "content": backup_answer}
@@ -250,7 +252,9 @@ BAD = {
     "no-turns": ("    turns: []\n", "/cases/0/turns", "should be non-empty"),
     "turn-undefined-var": ("    turns:\n      - hi\n      - '{{ nobody }}'\n", "/cases/0/turns/1", "undefined"),
     "each-unknown-check": (
-        "    turns: [hi]\n    expect_each:\n      - containz: x\n", "/cases/0/expect_each/0/containz", "unknown check"
+        "    turns: [hi]\n    expect_each:\n      - containz: x\n",
+        "/cases/0/expect_each/0/containz",
+        "unknown check",
     ),
     "each-without-turns": (
         "    messages: [{role: user, content: hi}]\n    expect_each:\n      - contains: x\n",
