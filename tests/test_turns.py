@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 import harness
+from harness.cli import _main as cli
 from harness.load import _evals as evals
 from harness.run import _preflight as preflight
 from harness.tokens import _models as models
@@ -266,6 +267,11 @@ BAD = {
         "/cases/0/expect_each/0/judge",
         "judge check",
     ),
+    "judge-in-a-conversation": (
+        "    turns: [hi, again]\n    expect:\n      - judge: {rubric: nice, threshold: 0.5, model: j}\n",
+        "/cases/0/expect/0/judge",
+        "not a case with `turns`",
+    ),
     "each-not-a-list": ("    turns: [hi]\n    expect_each: {contains: x}\n", "/cases/0/expect_each", "expected array"),
 }
 
@@ -291,3 +297,67 @@ def test_a_bad_turns_or_expect_each_stops_the_run_at_its_line_and_pointer(
     assert words in out, out
     assert fake_openai.chat_requests == []
     assert yaml.safe_load(text)  # the file is valid YAML: the schema or the loader found the problem
+
+
+# ---------------------------------------------------------------------------------------------------- matching
+
+
+def test_an_edited_later_turn_is_flagged_by_status_and_new_episodes_records_only_that_turn(
+    pytester: pytest.Pytester,
+    fake_openai: FakeOpenAI,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _project(pytester.path, fake_openai.base_url, _conversation(), samples=2)
+    fake_openai.respond = Script()
+    assert pytester.runpytest("evals", *QUIET, *RECORD).ret == pytest.ExitCode.OK
+    monkeypatch.chdir(pytester.path)
+    assert cli.main(["status"]) == 0
+    assert "all 1 recordings match" in capsys.readouterr().out
+    case_file = pytester.path / "cases" / "talk.yaml"
+    case_file.write_text(case_file.read_text(encoding="utf-8").replace("Thanks, bye!", "Bye now!"), encoding="utf-8")
+    assert cli.main(["status"]) == 1
+    out = capsys.readouterr().out
+    assert "changed    trip[v]  turn 3 of 3 differs from the recording" in out and "6 call(s)" in out
+    replayed = pytester.runpytest("evals", *QUIET)
+    assert replayed.ret == pytest.ExitCode.TESTS_FAILED
+    assert {r["error"] for r in ep.results(pytester.path)} == {"missing_recording"}
+    assert all(r["error_message"].startswith("turn 3 of 3: no recording") for r in ep.results(pytester.path))
+    sent = len(fake_openai.chat_requests)
+    # turns 1 and 2 still match their recordings: only the edited turn is sent, once per sample
+    assert pytester.runpytest("evals", *QUIET, "--record-mode", "new_episodes").ret == pytest.ExitCode.OK
+    assert [r.body["messages"][-1]["content"] for r in fake_openai.chat_requests[sent:]] == ["Bye now!"] * 2
+    assert pytester.runpytest("evals", *QUIET).ret == pytest.ExitCode.OK
+
+
+def test_an_earlier_answer_goes_back_as_the_cassette_keeps_it_masked(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI
+) -> None:
+    _project(pytester.path, fake_openai.base_url, _conversation(), samples=1, redact=["email"])
+    fake_openai.respond = Script({1: "write to ada@example.org"})
+    assert pytester.runpytest("evals", *QUIET, *RECORD).ret == pytest.ExitCode.OK
+    later = [r.body for r in fake_openai.chat_requests if len(r.body["messages"]) > 2]
+    assert later and all("ada@example.org" not in json.dumps(body) for body in later)
+    assert "[REDACTED:email]" in later[0]["messages"][2]["content"]
+    text = (pytester.path / "cassettes" / "talk" / "v" / "trip.yaml").read_text(encoding="utf-8")
+    assert "ada@example.org" not in text
+    rows = ep.results(pytester.path)
+    assert pytester.runpytest("evals", *QUIET).ret == pytest.ExitCode.OK  # every turn's request matched again
+    assert ep.without(ep.results(pytester.path), "replayed") == ep.without(rows, "replayed")
+
+
+def test_a_budget_holds_a_whole_conversation_not_its_first_turn(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI
+) -> None:
+    plan = _plan(pytester.path, _conversation())  # the project, on gpt-4o-mini, priced
+    entry = models.lookup("gpt-4o-mini")
+    assert entry is not None and entry.price is not None and plan.unit_cost_usd is not None
+    first_turn = (plan.turn_prompts[0] * entry.price.input + 30 * entry.price.output) / 1e6
+    eval_path = pytester.path / "evals" / "talk.yaml"
+    doc = yaml.safe_load(eval_path.read_text(encoding="utf-8"))
+    doc["endpoint"]["base_url"] = fake_openai.base_url
+    eval_path.write_text(yaml.safe_dump(doc | {"budget_usd": (first_turn + plan.unit_cost_usd) / 2}), "utf-8")
+    result = pytester.runpytest("evals", *QUIET, *RECORD)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "exceeds budget_usd" in result.stdout.str()
+    assert fake_openai.chat_requests == []
