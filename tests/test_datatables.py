@@ -229,3 +229,12 @@ def test_a_table_of_more_rows_than_cases_may_come_from_is_refused_at_the_first_t
     with pytest.raises(InputError) as info:
         datatables.load(path)
     assert f"t.jsonl:{datatables.MAX_ROWS + 1}: at /{datatables.MAX_ROWS} more than" in str(info.value)
+
+
+def test_jsonl_lines_are_split_at_newlines_only(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"id": "a", "text": "one\u2028two"}\r\n\n{"id": "b"}\n', encoding="utf-8")
+    assert [(r.line, r.values) for r in datatables.load(path)] == [
+        (1, {"id": "a", "text": "one\u2028two"}),
+        (3, {"id": "b"}),
+    ]

@@ -115,7 +115,7 @@ def _records(path: Path, text: str, problems: list[Problem]) -> Iterator[tuple[i
 def _jsonl_rows(path: Path, text: str) -> tuple[list[Row], list[Problem]]:
     rows: list[Row] = []
     problems: list[Problem] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: a JSON string may hold U+2028
         if not line.strip():
             continue
         index = len(rows)

@@ -43,11 +43,7 @@ class CallPlan:
     margin: int = 0  # tokens an estimated prompt may be short by (tokens.estimate_margin); 0 when exact
     # a conversation's worst-case prompt tokens of each turn (their sum is ``prompt_tokens``); () for one request
     turn_prompts: tuple[int, ...] = ()
-
-    @property
-    def calls(self) -> int:
-        """Requests one sample sends: one, or one per turn of a conversation."""
-        return len(self.run.case.turns) or 1
+    calls: int = 1  # requests one sample sends: one, or one per turn of a conversation
 
     @property
     def peak_prompt_tokens(self) -> int | None:
@@ -90,18 +86,20 @@ def plan(run: CaseRun) -> CallPlan:
     max_output: int | None = int(asked) if asked else (entry.max_output_tokens if entry else None)
     window = entry.context_window if entry else None
     price = entry.price if entry else None
+    calls = len(run.case.followups) + 1
     try:
         counts, exact = _turn_prompts(run, max_output or 0)
     except tokens.TokenCountError as exc:
         free = price is not None and price.input == price.output == 0  # a local model costs 0 whatever its tokens
-        return CallPlan(run, None, False, max_output, window, 0.0 if free else None, str(exc))
-    prompt, calls = sum(counts), len(counts)
+        return CallPlan(run, None, False, max_output, window, 0.0 if free else None, str(exc), calls=calls)
+    prompt = sum(counts)
     margin = 0 if exact else tokens.estimate_margin(max(counts))
     unit = None
     if price is not None and max_output is not None:
         unit = ((prompt + calls * margin) * price.input + calls * max_output * price.output) / PER
     note = "" if exact else "estimated (non-text parts, or a layout confirmed on one source only): + 10% margin"
-    return CallPlan(run, prompt, exact, max_output, window, unit, note, margin, tuple(counts) if calls > 1 else ())
+    per_turn = tuple(counts) if calls > 1 else ()
+    return CallPlan(run, prompt, exact, max_output, window, unit, note, margin, per_turn, calls)
 
 
 def _turn_prompts(run: CaseRun, max_output: int) -> tuple[list[int], bool]:
