@@ -361,3 +361,44 @@ def test_a_budget_holds_a_whole_conversation_not_its_first_turn(
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert "exceeds budget_usd" in result.stdout.str()
     assert fake_openai.chat_requests == []
+
+
+@pytest.mark.slow  # a promptvcr subprocess, killed
+def test_a_conversation_killed_mid_way_resumes_without_paying_a_turn_twice(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _project(pytester.path, fake_openai.base_url, _conversation(), samples=2)
+    script, hold = Script(), threading.Event()
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if sum(m["role"] == "user" for m in body["messages"]) == 2:
+            hold.wait(30)  # turn 2 hangs: the run is killed with every turn 1 answered and logged
+        return script(body)
+
+    fake_openai.respond = respond
+    command = [sys.executable, "-m", "harness", "run", "talk"]
+    run = subprocess.Popen([*command, "--record-mode", "once", "--", *QUIET], cwd=pytester.path)
+    deadline = time.monotonic() + 60
+    while len(fake_openai.chat_requests) < 4 and time.monotonic() < deadline:  # both samples' turns 1 and 2
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=30)
+    hold.set()
+    firsts = [r for r in fake_openai.chat_requests if len(r.body["messages"]) == 2]
+    assert len(firsts) == 2
+    sent = len(fake_openai.chat_requests)
+    done = subprocess.run([*command, "--resume", "--", *QUIET], cwd=pytester.path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    again = [sum(m["role"] == "user" for m in r.body["messages"]) for r in fake_openai.chat_requests[sent:]]
+    assert sorted(again) == [2, 2, 3, 3]  # the logged turn 1 answers were replayed, not bought again
+    rows = ep.results(pytester.path)
+    assert len(rows) == 2 and {r["outcome"] for r in rows} == {"passed"}
+    assert len(ep.interactions(pytester.path / "cassettes" / "talk" / "v" / "trip.yaml")) == 6
+    replayed = subprocess.run([*command, "--", *QUIET], cwd=pytester.path, capture_output=True, text=True)
+    assert replayed.returncode == 0, replayed.stdout
+    assert ep.without(ep.results(pytester.path), "replayed") == ep.without(rows, "replayed")
