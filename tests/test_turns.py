@@ -402,3 +402,30 @@ def test_a_conversation_killed_mid_way_resumes_without_paying_a_turn_twice(
     replayed = subprocess.run([*command, "--", *QUIET], cwd=pytester.path, capture_output=True, text=True)
     assert replayed.returncode == 0, replayed.stdout
     assert ep.without(ep.results(pytester.path), "replayed") == ep.without(rows, "replayed")
+
+
+def test_a_cached_fallback_continues_the_recorded_conversation_turn_by_turn(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI
+) -> None:
+    def project(samples: int) -> None:
+        ep.init_project(pytester.path)
+        case_file = ep.write_cases(pytester.path, "talk", [_conversation()], defaults={"max_tokens": 30})
+        ep.write_eval(
+            pytester.path, "talk", base_url=fake_openai.base_url, cases=[case_file], samples=samples,
+            variants={"v": {"model": "m-chat", "fallback": ["cached"]}}, endpoint={"max_retries": 0},
+        )  # fmt: skip
+
+    project(samples=1)
+    fake_openai.respond = Script()
+    assert pytester.runpytest("evals", *QUIET, *RECORD).ret == pytest.ExitCode.OK
+    (recorded,) = ep.results(pytester.path)
+    project(samples=2)  # a second sample, recorded while the endpoint is down
+    fake_openai.respond = lambda body: Reply(503, {"error": {"message": "down"}})
+    sent = len(fake_openai.chat_requests)
+    assert pytester.runpytest("evals", *QUIET, "--record-mode", "new_episodes").ret == pytest.ExitCode.OK
+    # each turn failed live and was answered by the recorded answer to that very request: the conversation went on
+    # as recorded, so every later turn's request had a recording to fall back on
+    assert len(fake_openai.chat_requests) - sent == 3
+    new = next(r for r in ep.results(pytester.path) if r["sample"] == "1")
+    assert new["answered_by"] == "cached" and new["outcome"] == "passed"
+    assert new["output"] == recorded["output"] and float(new["cost_usd"]) == 0.0
