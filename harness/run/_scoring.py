@@ -13,6 +13,7 @@ from ..load._evals import CaseRun
 from ..record._secrets import redact
 from ..tokens import _cost as cost
 from . import _client as client
+from . import _stream as stream
 from ._remedy import Remedy
 from ._row import AnsweredBy, ErrorKind, Outcome, Row
 
@@ -73,6 +74,9 @@ def scored(run: CaseRun, sample: int, result: client.CallResult, replayed: bool,
         # priced as the model that answered; a cached answer cost nothing now
         cost_usd=price_of(answered_by.model_or(run.model), response) if answered_by.sent else 0.0,
         latency_ms=result.latency_ms,
+        ttft_ms=result.ttft_ms,
+        tokens_per_s=stream.tokens_per_s(usage.get("completion_tokens"), result.latency_ms, result.ttft_ms),
+        usage_estimated=result.usage_estimated,
         replayed=replayed,
         answered_by=answered_by,
         output=redact(answer.content),  # the cassette body is redacted; the report says the same
