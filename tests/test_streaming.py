@@ -366,3 +366,22 @@ def test_the_stream_column_block_is_in_results_csv() -> None:
 
     at = COLUMNS.index("ttft_ms")
     assert COLUMNS[at : at + 3] == ("ttft_ms", "tokens_per_s", "usage_estimated")
+
+
+def test_a_redacted_stream_stays_a_stream_in_the_cassette(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    pieces = ["Write to ", "ada@example.com", " today"]
+    fake_openai.respond = lambda body: streamed(pieces, usage=USAGE)
+    # a rule that would also match the chunks' `created` numbers, were the stream masked as plain text
+    rules = ["email", {"name": "stamp", "pattern": "[0-9]{10}"}]
+    _project(pytester.path, fake_openai.base_url, [_case("masked", expect=[{"contains": "Write"}])], redact=rules)
+    recorded = pytester.runpytest("evals", "--record-mode", "once", *QUIET)
+    assert recorded.ret == pytest.ExitCode.OK, recorded.stdout.str()
+    [path] = ep.cassettes(pytester.path, EVAL)
+    assert "ada@example.com" not in path.read_text(encoding="utf-8")
+    [interaction] = ep.interactions(path)
+    datas = [line for line in interaction["response"]["body"]["string"].splitlines() if line.startswith("data: {")]
+    assert [json.loads(line[6:])["created"] for line in datas] == [1_790_000_000] * len(datas)
+    first = ep.results(pytester.path)
+    assert [row["output"] for row in first] == ["Write to [REDACTED:email] today"]
+    pytester.runpytest("evals", *QUIET)
+    assert ep.without(ep.results(pytester.path), "replayed") == ep.without(first, "replayed")

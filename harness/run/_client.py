@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -132,7 +132,7 @@ class _Events(openai.Stream[Any]):
 
     done = False
 
-    def _iter_events(self) -> Any:
+    def _iter_events(self) -> Iterator[Any]:
         for event in super()._iter_events():
             self.done = self.done or event.data.startswith(stream.DONE)
             yield event
@@ -149,7 +149,7 @@ def _streamed(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
     try:
         chunks = list(events)
         response, estimated = stream.assembled(chunks, events.done, body)
-    except (openai.APIConnectionError, openai.APITimeoutError):
+    except openai.APIConnectionError:  # timeouts too: ``call`` classifies them as it does a request's
         raise
     except openai.APIError as exc:  # an error event in the stream, after its 200
         message = redact(f"the stream sent an error: {exc.message}")
