@@ -22,6 +22,7 @@ from harness.checks._answer import Answer
 from harness.load._evals import Endpoint
 from harness.record import _cassettes as cassettes
 from harness.run import _client as client
+from harness.run import _stream as stream
 from harness.run._row import ErrorKind
 
 HERE = Path(__file__).resolve().parent
@@ -171,3 +172,12 @@ def test_every_error_and_refusal_stream_of_the_corpus(tmp_path: Path) -> None:
     assert len(rows) >= 5
     for row, result in zip(rows, _replay(tmp_path, rows), strict=True):
         _check(row, result)
+
+
+def test_a_recorded_streams_text_assembles_as_its_replay_does(tmp_path: Path) -> None:
+    """`promptvcr status` reads recordings without playing them: the same answers as the SDK's replay."""
+    rows = _lines(EXCERPT, None)
+    for row, result in zip(rows, _replay(tmp_path, rows), strict=True):
+        assert stream.from_text(row["response"]["body"], row["request"]["body"]) == result.response
+    cut = rows[0]["response"]["body"].replace("data: [DONE]", "")
+    assert stream.from_text(cut, rows[0]["request"]["body"]) is None

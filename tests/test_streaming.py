@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from harness.cli import _main as cli
 from harness.run import _stream as stream
 from harness.testing import chaos
 from harness.tokens._encoding import encoding
@@ -385,3 +386,22 @@ def test_a_redacted_stream_stays_a_stream_in_the_cassette(pytester: pytest.Pytes
     assert [row["output"] for row in first] == ["Write to [REDACTED:email] today"]
     pytester.runpytest("evals", *QUIET)
     assert ep.without(ep.results(pytester.path), "replayed") == ep.without(first, "replayed")
+
+
+def test_status_judges_streamed_answers_as_the_run_did(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    verdict = Reply(body=completion('{"score": 1, "reason": "says hello"}'))
+    answer = streamed(PIECES, usage=USAGE)
+    fake_openai.respond = lambda body: verdict if "<rubric>" in body["messages"][-1]["content"] else answer
+    case = _case("judged", expect=[{"judge": {"rubric": "Says hello.", "threshold": 0.5}}])
+    _project(pytester.path, fake_openai.base_url, [case], judge={"model": "gpt-4o-mini"})
+    recorded = pytester.runpytest("evals", "--record-mode", "once", *QUIET)
+    assert recorded.ret == pytest.ExitCode.OK, recorded.stdout.str()
+    assert cli.main(["status"]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    # another rubric: the judge request status builds from the recorded stream's answer no longer matches
+    case["expect"][0]["judge"]["rubric"] = "Says hello, briefly."
+    _project(pytester.path, fake_openai.base_url, [case], judge={"model": "gpt-4o-mini"})
+    assert cli.main(["status"]) == 1
+    assert "changed    judged[v] judge  prompt" in capsys.readouterr().out

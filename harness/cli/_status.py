@@ -25,6 +25,7 @@ from ..load._evals import CaseRun, Eval
 from ..record import _cassettes as cassettes
 from ..record._cassettes import RecordMode
 from ..run import _preflight as preflight
+from ..run import _stream as stream
 from ..run._remedy import Missing, Remedy
 from . import _remedies as remedies
 
@@ -119,8 +120,14 @@ def check(run: CaseRun, cassettes_dir: Path) -> list[Entry]:
         return [Entry(run, path, "incomplete", f"{len(matching)} answer(s) recorded for {run.samples} sample(s)")]
     entries = [Entry(run, path, "ok", "")]
     if run.judges:
-        entries.append(_check_judge(run, cassettes_dir, [i.response for i in matching[: run.samples]]))
+        answers = [_answer(i.response, run) for i in matching[: run.samples]]
+        entries.append(_check_judge(run, cassettes_dir, answers))
     return entries
+
+
+def _answer(response: Any, run: CaseRun) -> Any:
+    """A recorded answer as the runner's checks saw it: a streamed one assembled from its SSE text."""
+    return stream.from_text(response, run.body) if isinstance(response, str) and run.body.get("stream") else response
 
 
 def _check_judge(run: CaseRun, cassettes_dir: Path, answers: list[Any]) -> Entry:

@@ -61,6 +61,20 @@ def assembled(chunks: Sequence[Any], done: bool, request: Mapping[str, Any]) -> 
     return response | ({"usage": counted} if counted else {}), True
 
 
+def from_text(sse: str, request: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The answer a recorded stream's text assembles into, read without the SDK (for `promptvcr status`, which looks
+    at recordings without playing them); None for what a replay would make an errored sample."""
+    events = sse.replace("\r\n", "\n").split("\n\n")[:-1]  # an event is one once a blank line ends it
+    datas = [line[5:].strip() for event in events for line in event.split("\n") if line.startswith("data:")]
+    try:
+        chunks = [json.loads(data) for data in datas if data != DONE]
+        if any(isinstance(c, dict) and c.get("error") for c in chunks):
+            return None  # an error event: the SDK raises it
+        return assembled(chunks, DONE in datas, request)[0]
+    except ValueError:
+        return None
+
+
 def _add_choice(choices: dict[int, dict[str, Any]], choice: Any, number: int) -> None:
     delta = choice.get("delta") if isinstance(choice, dict) else None
     if not isinstance(delta, dict) or not isinstance(choice.get("index", 0), int):
