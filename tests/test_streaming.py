@@ -20,7 +20,16 @@ from harness.testing import chaos
 from harness.tokens._encoding import encoding
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, chunk, completion, streamed
-from tests.test_inputs import NOWHERE, assert_cited, assert_problem, eval_yaml, line_of, load_problems, run
+from tests.test_inputs import (
+    NOWHERE,
+    assert_cited,
+    assert_problem,
+    assert_stopped,
+    eval_yaml,
+    line_of,
+    load_problems,
+    run,
+)
 
 EVAL = "streams"
 PIECES = ["Hel", "lo", " wor", "ld"]
@@ -345,13 +354,15 @@ def test_a_variant_turning_stream_off_under_stream_options_cites_the_variant(tmp
     assert_cited(out, where, "/cases/0/stream_options", "stream_options needs `stream: true`")
 
 
-def test_bad_stream_keys_in_a_variant_cite_the_eval(tmp_path: Path) -> None:
-    ev = eval_yaml(NOWHERE, ["cases/a.yaml"]).replace(
+def test_bad_stream_keys_in_a_variant_cite_the_eval(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    ev = eval_yaml(fake_openai.base_url, ["cases/a.yaml"]).replace(
         "  v: {max_tokens: 50}\n", "  v:\n    stream: 1\n    stream_options: {include_usage: true, x: 1}\n"
     )
-    out = load_problems(tmp_path, {"cases/a.yaml": STREAM_CASE, "evals/e.yaml": ev})
+    result = run(pytester, {"cases/a.yaml": STREAM_CASE, "evals/e.yaml": ev})
+    out = result.stdout.str() + "\n" + result.stderr.str()
     assert_cited(out, f"evals/e.yaml:{line_of(ev, 'stream: 1')}", "/variants/v/stream", "expected boolean, got 1")
     assert_cited(out, f"evals/e.yaml:{line_of(ev, 'x: 1')}", "/variants/v/stream_options/x", "unknown key 'x'")
+    assert_stopped(result, fake_openai, out)
 
 
 def test_a_ttft_gate_takes_milliseconds_with_at_most(tmp_path: Path) -> None:
