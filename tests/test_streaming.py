@@ -176,7 +176,7 @@ def test_a_streamed_case_records_and_replays_identically(pytester: pytest.Pytest
     summary = ep.summary(pytester.path)[0]
     ttfts = sorted(float(row["ttft_ms"]) for row in first)
     assert float(summary["ttft_p95_ms"]) == pytest.approx(ttfts[1] + (ttfts[2] - ttfts[1]) * 0.9)  # p95 of 3
-    assert int(summary["ttft_n"]) == 3
+    assert (int(summary["ttft_n"]), summary["cost_estimated"]) == (3, "False")
     assert "ttft p95 ms" in recorded.stdout.str()
     assert "PASS ttft_p95_ms <= 60000" in recorded.stdout.str()
 
@@ -213,6 +213,8 @@ def test_a_stream_without_a_usage_chunk_is_counted_and_marked_estimated(
     assert int(row["completion_tokens"]) == len(o200k.encode_ordinary("".join(PIECES)))
     assert int(row["prompt_tokens"]) > len(o200k.encode_ordinary("case counted: say hello"))
     assert float(row["cost_usd"]) > 0
+    assert ep.summary(pytester.path)[0]["cost_estimated"] == "True"
+    assert f"≈${float(row['cost_usd']):.4f}" in result.stdout.str()  # the table says the cost is counted, not billed
 
 
 def _garbage(body: dict[str, Any]) -> Reply:

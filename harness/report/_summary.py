@@ -137,10 +137,11 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
 
 
 def _streamed(g: pd.DataFrame) -> dict[str, Any]:
-    """Streamed samples' time to first token and output speed (n 0, nan: the variant does not stream)."""
-    ttft = builtins.ttft_p95_ms(g)
-    speeds = builtins.answered(g)["tokens_per_s"].dropna().tolist()
-    return {"ttft_n": ttft.n, "ttft_p95_ms": ttft.value, "tokens_per_s_p50": percentile(speeds, 50)}
+    """Streamed samples' time to first token, output speed, and whether a cost was counted here (shown "≈")."""
+    ttft, answered = builtins.ttft_p95_ms(g), builtins.answered(g)
+    estimated = bool(answered["usage_estimated"].eq(True).any())
+    speed = percentile(answered["tokens_per_s"].dropna().tolist(), 50)
+    return {"ttft_n": ttft.n, "ttft_p95_ms": ttft.value, "tokens_per_s_p50": speed, "cost_estimated": estimated}
 
 
 def _mix_cost_per_call(answered: pd.DataFrame, ev: Eval) -> float:
@@ -179,7 +180,7 @@ def _interval(m: Mapping[str, Any], key: str, n: int) -> str:
 def _cost(m: Mapping[str, Any]) -> str:
     if m["answered"] == 0:
         return "n/a"
-    return "unpriced" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}"
+    return "unpriced" if m["cost_usd"] is None else f"{'≈' if m['cost_estimated'] else ''}${m['cost_usd']:.4f}"
 
 
 def _judge_cost(m: Mapping[str, Any]) -> str:
@@ -257,8 +258,7 @@ Table = tuple[tuple[str, ...], list[tuple[str, ...]]]
 
 
 def _column(table: Table, after: str, name: str, cells: list[str]) -> Table:
-    headers, rows = table
-    at = headers.index(after) + 1
+    (headers, rows), at = table, table[0].index(after) + 1
     return (*headers[:at], name, *headers[at:]), [(*r[:at], c, *r[at:]) for r, c in zip(rows, cells, strict=True)]
 
 
