@@ -9,6 +9,7 @@ text, never through the harness.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from harness.load import _evals as evals
 from harness.run import _preflight as preflight
 from harness.tokens import _models as models
 from tests import evalproject as ep
-from tests.fakeserver import FakeOpenAI, Reply, completion
+from tests.fakeserver import FakeOpenAI, Reply, completion, streamed
 
 QUIET = ("-p", "no:cacheprovider")
 RECORD = ("--record-mode", "once")
@@ -429,3 +430,32 @@ def test_a_cached_fallback_continues_the_recorded_conversation_turn_by_turn(
     new = next(r for r in ep.results(pytester.path) if r["sample"] == "1")
     assert new["answered_by"] == "cached" and new["outcome"] == "passed"
     assert new["output"] == recorded["output"] and float(new["cost_usd"]) == 0.0
+
+
+def test_a_streamed_conversation_sends_back_each_assembled_answer_and_replays_the_same_rows(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI
+) -> None:
+    _project(pytester.path, fake_openai.base_url, _conversation(stream=True, stream_options={"include_usage": True}))
+    lock, count = threading.Lock(), [0]
+
+    def respond(body: dict[str, Any]) -> Reply:
+        turn = sum(m["role"] == "user" for m in body["messages"])
+        with lock:
+            count[0] += 1
+            number = count[0]
+        return streamed([f"part {number} ", f"of turn {turn}"], usage={"prompt_tokens": 5, "completion_tokens": 4})
+
+    fake_openai.respond = respond
+    assert pytester.runpytest("evals", *QUIET, *RECORD).ret == pytest.ExitCode.OK
+    later = [r.body for r in fake_openai.chat_requests if len(r.body["messages"]) > 2]
+    assert len(later) == 4 and all(body["stream"] is True for body in later)
+    for body in later:  # the previous answer, joined from its chunks, then the next turn
+        assistant, user = body["messages"][-2:]
+        assert re.fullmatch(r"part \d+ of turn \d", assistant["content"]) and assistant["role"] == "assistant"
+        before = len(body["messages"]) // 2 - 1  # the turns answered before this request
+        assert assistant["content"].endswith(f"of turn {before}")
+        assert user == {"role": "user", "content": RENDERED[before]}
+    rows = ep.results(pytester.path)
+    assert all(r["output"].endswith("of turn 3") and int(r["completion_tokens"]) == 12 for r in rows)
+    assert pytester.runpytest("evals", *QUIET).ret == pytest.ExitCode.OK
+    assert ep.without(ep.results(pytester.path), "replayed") == ep.without(rows, "replayed")

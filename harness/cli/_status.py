@@ -26,6 +26,7 @@ from ..load._evals import CaseRun, Eval
 from ..record import _cassettes as cassettes
 from ..record._cassettes import RecordMode
 from ..run import _preflight as preflight
+from ..run import _stream as stream
 from ..run import _turns as turns
 from ..run._remedy import Missing, Remedy
 from . import _remedies as remedies
@@ -124,7 +125,8 @@ def check(run: CaseRun, cassettes_dir: Path) -> list[Entry]:
         return [Entry(run, path, "changed", unmatched)]
     entries = [Entry(run, path, "ok", "")]
     if run.judges:
-        entries.append(_check_judge(run, cassettes_dir, [i.response for i in matching[: run.samples]]))
+        answers = [_answer(i.response, run) for i in matching[: run.samples]]
+        entries.append(_check_judge(run, cassettes_dir, answers))
     return entries
 
 
@@ -135,7 +137,7 @@ def _unmatched_turn(run: CaseRun, recorded: list[Interaction], firsts: list[Inte
     for interaction in recorded:
         left.setdefault(_key(interaction.body, run), []).append(interaction)
     for first in firsts:
-        body, answer = run.body, first.response
+        body, answer = run.body, _answer(first.response, run)
         for number, user in enumerate(run.case.followups, start=2):
             if not isinstance(answer, dict):  # the conversation ended there, as recorded (an error answered it)
                 break
@@ -144,8 +146,13 @@ def _unmatched_turn(run: CaseRun, recorded: list[Interaction], firsts: list[Inte
             if not found:
                 total = len(run.case.turns)
                 return f"turn {number} of {total} differs from the recording (its prompt, or an earlier turn, changed)"
-            answer = found.pop(0).response
+            answer = _answer(found.pop(0).response, run)
     return None
+
+
+def _answer(response: Any, run: CaseRun) -> Any:
+    """A recorded answer as the runner's checks saw it: a streamed one assembled from its SSE text."""
+    return stream.from_text(response, run.body) if isinstance(response, str) and run.body.get("stream") else response
 
 
 def _check_judge(run: CaseRun, cassettes_dir: Path, answers: list[Any]) -> Entry:

@@ -13,6 +13,7 @@ from ..load._evals import CaseRun
 from ..record._secrets import redact
 from ..tokens import _cost as cost
 from . import _client as client
+from . import _stream as stream
 from . import _turns as turns
 from ._remedy import Remedy
 from ._row import PRIMARY, AnsweredBy, ErrorKind, Outcome, Row
@@ -83,6 +84,9 @@ def scored(
         # priced as the model that answered; a cached answer cost nothing now
         cost_usd=answer_cost(run, response, answered_by),
         latency_ms=result.latency_ms,
+        ttft_ms=result.ttft_ms,
+        tokens_per_s=stream.tokens_per_s(usage.get("completion_tokens"), result.latency_ms, result.ttft_ms),
+        usage_estimated=result.usage_estimated,
         replayed=replayed,
         answered_by=answered_by,
         output=redact(answer.content),  # the cassette body is redacted; the report says the same
@@ -122,7 +126,8 @@ def conversed(run: CaseRun, sample: int, said: Sequence[turns.Turn]) -> Row:
         prompt_tokens=_total(u.get("prompt_tokens") for u in usages),
         completion_tokens=_total(u.get("completion_tokens") for u in usages),
         cost_usd=_total(costs),
-        latency_ms=latency,
+        latency_ms=latency,  # ttft_ms and tokens_per_s stay the last answer's: how that answer streamed
+        usage_estimated=_any(turn.result.usage_estimated for turn in said),
         # a turn answered by a fallback or the cache says so, though the others were the model's own
         answered_by=next((turn.answered_by for turn in said if turn.answered_by != PRIMARY), last.answered_by),
     )
@@ -131,6 +136,12 @@ def conversed(run: CaseRun, sample: int, said: Sequence[turns.Turn]) -> Row:
 def _each(run: CaseRun, turn: turns.Turn) -> list[checks.CheckResult]:
     assert turn.result.response is not None  # only answered turns are followed by another
     return checks.check_answer(run.case.each_checks, turn.body, checks.Answer.from_response(turn.result.response))
+
+
+def _any(flags: Iterable[bool | None]) -> bool | None:
+    """A conversation's usage is estimated when any turn's is; None when no turn was streamed."""
+    known = [f for f in flags if f is not None]
+    return any(known) if known else None
 
 
 def _total(values: Iterable[Any]) -> Any:
