@@ -460,3 +460,25 @@ def test_a_key_in_a_prompt_is_sent_but_not_kept_in_the_jsonl_on_disk(
     for path in [*ep.cassettes(root, EVAL), *ep.latest(root).iterdir()]:
         assert FAKE_KEY not in path.read_text(encoding="utf-8", errors="replace"), path
     assert FAKE_KEY not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"stream": True}, "streams: the Batch API answers whole"),
+        ({"turns": ["hi", "and again?"]}, "is a conversation"),
+    ],
+)
+def test_streams_and_conversations_are_not_batched_and_nothing_is_sent(
+    pytester: pytest.Pytester, batch_api: batchserver.BatchServer, change: dict[str, Any], says: str
+) -> None:
+    root = _project(pytester.path, batch_api.base_url)
+    case_file = root / "cases" / f"{EVAL}.yaml"
+    doc = yaml.safe_load(case_file.read_text(encoding="utf-8"))
+    doc["cases"][0] |= change
+    if "turns" in change:
+        del doc["cases"][0]["messages"][-1]  # the conversation's first user turn is its first turn
+    case_file.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    result = _run(pytester, "--batch")
+    assert says in result.stdout.str(), result.stdout.str()
+    assert batch_api.uploads == 0 and batch_api.created == 0

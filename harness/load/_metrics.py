@@ -29,6 +29,7 @@ class Metric(StrEnum):
     PASS_RATE = "pass_rate"
     ERROR_RATE = "error_rate"
     LATENCY_P95_MS = "latency_p95_ms"
+    TTFT_P95_MS = "ttft_p95_ms"
 
 
 @dataclass(frozen=True)

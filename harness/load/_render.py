@@ -30,6 +30,8 @@ PARAM_KEYS = (
     "seed",
     "stop",
     "response_format",
+    "stream",
+    "stream_options",
 )
 
 TIME_LIMIT_S = 2.0  # one template's rendering

@@ -54,3 +54,9 @@ def error_rate(rows: pd.DataFrame) -> Measure:
 def latency_p95_ms(rows: pd.DataFrame) -> Measure:
     latencies = answered(rows)["latency_ms"].dropna().tolist()
     return Measure(percentile(latencies, 95), len(latencies))  # answered samples with a measured latency
+
+
+@metric(Metric.TTFT_P95_MS, unit="ms")
+def ttft_p95_ms(rows: pd.DataFrame) -> Measure:
+    ttfts = answered(rows)["ttft_ms"].dropna().tolist()
+    return Measure(percentile(ttfts, 95), len(ttfts))  # streamed answered samples (a gate's min_n counts these)

@@ -132,7 +132,16 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": latency.value,
         "latency_p99_ms": percentile(latencies, 99),
+        **_streamed(g),
     }
+
+
+def _streamed(g: pd.DataFrame) -> dict[str, Any]:
+    """Streamed samples' time to first token, output speed, and whether a cost was counted here (shown "≈")."""
+    ttft, answered = builtins.ttft_p95_ms(g), builtins.answered(g)
+    estimated = bool(answered["usage_estimated"].eq(True).any())
+    speed = percentile(answered["tokens_per_s"].dropna().tolist(), 50)
+    return {"ttft_n": ttft.n, "ttft_p95_ms": ttft.value, "tokens_per_s_p50": speed, "cost_estimated": estimated}
 
 
 def _mix_cost_per_call(answered: pd.DataFrame, ev: Eval) -> float:
@@ -171,7 +180,7 @@ def _interval(m: Mapping[str, Any], key: str, n: int) -> str:
 def _cost(m: Mapping[str, Any]) -> str:
     if m["answered"] == 0:
         return "n/a"
-    return "unpriced" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}"
+    return "unpriced" if m["cost_usd"] is None else f"{'≈' if m['cost_estimated'] else ''}${m['cost_usd']:.4f}"
 
 
 def _judge_cost(m: Mapping[str, Any]) -> str:
@@ -234,17 +243,23 @@ def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
     return rows
 
 
-def per_variant(summaries: Sequence[VariantSummary]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-    """The per-variant table (headers, rows); a "judge cost" column beside "cost" when a judge graded anything.
+def per_variant(summaries: Sequence[VariantSummary]) -> Table:
+    """The per-variant table (headers, rows); a "judge cost" column beside "cost" when a judge graded anything (the
+    judge's cost is shown apart, never added into the answers' cost), a "ttft p95 ms" one when a variant streams."""
+    table: Table = (HEADERS, table_rows(summaries))
+    if any(s.metrics["judged"] for s in summaries):
+        table = _column(table, "cost", "judge cost", [_judge_cost(s.metrics) for s in summaries])
+    if any(s.metrics["ttft_n"] for s in summaries):
+        table = _column(table, "p50/p95/p99 ms", "ttft p95 ms", [_ms(s.metrics["ttft_p95_ms"]) for s in summaries])
+    return table
 
-    The judge's cost is shown apart, never added into the answers' cost.
-    """
-    rows = table_rows(summaries)
-    if not any(s.metrics["judged"] for s in summaries):
-        return HEADERS, rows
-    at = HEADERS.index("cost") + 1
-    judge_rows = [(*row[:at], _judge_cost(s.metrics), *row[at:]) for row, s in zip(rows, summaries, strict=True)]
-    return (*HEADERS[:at], "judge cost", *HEADERS[at:]), judge_rows
+
+Table = tuple[tuple[str, ...], list[tuple[str, ...]]]
+
+
+def _column(table: Table, after: str, name: str, cells: list[str]) -> Table:
+    (headers, rows), at = table, table[0].index(after) + 1
+    return (*headers[:at], name, *headers[at:]), [(*r[:at], c, *r[at:]) for r, c in zip(rows, cells, strict=True)]
 
 
 def text_table(summaries: Sequence[VariantSummary]) -> str:

@@ -106,6 +106,14 @@ def check(runs: Sequence[CaseRun], worker: str | None = None) -> None:
     batched endpoint has a Batch API and its key (ConfigError)."""
     if worker is not None:
         raise ConfigError("--batch runs in one process: drop pytest-xdist's -n (the batches run in parallel anyway)")
+    for run in runs:
+        where = f"--batch: case {run.case.id!r} in variant {run.variant.name!r}"
+        if run.case.followups:
+            raise ConfigError(
+                f"{where} is a conversation (each turn needs the answer before it): record it without --batch"
+            )
+        if run.body.get("stream"):
+            raise ConfigError(f"{where} streams: the Batch API answers whole; record it without --batch")
     for endpoint in {run.variant.endpoint for run in runs}:
         if endpoint.kind == "local":
             raise ConfigError(
