@@ -482,3 +482,69 @@ def test_streams_and_conversations_are_not_batched_and_nothing_is_sent(
     result = _run(pytester, "--batch")
     assert says in result.stdout.str(), result.stdout.str()
     assert batch_api.uploads == 0 and batch_api.created == 0
+
+
+def test_split_over_the_file_size_limit(
+    pytester: pytest.Pytester,
+    fake_openai: FakeOpenAI,
+    batch_api: batchserver.BatchServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
+    line = {"custom_id": "tiny/mini/alpha/0", "method": "POST", "url": "/v1/chat/completions"}
+    # the request as rendered: the case's messages and the case file's defaults (tests.evalproject.write_cases)
+    body = {
+        "model": PRICED,
+        "messages": ep.json_case("alpha")["messages"],
+        "max_tokens": 50,
+        "response_format": {"type": "json_object"},
+    }
+    monkeypatch.setattr(batch, "MAX_FILE_BYTES", 2 * len(json.dumps({**line, "body": body})) + 50)
+    _run(pytester, "--record-mode", "once")
+    sizes = [len(b["custom_ids"]) for b in _batch_json(root)["batches"]]
+    assert sizes == [2, 2, 2] and batch_api.created == 3
+    assert all(len(p.read_bytes()) <= batch.MAX_FILE_BYTES for p in ep.latest(root).glob("batch-*.jsonl"))
+    assert len(ep.results(root)) == len(CASES) * SAMPLES
+
+
+def test_the_batch_server_walks_the_documented_states_and_cancels(fake_openai: FakeOpenAI) -> None:
+    faults = batchserver.Faults(step_s=0.15, hold=threading.Event())
+    with batchserver.serve(fake_openai.base_url, faults) as server:
+        api = batch.api_client(evals.Endpoint("custom", server.base_url, None, 10.0, 0))
+        lines = b"".join(
+            json.dumps(
+                {"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}}
+            ).encode()
+            + b"\n"
+            for i in range(3)
+        )
+        uploaded = api.files.create(file=("in.jsonl", lines, "application/jsonl"), purpose="batch")
+        created = api.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        seen = [created.status]
+        faults.hold.set()
+        while seen[-1] not in ("completed", "failed", "expired", "cancelled"):
+            time.sleep(0.02)
+            status = api.batches.retrieve(created.id).status
+            if status != seen[-1]:
+                seen.append(status)
+        assert seen == ["validating", "in_progress", "finalizing", "completed"]
+        done = api.batches.retrieve(created.id)
+        assert done.request_counts is not None and done.request_counts.completed == 3 and done.output_file_id
+        out = [json.loads(t) for t in api.files.content(done.output_file_id).content.splitlines()]
+        assert [(o["custom_id"], o["response"]["status_code"]) for o in out] == [("c0", 200), ("c1", 200), ("c2", 200)]
+
+        faults.hold = threading.Event()  # the next batch waits before its first line: cancelled by its owner
+        second = api.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+        while api.batches.retrieve(second.id).status != "in_progress":
+            time.sleep(0.02)
+        assert api.batches.cancel(second.id).status == "cancelling"
+        faults.hold.set()
+        while api.batches.retrieve(second.id).status == "cancelling":
+            time.sleep(0.02)
+        ended = api.batches.retrieve(second.id)
+        assert ended.status == "cancelled" and ended.output_file_id is None
+        assert [b.id for b in api.batches.list(limit=10).data] == [second.id, created.id]
+        assert server.created == 2 and server.uploads == 1 and server.executed == 3
+        api.close()

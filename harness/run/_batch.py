@@ -54,7 +54,7 @@ class Phase:
     say: Say
     on_row: Callable[[Row], None]  # a request the batches did not answer: its classified row, journaled
     batching: Mapping[str, BatchOptions] = field(default_factory=dict)  # by eval name (default: BatchOptions())
-    max_file_bytes: int = MAX_FILE_BYTES
+    max_file_bytes: int = field(default_factory=lambda: MAX_FILE_BYTES)  # read when made: a test may lower it
 
 
 class Batching:
