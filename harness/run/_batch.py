@@ -135,7 +135,7 @@ def record(phase: Phase, runs: Sequence[CaseRun]) -> dict[Item, dict[int, Row]]:
         for chunk in split(group, limit, phase.max_file_bytes):
             endpoint = chunk[0].run.variant.endpoint
             log.add(Entry(chunk[0].run.eval_name, endpoint.base_url, [r.custom_id for r in chunk]))
-    endpoints = {(r.run.eval_name, r.run.variant.endpoint.base_url): r.run.variant.endpoint for r in requests.values()}
+    endpoints = {(run.eval_name, run.variant.endpoint.base_url): run.variant.endpoint for run in runs}
     apis: dict[str, openai.OpenAI] = {}
     try:
         for number, entry in enumerate(log.entries):
