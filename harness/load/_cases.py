@@ -15,6 +15,7 @@ from ..checks import _builtins as checks
 from ..checks._builtins import JudgeSpec
 from ..errors import InputError, Problem, reading
 from . import _render as render
+from . import _tool_params as tool_params
 from . import _yamlsrc as yamlsrc
 from . import schemas
 
@@ -26,7 +27,7 @@ class Case:
     line: int
     pointer: str  # of the case in its file, e.g. /cases/3
     origins: dict[str, Problem]  # where each request parameter was set, as a place to report a problem at
-    messages: tuple[dict[str, str], ...]
+    messages: tuple[dict[str, Any], ...]
     params: dict[str, Any]
     samples: int | None
     min_pass_rate: float
@@ -68,6 +69,7 @@ def _load(path: Path, root: Path) -> list[Case]:
         messages = _render_messages(doc, defaults, raw, ptr, problems, shared)
         params = {k: raw.get(k, defaults.get(k)) for k in render.PARAM_KEYS if k in raw or k in defaults}
         origins = {k: doc.problem(f"{ptr}/{k}" if k in raw else f"/defaults/{k}", "") for k in params}
+        _tool_problems(doc, params, {k: o.pointer for k, o in origins.items()}, problems)
         cases.append(
             Case(
                 id=case_id,
@@ -137,7 +139,7 @@ def _render_messages(
     ptr: str,
     problems: list[Problem],
     shared: dict[Problem, list[str]],
-) -> tuple[dict[str, str], ...]:
+) -> tuple[dict[str, Any], ...]:
     variables = {**(defaults.get("vars") or {}), **(raw.get("vars") or {})}
     source, base = (
         (raw["messages"], f"{ptr}/messages") if "messages" in raw else (defaults.get("messages"), "/defaults/messages")
@@ -147,9 +149,16 @@ def _render_messages(
             doc.problem(ptr, f"case {raw['id']!r} has no messages (give it `messages:` or set them in `defaults:`)")
         )
         return ()
-    rendered: list[dict[str, str]] = []
+    for index, at, message in tool_params.message_problems(source):
+        problem = doc.problem(f"{base}/{index}{at}", message)
+        if problem not in problems:  # a `defaults` transcript is every case's: said once
+            problems.append(problem)
+    rendered: list[dict[str, Any]] = []
     for index, message in enumerate(source):
         where = f"{base}/{index}/content"
+        if not isinstance(message.get("content"), str):  # an assistant's tool calls without text
+            rendered.append(dict(message))
+            continue
         try:
             content = render.render(message["content"], variables)
         except render.TemplateProblem as exc:
@@ -163,3 +172,11 @@ def _render_messages(
             continue
         rendered.append({**message, "content": content})
     return tuple(rendered)
+
+
+def _tool_problems(doc: yamlsrc.Located, params: dict[str, Any], at: dict[str, str], problems: list[Problem]) -> None:
+    """The request's tools and tool_choice, checked where each was written (`defaults`' once for every case)."""
+    for key, inner, message in tool_params.tool_problems(params):
+        problem = doc.problem(f"{at[key]}{inner}", message)
+        if problem not in problems:
+            problems.append(problem)

@@ -117,6 +117,7 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "schema_valid_rate": schema.value,
         "schema_valid_low": schema.interval[0],
         "schema_valid_high": schema.interval[1],
+        **builtins.tool_columns(g),
         "pass_rate": passed.value,
         "pass_low": passed.interval[0],
         "pass_high": passed.interval[1],
@@ -125,6 +126,7 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "error_high": errors.interval[1],
         "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
         "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
+        "reasoning_tokens": int(answered["reasoning_tokens"].astype(float).fillna(0).sum()),  # within completion
         "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
         **_judge_spend(g),
         **_projection(answered, ev, bool(priced)),
@@ -235,16 +237,29 @@ def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
 
 
 def per_variant(summaries: Sequence[VariantSummary]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-    """The per-variant table (headers, rows); a "judge cost" column beside "cost" when a judge graded anything.
+    """The per-variant table (headers, rows); beside "json_valid" the tool-call validity and the refusals when any
+    variant has them, and beside "cost" a "judge cost" column when a judge graded anything.
 
     The judge's cost is shown apart, never added into the answers' cost.
     """
+    headers: tuple[str, ...] = HEADERS
     rows = table_rows(summaries)
-    if not any(s.metrics["judged"] for s in summaries):
-        return HEADERS, rows
-    at = HEADERS.index("cost") + 1
-    judge_rows = [(*row[:at], _judge_cost(s.metrics), *row[at:]) for row, s in zip(rows, summaries, strict=True)]
-    return (*HEADERS[:at], "judge cost", *HEADERS[at:]), judge_rows
+    optional = [
+        ("json_valid (95% CI)", "tool_calls_valid (95% CI)", "tool_calls_checked", _tool_cell),
+        ("json_valid (95% CI)", "refusals", "refusals", lambda m: f"{m['refusals']} ({_pct(m['refusal_rate'])})"),
+        ("cost", "judge cost", "judged", _judge_cost),
+    ]
+    for after, header, shown_when, cell in optional:
+        if not any(s.metrics[shown_when] for s in summaries):
+            continue
+        at = headers.index(after) + 1
+        headers = (*headers[:at], header, *headers[at:])
+        rows = [(*row[:at], cell(s.metrics), *row[at:]) for row, s in zip(rows, summaries, strict=True)]
+    return headers, rows
+
+
+def _tool_cell(m: Mapping[str, Any]) -> str:
+    return _interval(m, "tool_calls_valid", m["tool_calls_checked"]) if m["tool_calls_checked"] else "—"
 
 
 def text_table(summaries: Sequence[VariantSummary]) -> str:
