@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,18 +207,9 @@ def _gate_cell(s: VariantSummary) -> str:
 
 
 HEADERS = (
-    "eval",
-    "variant",
-    "model",
-    "n",
-    "errors",
-    "json_valid (95% CI)",
-    "pass_rate (95% CI)",
-    "tokens in/out",
-    "cost",
-    "p50/p95/p99 ms",
-    "gates",
-)
+    "eval", "variant", "model", "n", "errors", "json_valid (95% CI)", "pass_rate (95% CI)", "tokens in/out", "cost",
+    "p50/p95/p99 ms", "gates",
+)  # fmt: skip
 
 
 def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
@@ -244,9 +235,10 @@ def per_variant(summaries: Sequence[VariantSummary]) -> tuple[tuple[str, ...], l
     """
     headers: tuple[str, ...] = HEADERS
     rows = table_rows(summaries)
-    optional = [
+    optional: list[tuple[str, str, str, Callable[[Mapping[str, Any]], str]]] = [
+        # each right after json_valid, so the later one in this list comes first
+        ("json_valid (95% CI)", "refusals", "refusals", _refusal_cell),
         ("json_valid (95% CI)", "tool_calls_valid (95% CI)", "tool_calls_checked", _tool_cell),
-        ("json_valid (95% CI)", "refusals", "refusals", lambda m: f"{m['refusals']} ({_pct(m['refusal_rate'])})"),
         ("cost", "judge cost", "judged", _judge_cost),
     ]
     for after, header, shown_when, cell in optional:
@@ -256,6 +248,10 @@ def per_variant(summaries: Sequence[VariantSummary]) -> tuple[tuple[str, ...], l
         headers = (*headers[:at], header, *headers[at:])
         rows = [(*row[:at], cell(s.metrics), *row[at:]) for row, s in zip(rows, summaries, strict=True)]
     return headers, rows
+
+
+def _refusal_cell(m: Mapping[str, Any]) -> str:
+    return f"{m['refusals']} ({_pct(m['refusal_rate'])})"
 
 
 def _tool_cell(m: Mapping[str, Any]) -> str:
