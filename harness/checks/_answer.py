@@ -35,23 +35,28 @@ class CheckArgError(ValueError):
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One tool call of an answer: the function's name and its arguments, JSON text as the model wrote it."""
+    """One tool call of an answer: the tool's name and its arguments as the model wrote them — JSON text for a
+    function, free text (the ``input``) for a custom tool."""
 
     name: str
     arguments: str
     id: str | None = None
-    parsed: JSONDoc = field(default=_NOT_JSON)  # the arguments' JSON, when they parse
+    parsed: JSONDoc = field(default=_NOT_JSON)  # a function's arguments as JSON, when they parse
     error: str | None = None  # why they do not
+    custom: bool = False  # a custom tool's call: its input is text, not JSON
 
     @classmethod
     def parse(cls, raw: Any) -> ToolCall:
         """A call from the API's ``tool_calls`` item (or the legacy ``function_call``, which has no id)."""
         raw = raw if isinstance(raw, Mapping) else {}
-        function = raw.get("function") if "function" in raw else raw
-        function = function if isinstance(function, Mapping) else {}
-        name, arguments = str(function.get("name") or ""), function.get("arguments")
-        text = arguments if isinstance(arguments, str) else ""
         call_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+        custom = raw.get("type") == "custom"
+        inner = raw.get("custom" if custom else "function", raw if "name" in raw else {})
+        inner = inner if isinstance(inner, Mapping) else {}
+        text = inner.get("input" if custom else "arguments")
+        name, text = str(inner.get("name") or ""), text if isinstance(text, str) else ""
+        if custom:
+            return cls(name, text, call_id, custom=True)
         try:
             return cls(name, text, call_id, json.loads(text))
         except json.JSONDecodeError as exc:

@@ -75,23 +75,30 @@ def _label(arg: Any) -> str:
     return f"tool_call:{name}" if name else "tool_call"
 
 
-def offered(request: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    """The function the request offers under ``name`` (in ``tools``, or the legacy ``functions``), or None."""
-    functions = [t.get("function") for t in request.get("tools") or [] if isinstance(t, Mapping)]
-    functions += list(request.get("functions") or [])
-    return next((f for f in functions if isinstance(f, Mapping) and f.get("name") == name), None)
+def offered(request: Mapping[str, Any], name: str, kind: str = "function") -> Mapping[str, Any] | None:
+    """The tool the request offers under ``name`` (a function in ``tools`` or the legacy ``functions``, or a custom
+    tool), or None."""
+    tools = [t.get(kind) for t in request.get("tools") or [] if isinstance(t, Mapping) and t.get("type") == kind]
+    tools += list(request.get("functions") or []) if kind == "function" else []
+    return next((f for f in tools if isinstance(f, Mapping) and f.get("name") == name), None)
+
+
+def _not_offered(call: ToolCall) -> str:
+    return f"the answer calls {call.name!r}, which the request does not offer"
 
 
 def call_problem(call: ToolCall, request: Mapping[str, Any], validate: bool = True) -> str:
     """Why ``call`` is not a valid call of a tool the request offers ("" when it is): its arguments are JSON and,
     with ``validate``, fit the tool's ``parameters``."""
+    if call.custom:  # free text: the tool's own grammar, if any, is the API's to enforce
+        return "" if not validate or offered(request, call.name, "custom") else _not_offered(call)
     if not call.valid_json:
         return f"the arguments of {call.name!r} are not valid JSON: {call.error}"
     if not validate:
         return ""
     function = offered(request, call.name)
     if function is None:
-        return f"the answer calls {call.name!r}, which the request does not offer"
+        return _not_offered(call)
     if not isinstance(function.get("parameters"), Mapping):
         return ""  # a tool without parameters takes anything
     try:
@@ -114,7 +121,9 @@ def _names(answer: Answer) -> str:
 
 
 def _argument_problem(call: ToolCall, test: _Arguments) -> str:
-    found, value = at_pointer(call.parsed, test.path or "")
+    if call.custom and (test.path is not None or test.test in ("equals", "json_schema")):
+        return f"{call.name!r} is a custom tool: its input is text, for contains or regex without a path"
+    found, value = at_pointer(call.arguments if call.custom else call.parsed, test.path or "")
     where = f"arguments of {call.name!r}" + (f" at {test.path}" if test.path else "")
     if not found:
         return f"{test.path!r} is not in the arguments of {call.name!r}"
