@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+import harness
 from harness.load import _evals as evals
 from harness.run import _preflight as preflight
 from harness.tokens import _count as tokens
@@ -245,3 +246,57 @@ def test_preflight_counts_tools_and_reasoning_output(tmp_path: Path) -> None:
     # max_completion_tokens bounds visible and reasoning tokens together: the worst case is all of it, as output
     assert plan.max_output == 2000
     assert plan.unit_cost_usd == pytest.approx(((plan.prompt_tokens + plan.margin) * 0.25 + 2000 * 2.00) / 1e6)
+
+
+# --- the checks on answers written here --------------------------------------------------------------------------
+
+
+def _answer_with(message: dict[str, Any]) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", **message}}]}
+
+
+def _verdicts_of(
+    checks_: list[dict[str, Any]], request: dict[str, Any], message: dict[str, Any]
+) -> list[tuple[str, bool, str]]:
+    compiled = [harness.compile_check(*next(iter(c.items()))) for c in checks_]
+    return [(r.name, r.passed, r.reason) for r in harness.run_checks(compiled, request, _answer_with(message))]
+
+
+def test_custom_tools_legacy_function_calls_and_unoffered_tools() -> None:
+    custom_call = {"id": "c1", "type": "custom", "custom": {"name": "math_exp", "input": "4 + 4"}}
+    request = {"tools": [{"type": "custom", "custom": {"name": "math_exp"}}]}
+    found = _verdicts_of(
+        [
+            {"tool_call": {"name": "math_exp", "arguments": {"regex": r"^\d \+ \d$"}}},
+            {"tool_call": {"name": "math_exp", "arguments": {"equals": 8}}},
+        ],
+        request,
+        {"content": None, "tool_calls": [custom_call]},
+    )
+    assert found[0] == ("tool_call:math_exp", True, "")
+    assert found[1][1] is False and "a custom tool: its input is text" in found[1][2]
+    # the legacy function_call is a call too; a tool the request does not offer fails unless told not to validate
+    legacy = {"content": None, "function_call": {"name": "lookup", "arguments": '{"q": "x"}'}}
+    found = _verdicts_of([{"tool_call": "lookup"}, {"tool_call": {"validate_parameters": False}}], {}, legacy)
+    assert found[0] == ("tool_call:lookup", False, "the answer calls 'lookup', which the request does not offer")
+    assert found[1] == ("tool_call", True, "")
+
+
+def test_tool_arguments_carry_no_secret(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    planted = "sk-proj-" + "A1b2C3d4" * 6
+    _project(pytester.path, fake_openai.base_url)
+
+    def leaky(body: dict[str, Any]) -> Reply:
+        reply = _answer(body)
+        for call in reply.body["choices"][0]["message"].get("tool_calls") or []:
+            call["function"]["arguments"] = json.dumps({"city": "Rome", "unit": "c", "note": planted})
+        return reply
+
+    fake_openai.respond = leaky
+    pytester.runpytest("evals", *QUIET, "--record-mode", "once")
+    rows = ep.results(pytester.path)
+    assert any(row["tool_arguments"] for row in rows)
+    for path, text in ep.texts_under(pytester.path / "reports").items():
+        assert planted not in text, path
+    for path in ep.cassettes(pytester.path, "agent"):
+        assert planted not in path.read_text(encoding="utf-8"), path

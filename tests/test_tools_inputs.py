@@ -293,6 +293,20 @@ VARIANT_DEFECTS = {
         "/variants/v/tools",
         "expected array",
     ),
+    "variant-verbosity": (
+        "  v: {max_tokens: 50}\n",
+        "  v: {verbosity: 3}\n",
+        "verbosity: 3",
+        "/variants/v/verbosity",
+        "3 is not one of",
+    ),
+    "variant-parallel-not-boolean": (
+        "  v: {max_tokens: 50}\n",
+        "  v: {parallel_tool_calls: 1}\n",
+        "parallel_tool_calls: 1",
+        "/variants/v/parallel_tool_calls",
+        "expected boolean",
+    ),
     "gate-refusal-rate-over-1": (
         "value: 0.5}",
         "value: 2, metric: refusal_rate}",
