@@ -220,6 +220,27 @@ DEFECTS = {
         "/cases/0/expect/3/no_tool_call",
         "expected boolean",
     ),
+    "function-strict-not-boolean": (
+        "        description: The weather in a city\n",
+        "        description: The weather in a city\n        strict: 'yes'\n",
+        "strict: 'yes'",
+        "/defaults/tools/0/function/strict",
+        "expected boolean",
+    ),
+    "tool-call-check-not-a-name": (
+        "      - refusal: false\n",
+        "      - refusal: false\n      - tool_call: 3\n",
+        "tool_call: 3",
+        "/cases/0/expect/5/tool_call",
+        "is not allowed here",
+    ),
+    "tool-calls-order-not-a-list": (
+        "{count: 1, order: [get_weather]}",
+        "{order: get_weather}",
+        "{order: get_weather}",
+        "/cases/0/expect/1/tool_calls/order",
+        "expected array",
+    ),
     "refusal-not-boolean": (
         "refusal: false",
         "refusal: sometimes",
