@@ -82,6 +82,12 @@ def _message(message: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def case_of(line: dict[str, Any]) -> dict[str, Any]:
+    """The line's case, with the checks of ``expectations``."""
+    return {**request_case(line), "expect": [{name: arg} for name, arg, _ in expectations(line)]}
+
+
+def request_case(line: dict[str, Any]) -> dict[str, Any]:
+    """The line's request as a case without checks."""
     request = line["request"]["body"]
     messages = [_message(m) for m in request["messages"]]
     usable = all(m is not None for m in messages)
@@ -103,7 +109,6 @@ def case_of(line: dict[str, Any]) -> dict[str, Any]:
         for key in ("tool_choice", "parallel_tool_calls"):
             if key in request:
                 case[key] = request[key]
-    case["expect"] = [{name: arg} for name, arg, _ in expectations(line)]
     return case
 
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 import harness
+from harness.load import _cases as cases_mod
 from harness.load import _evals as evals
 from harness.record import _cassettes as cassettes
 from harness.run import _scoring as scoring
@@ -86,6 +87,19 @@ def test_whole_corpus_tool_calls_and_refusals(tmp_path: Path) -> None:
     assert sum(corpus.has_tool_calls(x) for x in lines) >= 200
     assert sum(corpus.is_refusal(x) for x in lines) == 17
     _check(lines, _replayed(tmp_path, lines))
+
+
+@pytest.mark.slow  # reads the whole corpus and loads 2,175 cases
+def test_every_real_request_with_tools_is_a_valid_case(tmp_path: Path) -> None:
+    """No false alarm: the tools, tool_choice, parallel_tool_calls and transcripts of every real request with tools
+    (their documented keys) pass the load-time checks the API's shape is held to."""
+    if not corpus.CORPUS.is_file():
+        pytest.skip(f"the shared corpus is not here ({corpus.CORPUS})")
+    lines = {corpus.case_id(x): x for x in corpus.read(corpus.CORPUS) if x["request"]["body"].get("tools")}
+    assert len(lines) >= 2000
+    doc = {"cases": [corpus.request_case(x) for x in lines.values()]}
+    (tmp_path / "all.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    assert len(cases_mod.load(tmp_path / "all.yaml", tmp_path)) == len(lines)
 
 
 def test_reasoning_tokens_are_inside_completion_tokens_and_billed_once() -> None:
