@@ -63,7 +63,7 @@ def test_an_unknown_gate_metric_is_refused_at_load_with_the_closest_name(tmp_pat
     assert "no request was sent" in text and f"{path}:5" in text and "at /gates/0/metric" in text
     assert "unknown gate metric 'pass_rat' — did you mean 'pass_rate'?" in text
     known = "json_valid_rate, schema_valid_rate, pass_rate, error_rate, latency_p95_ms, refusal_rate, "
-    known += "tool_calls_valid_rate"
+    known += "tool_calls_valid_rate, ttft_p95_ms"
     assert f"{known}, short_answer_rate" in text
 
 

@@ -31,6 +31,7 @@ class Metric(StrEnum):
     LATENCY_P95_MS = "latency_p95_ms"
     REFUSAL_RATE = "refusal_rate"
     TOOL_CALLS_VALID_RATE = "tool_calls_valid_rate"
+    TTFT_P95_MS = "ttft_p95_ms"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ PARAM_KEYS = (
     "parallel_tool_calls",
     "reasoning_effort",
     "verbosity",
+    "stream",
+    "stream_options",
 )
 
 TIME_LIMIT_S = 2.0  # one template's rendering

@@ -80,3 +80,9 @@ def tool_columns(rows: pd.DataFrame) -> dict[str, Any]:
         "refusals": int(answered(rows)["refusal"].notna().sum()),
         "refusal_rate": refusals.value,
     }
+
+
+@metric(Metric.TTFT_P95_MS, unit="ms")
+def ttft_p95_ms(rows: pd.DataFrame) -> Measure:
+    ttfts = answered(rows)["ttft_ms"].dropna().tolist()
+    return Measure(percentile(ttfts, 95), len(ttfts))  # streamed answered samples (a gate's min_n counts these)

@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,16 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": latency.value,
         "latency_p99_ms": percentile(latencies, 99),
+        **_streamed(g),
     }
+
+
+def _streamed(g: pd.DataFrame) -> dict[str, Any]:
+    """Streamed samples' time to first token, output speed, and whether a cost was counted here (shown "≈")."""
+    ttft, answered = builtins.ttft_p95_ms(g), builtins.answered(g)
+    estimated = bool(answered["usage_estimated"].eq(True).any())
+    speed = percentile(answered["tokens_per_s"].dropna().tolist(), 50)
+    return {"ttft_n": ttft.n, "ttft_p95_ms": ttft.value, "tokens_per_s_p50": speed, "cost_estimated": estimated}
 
 
 def _mix_cost_per_call(answered: pd.DataFrame, ev: Eval) -> float:
@@ -173,7 +182,7 @@ def _interval(m: Mapping[str, Any], key: str, n: int) -> str:
 def _cost(m: Mapping[str, Any]) -> str:
     if m["answered"] == 0:
         return "n/a"
-    return "unpriced" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}"
+    return "unpriced" if m["cost_usd"] is None else f"{'≈' if m['cost_estimated'] else ''}${m['cost_usd']:.4f}"
 
 
 def _judge_cost(m: Mapping[str, Any]) -> str:
@@ -227,35 +236,30 @@ def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
     return rows
 
 
-def per_variant(summaries: Sequence[VariantSummary]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-    """The per-variant table (headers, rows); beside "json_valid" the tool-call validity and the refusals when any
-    variant has them, and beside "cost" a "judge cost" column when a judge graded anything.
-
-    The judge's cost is shown apart, never added into the answers' cost.
-    """
-    headers: tuple[str, ...] = HEADERS
-    rows = table_rows(summaries)
-    optional: list[tuple[str, str, str, Callable[[Mapping[str, Any]], str]]] = [
-        # each right after json_valid, so the later one in this list comes first
-        ("json_valid (95% CI)", "refusals", "refusals", _refusal_cell),
-        ("json_valid (95% CI)", "tool_calls_valid (95% CI)", "tool_calls_checked", _tool_cell),
-        ("cost", "judge cost", "judged", _judge_cost),
-    ]
-    for after, header, shown_when, cell in optional:
-        if not any(s.metrics[shown_when] for s in summaries):
-            continue
-        at = headers.index(after) + 1
-        headers = (*headers[:at], header, *headers[at:])
-        rows = [(*row[:at], cell(s.metrics), *row[at:]) for row, s in zip(rows, summaries, strict=True)]
-    return headers, rows
+def per_variant(summaries: Sequence[VariantSummary]) -> Table:
+    """The per-variant table (headers, rows); a "judge cost" column beside "cost" when a judge graded anything (the
+    judge's cost is shown apart, never added into the answers' cost), a "ttft p95 ms" one when a variant streams,
+    the tool-call validity and the refusals beside "json_valid" when any variant has them."""
+    table: Table = (HEADERS, table_rows(summaries))
+    json, m = "json_valid (95% CI)", [s.metrics for s in summaries]  # refusals first: validity then comes before it
+    if any(x["refusals"] for x in m):
+        table = _column(table, json, "refusals", [f"{x['refusals']} ({_pct(x['refusal_rate'])})" for x in m])
+    if any(x["tool_calls_checked"] for x in m):
+        cells = [_interval(x, "tool_calls_valid", x["tool_calls_checked"]) for x in m]
+        table = _column(table, json, "tool_calls_valid (95% CI)", cells)
+    if any(s.metrics["judged"] for s in summaries):
+        table = _column(table, "cost", "judge cost", [_judge_cost(s.metrics) for s in summaries])
+    if any(s.metrics["ttft_n"] for s in summaries):
+        table = _column(table, "p50/p95/p99 ms", "ttft p95 ms", [_ms(s.metrics["ttft_p95_ms"]) for s in summaries])
+    return table
 
 
-def _refusal_cell(m: Mapping[str, Any]) -> str:
-    return f"{m['refusals']} ({_pct(m['refusal_rate'])})"
+Table = tuple[tuple[str, ...], list[tuple[str, ...]]]
 
 
-def _tool_cell(m: Mapping[str, Any]) -> str:
-    return _interval(m, "tool_calls_valid", m["tool_calls_checked"]) if m["tool_calls_checked"] else "—"
+def _column(table: Table, after: str, name: str, cells: list[str]) -> Table:
+    (headers, rows), at = table, table[0].index(after) + 1
+    return (*headers[:at], name, *headers[at:]), [(*r[:at], c, *r[at:]) for r, c in zip(rows, cells, strict=True)]
 
 
 def text_table(summaries: Sequence[VariantSummary]) -> str:

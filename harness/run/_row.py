@@ -134,6 +134,11 @@ class Row:
     completion_tokens: int | None = None
     cost_usd: float | None = None
     latency_ms: float | None = None
+    # streamed answers (`stream: true`; None otherwise): time to first token, output speed after it, and whether the
+    # tokens and cost were counted here for want of a usage chunk (`stream_options.include_usage`)
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    usage_estimated: bool | None = None
     replayed: bool = False
     answered_by: AnsweredBy | None = None
     output: str | None = None
