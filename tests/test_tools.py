@@ -18,7 +18,7 @@ from harness.load import _evals as evals
 from harness.run import _preflight as preflight
 from harness.tokens import _count as tokens
 from tests import evalproject as ep
-from tests.fakeserver import FakeOpenAI, Reply, completion
+from tests.fakeserver import FakeOpenAI, Reply, chunk, completion
 
 QUIET = ("-p", "no:cacheprovider")
 WEATHER = {
@@ -300,3 +300,51 @@ def test_tool_arguments_carry_no_secret(pytester: pytest.Pytester, fake_openai: 
         assert planted not in text, path
     for path in ep.cassettes(pytester.path, "agent"):
         assert planted not in path.read_text(encoding="utf-8"), path
+
+
+def test_streamed_tool_calls_are_checked_as_assembled(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    """A streamed answer's tool calls, split over deltas, reach the tool checks and columns whole (streaming:
+    harness.run._stream), and its reasoning tokens come from the final usage chunk."""
+    ep.init_project(pytester.path)
+    case = {
+        "id": "streamed",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "weather and time in Oslo?"}],
+        "expect": [
+            {"tool_call": {"name": "get_weather", "arguments": {"path": "/city", "equals": "Oslo"}}},
+            {"tool_calls": {"order": ["get_weather", "get_time"]}},
+        ],
+    }
+    defaults = {"model": "gpt-5-mini", "tools": [WEATHER, TIME]}
+    files = ep.write_cases(pytester.path, "s", [case], defaults)
+    ep.write_eval(pytester.path, "s", base_url=fake_openai.base_url, cases=[files], variants={"v": {}})
+    first = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+    second = {
+        "index": 1,
+        "id": "call_2",
+        "type": "function",
+        "function": {"name": "get_time", "arguments": '{"city": "Oslo"}'},
+    }
+    chunks = [
+        chunk({"role": "assistant", "content": None, "tool_calls": [first]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Oslo", '}}]}),
+        chunk({"tool_calls": [second]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"unit": "c"}'}}]}),
+        chunk({}, "tool_calls"),
+    ]
+    usage: dict[str, Any] = {"prompt_tokens": 50, "completion_tokens": 90, "total_tokens": 140}
+    usage["completion_tokens_details"] = {"reasoning_tokens": REASONING_TOKENS}
+    chunks.append({**chunk({}), "choices": [], "usage": usage})
+    events = [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+    fake_openai.respond = lambda body: Reply(events=events, headers={"content-type": "text/event-stream"})
+    pytester.runpytest("evals", *QUIET, "--record-mode", "once")
+    recorded = ep.results(pytester.path)
+    pytester.runpytest("evals", *QUIET)
+    (row,) = ep.results(pytester.path)
+    assert len(fake_openai.chat_requests) == 1 and row["replayed"] == "True"
+    assert ep.without([row], "replayed") == ep.without(recorded, "replayed")
+    assert row["outcome"] == "passed", row["reasons"]
+    assert row["tool_calls"] == "get_weather;get_time" and row["tool_calls_valid"] == "True"
+    assert json.loads(row["tool_arguments"]) == ['{"city": "Oslo", "unit": "c"}', '{"city": "Oslo"}']
+    assert row["reasoning_tokens"] == str(REASONING_TOKENS)
