@@ -18,6 +18,7 @@ from ..checks._builtins import Check, JudgeSpec
 from ..errors import InputError, Problem, reading
 from . import _datatables as datatables
 from . import _render as render
+from . import _tool_params as tool_params
 from . import _yamlsrc as yamlsrc
 from . import schemas
 
@@ -29,7 +30,7 @@ class Case:
     line: int
     pointer: str  # of the case in its file, e.g. /cases/3
     origins: dict[str, Problem]  # where each request parameter was set, as a place to report a problem at
-    messages: tuple[dict[str, str], ...]  # of the first request: with `turns`, the first turn is the last message
+    messages: tuple[dict[str, Any], ...]  # of the first request: with `turns`, the first turn is the last message
     params: dict[str, Any]
     samples: int | None
     min_pass_rate: float
@@ -91,6 +92,8 @@ class _Expansion:
         fixed = None if "vars_from" in raw else self._checks(raw, ptr, None, raw["id"])
         params = {k: raw.get(k, defaults.get(k)) for k in render.PARAM_KEYS if k in raw or k in defaults}
         origins = {k: doc.problem(f"{ptr}/{k}" if k in raw else f"/defaults/{k}", "") for k in params}
+        _tool_problems(doc, params, {k: o.pointer for k, o in origins.items()}, self.problems)
+        self._transcript(raw, ptr)
         out: list[Case] = []
         for case_id, row_vars, id_at in self._entries(raw, ptr):
             if not self._first(case_id, id_at or doc.problem(f"{ptr}/id", "")):
@@ -99,7 +102,7 @@ class _Expansion:
             located, each = fixed or self._checks(raw, ptr, variables, case_id)
             render_in = partial(self._render, raw, ptr, variables, case_id, "vars_from" in raw)
             turns: tuple[str, ...] = tuple(render_in("turns", lambda item: item))
-            prefix: list[dict[str, str]] = render_in("messages", lambda item: item["content"])
+            prefix: list[dict[str, Any]] = render_in("messages", lambda item: item.get("content"))
             messages = tuple(prefix) + tuple({"role": "user", "content": turns[0]} for _ in turns[:1])
             if not any(raw.get(k) or defaults.get(k) for k in ("messages", "turns")):
                 message = f"case {case_id!r} has no messages (give it `messages:` or `turns:`, here or in `defaults:`)"
@@ -210,7 +213,7 @@ class _Expansion:
 
     def _render(
         self, raw: dict[str, Any], ptr: str, variables: dict[str, Any], case_id: str, table: bool, key: str,
-        content: Callable[[Any], str],
+        content: Callable[[Any], str | None],
     ) -> list[Any]:  # fmt: skip
         """The case's ``key`` (``messages`` or ``turns``, its own or the defaults'), each item's template rendered;
         ``content``: an item's template. A message keeps its other fields (role, name)."""
@@ -218,6 +221,9 @@ class _Expansion:
         rendered: list[Any] = []
         for index, item in enumerate(source):
             template = content(item)
+            if template is None:  # an assistant's tool calls without text
+                rendered.append(dict(item))
+                continue
             where = f"{base}/{index}/content" if key == "messages" else f"{base}/{index}"
             try:
                 text = render.render(template, variables)
@@ -228,6 +234,15 @@ class _Expansion:
                 continue
             rendered.append({**item, "content": text} if key == "messages" else text)
         return rendered
+
+    def _transcript(self, raw: dict[str, Any], ptr: str) -> None:
+        """The messages' tool calls and tool results (``harness.load._tool_params``): a `defaults` one said once."""
+        key = "messages"
+        source, base = (raw[key], f"{ptr}/{key}") if key in raw else (self.defaults.get(key) or [], f"/defaults/{key}")
+        for index, at, message in tool_params.message_problems(source):
+            problem = self.doc.problem(f"{base}/{index}{at}", message)
+            if problem not in self.problems:
+                self.problems.append(problem)
 
     def _report(self, problem: Problem, case_id: str, shared: bool) -> None:
         if shared:
@@ -288,3 +303,11 @@ def _unknown_names(doc: yamlsrc.Located) -> list[Problem]:
                 except checks.CheckArgError as exc:
                     problems.append(doc.problem(f"{ptr}/{index}/{name}", str(exc)))
     return problems
+
+
+def _tool_problems(doc: yamlsrc.Located, params: dict[str, Any], at: dict[str, str], problems: list[Problem]) -> None:
+    """The request's tools and tool_choice, checked where each was written (`defaults`' once for every case)."""
+    for key, inner, message in tool_params.tool_problems(params):
+        problem = doc.problem(f"{at[key]}{inner}", message)
+        if problem not in problems:
+            problems.append(problem)

@@ -17,6 +17,7 @@ from . import _cases as cases
 from . import _metrics as metrics
 from . import _profiles as profiles
 from . import _render as render
+from . import _tool_params as tool_params
 from . import _yamlsrc as yamlsrc
 from . import schemas
 from ._limits import Limits
@@ -189,6 +190,7 @@ def _load(path: Path, root: Path, samples_override: int | None, profile_name: st
                     doc.problem(where, f"no model for case {case.id!r}: set `model` in the variant or the case")
                 )
                 continue
+            _variant_tool_problems(doc, variant, case, params, problems)
             if "stream_options" in params and params.get("stream") is not True:
                 problems.append(_param_problem(doc, case, variant, "stream_options", STREAM_OPTIONS_ALONE))
                 continue
@@ -217,6 +219,21 @@ def _load(path: Path, root: Path, samples_override: int | None, profile_name: st
         pairs,
         BatchOptions.parse(data.get("batch")),
     )
+
+
+def _variant_tool_problems(
+    doc: yamlsrc.Located, variant: Variant, case: cases.Case, params: dict[str, Any], problems: list[Problem]
+) -> None:
+    """A variant's tools, tool_choice or parallel_tool_calls, checked with the case's (each case alone: at load)."""
+    if not any(key in variant.overrides for key in tool_params.TOOL_KEYS):
+        return
+    for key, inner, message in tool_params.tool_problems(params):
+        if key in variant.overrides:
+            problem = doc.problem(f"/variants/{variant.name}/{key}{inner}", message)
+        else:
+            problem = replace(case.origins[key], message=f"{message} (in variant {variant.name!r})")
+        if problem not in problems:
+            problems.append(problem)
 
 
 STREAM_OPTIONS_ALONE = "stream_options needs `stream: true` (the API refuses it on a request that does not stream)"

@@ -117,6 +117,7 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "schema_valid_rate": schema.value,
         "schema_valid_low": schema.interval[0],
         "schema_valid_high": schema.interval[1],
+        **builtins.tool_columns(g),
         "pass_rate": passed.value,
         "pass_low": passed.interval[0],
         "pass_high": passed.interval[1],
@@ -125,6 +126,7 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "error_high": errors.interval[1],
         "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
         "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
+        "reasoning_tokens": int(answered["reasoning_tokens"].astype(float).fillna(0).sum()),  # within completion
         "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
         **_judge_spend(g),
         **_projection(answered, ev, bool(priced)),
@@ -214,18 +216,9 @@ def _gate_cell(s: VariantSummary) -> str:
 
 
 HEADERS = (
-    "eval",
-    "variant",
-    "model",
-    "n",
-    "errors",
-    "json_valid (95% CI)",
-    "pass_rate (95% CI)",
-    "tokens in/out",
-    "cost",
-    "p50/p95/p99 ms",
-    "gates",
-)
+    "eval", "variant", "model", "n", "errors", "json_valid (95% CI)", "pass_rate (95% CI)", "tokens in/out", "cost",
+    "p50/p95/p99 ms", "gates",
+)  # fmt: skip
 
 
 def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
@@ -245,8 +238,15 @@ def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
 
 def per_variant(summaries: Sequence[VariantSummary]) -> Table:
     """The per-variant table (headers, rows); a "judge cost" column beside "cost" when a judge graded anything (the
-    judge's cost is shown apart, never added into the answers' cost), a "ttft p95 ms" one when a variant streams."""
+    judge's cost is shown apart, never added into the answers' cost), a "ttft p95 ms" one when a variant streams,
+    the tool-call validity and the refusals beside "json_valid" when any variant has them."""
     table: Table = (HEADERS, table_rows(summaries))
+    json, m = "json_valid (95% CI)", [s.metrics for s in summaries]  # refusals first: validity then comes before it
+    if any(x["refusals"] for x in m):
+        table = _column(table, json, "refusals", [f"{x['refusals']} ({_pct(x['refusal_rate'])})" for x in m])
+    if any(x["tool_calls_checked"] for x in m):
+        cells = [_interval(x, "tool_calls_valid", x["tool_calls_checked"]) for x in m]
+        table = _column(table, json, "tool_calls_valid (95% CI)", cells)
     if any(s.metrics["judged"] for s in summaries):
         table = _column(table, "cost", "judge cost", [_judge_cost(s.metrics) for s in summaries])
     if any(s.metrics["ttft_n"] for s in summaries):

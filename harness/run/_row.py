@@ -126,6 +126,12 @@ class Row:
     error_message: str | None = None
     json_valid: bool | None = None
     schema_valid: bool | None = None
+    # tool calls and reasoning (harness.checks._tools): the called names (";"-joined, in order), their arguments (a
+    # JSON array of the arguments' texts), their validity (None: no call), reasoning tokens (part of completion)
+    tool_calls: str | None = None
+    tool_arguments: str | None = None
+    tool_calls_valid: bool | None = None
+    reasoning_tokens: int | None = None
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None

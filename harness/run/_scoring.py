@@ -4,11 +4,13 @@ verdicts added to it. Nothing here sends anything (that is harness.run._runner's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ..checks import _builtins as checks
+from ..checks import _tools as tools
 from ..load._evals import CaseRun
 from ..record._secrets import redact
 from ..tokens import _cost as cost
@@ -78,6 +80,8 @@ def scored(
         refusal=None if answer.refusal is None else redact(answer.refusal),
         json_valid=answer.is_json if checks.expects_json(run.case.checks + run.case.each_checks, request) else None,
         schema_valid=schema[0] if schema else None,
+        **_tool_columns(answer, run.body),
+        reasoning_tokens=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
         finish_reason=answer.finish_reason,
         prompt_tokens=usage.get("prompt_tokens"),
         completion_tokens=usage.get("completion_tokens"),
@@ -91,6 +95,15 @@ def scored(
         answered_by=answered_by,
         output=redact(answer.content),  # the cassette body is redacted; the report says the same
     )
+
+
+def _tool_columns(answer: checks.Answer, request: Mapping[str, Any]) -> dict[str, Any]:
+    calls = answer.tool_calls
+    return {
+        "tool_calls": ";".join(c.name for c in calls) if calls else None,
+        "tool_arguments": redact(json.dumps([c.arguments for c in calls], ensure_ascii=False)) if calls else None,
+        "tool_calls_valid": tools.calls_valid(answer, request),
+    }
 
 
 def answer_cost(
