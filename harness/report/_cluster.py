@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from .._lazy import lazy
 
-Array = np.ndarray[Any, Any]
+if TYPE_CHECKING:
+    import numpy as np
+
+    Array = np.ndarray[Any, Any]  # annotations only (they are not evaluated)
+else:  # imported when a report is written (harness._lazy)
+    np = lazy("numpy")
+
 RESAMPLES = 2000
 SEED = 0  # fixed: the same rows give the same report (serial and pytest-xdist runs compare equal)
 ALPHA = 0.05

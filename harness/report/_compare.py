@@ -15,14 +15,21 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
-
+from .._lazy import lazy
 from ..errors import PromptVCRError
 from . import _cluster as cluster
 from ._stats import paired_sample_size
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    Array = np.ndarray[Any, Any]  # annotations only (they are not evaluated)
+    import pandas as pd
+else:  # imported when a report is written (harness._lazy)
+    np = lazy("numpy")
+    pd = lazy("pandas")
 
 ALPHA = cluster.ALPHA
 DETECT = 0.05  # the sample-size estimate is for a 5-point difference...
@@ -38,7 +45,6 @@ USED = ("eval", "case", "variant", "sample", "outcome", "json_valid", "schema_va
 
 Verdict = Literal["better", "worse", "no significant difference", "insufficient data"]
 Unit = Literal["rate", "usd", "tokens", "ms"]
-Array = np.ndarray[Any, Any]
 
 
 @dataclass(frozen=True)

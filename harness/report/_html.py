@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-import pandas as pd
-
+from .._lazy import lazy
 from . import _charts as charts
 from . import _compare as compare
 from . import _compare_text as compare_text
 from . import _verdicts as verdicts
 
+if TYPE_CHECKING:
+    import jinja2
+    import pandas as pd
+else:  # imported when a report is written (harness._lazy)
+    jinja2 = lazy("jinja2")
+    pd = lazy("pandas")
+
 MAX_FAILURES_SHOWN = 20  # failing samples listed per case × variant; results.csv has them all
 MAX_OUTPUT_CHARS = 4000
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("harness.report", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
 
 
 # JSON-validity bars take the colour of their gate's verdict, never of their position in the list.
@@ -141,20 +150,24 @@ def render(
     """The page: the verdicts and where the sides disagree, the given tables (title, headers, rows), then per eval
     its charts, outcome grid and A/B tables."""
     sections = [_eval_section(str(name), rows, metrics, comparisons) for name, rows in df.groupby("eval", sort=True)]
-    return _ENV.get_template("report.html.j2").render(
-        note=note,
-        stories=[
-            {
-                "label": s.comparison.label,
-                "headlines": s.headlines,
-                "headers": verdicts.disagreement_headers(s),
-                "rows": verdicts.disagreement_rows(s),
-            }
-            for s in stories
-        ],
-        tables=tables,
-        evals=sections,
-        verdict_headers=compare_text.HEADERS,
-        case_headers=compare_text.CASE_HEADERS,
-        method=compare_text.METHODS,
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            note=note,
+            stories=[
+                {
+                    "label": s.comparison.label,
+                    "headlines": s.headlines,
+                    "headers": verdicts.disagreement_headers(s),
+                    "rows": verdicts.disagreement_rows(s),
+                }
+                for s in stories
+            ],
+            tables=tables,
+            evals=sections,
+            verdict_headers=compare_text.HEADERS,
+            case_headers=compare_text.CASE_HEADERS,
+            method=compare_text.METHODS,
+        )
     )

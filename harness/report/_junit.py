@@ -5,12 +5,16 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
-
+from .._lazy import lazy
 from ..load._evals import Eval
 from ..run._row import Outcome, Row
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported when a report is written (harness._lazy)
+    pd = lazy("pandas")
 
 Kind = Literal["passed", "failed", "errored", "skipped"]
 Item = tuple[str, str, str]  # eval, case, variant

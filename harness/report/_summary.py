@@ -16,10 +16,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from .._lazy import lazy
 from ..load import _metrics as measures
 from ..load._evals import Eval
 from ..run._row import COLUMNS, PRIMARY, Row
@@ -32,6 +31,11 @@ from . import _metric_builtins as builtins
 from . import _tables as tables
 from . import _verdicts as verdicts
 from ._stats import percentile
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # imported when a report is written (harness._lazy)
+    pd = lazy("pandas")
 
 DAYS_PER_MONTH = 365.25 / 12  # an average month, so twelve projections make a year
 

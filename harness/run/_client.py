@@ -14,19 +14,22 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import httpx2
-import openai
-
+from .._lazy import lazy
 from ..errors import ConfigError
 from ..load._evals import Endpoint
 from ..record._cassettes import LATENCY_HEADER, REPLAYED_HEADER, Cassette, NoRecording
 from ..record._secrets import redact
-from ..record._transport import Transport, network_transport
 from ._limits import Pacer
 from ._remedy import Remedy
 from ._row import ErrorKind
+
+if TYPE_CHECKING:
+    import httpx2
+    import openai
+else:  # imported when a request first needs the SDK: a replay answered from its cassettes never does
+    httpx2, openai = lazy("httpx2"), lazy("openai")
 
 # Placeholder used in replay: recordings never contain a key, so none is needed to replay them.
 REPLAY_KEY = "replay-needs-no-key"
@@ -57,6 +60,8 @@ def make_client(
         raise ConfigError(
             f"{endpoint.api_key_env} is not set: export it or put it in .env to record against {endpoint.base_url}"
         )
+    from ..record._transport import Transport, network_transport  # httpx2's: with the SDK, not before
+
     limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
     network = None if replay else network_transport(limits)
     return openai.OpenAI(
@@ -153,6 +158,26 @@ def _failed(kind: ErrorKind, exc: openai.OpenAIError, start: float) -> CallResul
     )
 
 
+class _OnFirstUse:
+    """A replay's SDK client, made when a request first needs it (a recorded error status, a missing recording):
+    a replay that every cassette answers never imports the SDK."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+        self._api: openai.OpenAI | None = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._api is None:
+                self._api = make_client(self._endpoint, replay=True, connections=self._endpoint.concurrency)
+        return getattr(self._api, name)
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.close()
+
+
 class Connections:
     """One SDK client per endpoint and one ``limits.Pacer`` per endpoint URL for a whole session, shared by threads.
 
@@ -170,10 +195,13 @@ class Connections:
         """Raises ConfigError (no key) or LocalServerError (no local server)."""
         with self._lock:
             if endpoint not in self._clients:
-                base_url = self._local_url() if endpoint.kind == "local" and not self.replay else None
-                self._clients[endpoint] = make_client(
-                    endpoint, replay=self.replay, base_url=base_url, connections=endpoint.concurrency
-                )
+                if self.replay:  # most replays are answered by ``replayed``: the SDK is for what is not
+                    self._clients[endpoint] = cast("openai.OpenAI", _OnFirstUse(endpoint))
+                else:
+                    base_url = self._local_url() if endpoint.kind == "local" else None
+                    self._clients[endpoint] = make_client(
+                        endpoint, replay=False, base_url=base_url, connections=endpoint.concurrency
+                    )
             return self._clients[endpoint]
 
     def pacer(self, endpoint: Endpoint) -> Pacer:

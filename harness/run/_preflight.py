@@ -76,6 +76,22 @@ def plan(run: CaseRun) -> CallPlan:
     return CallPlan(run, prompt, exact, max_output, window, unit, note, margin)
 
 
+def replay_plan(run: CaseRun) -> CallPlan:
+    """A replay's figures: nothing is sent, paced or paid, so only whether the call overflows its context window
+    counts. The prompt is counted unless a bound without the encoding shows it fits."""
+    full = None
+    entry = models.lookup(run.model)
+    bound = tokens.prompt_tokens_at_most(run.body)
+    if entry is None or entry.context_window is None or bound is None:
+        full = plan(run)
+    else:
+        asked = run.body.get("max_completion_tokens") or run.body.get("max_tokens")
+        max_output = int(asked) if asked else entry.max_output_tokens
+        if max_output is None or bound + max_output > entry.context_window:
+            full = plan(run)
+    return full or CallPlan(run, None, False, None, None, None, "not counted: the replay's prompt fits")
+
+
 def plans(ev: Eval) -> list[CallPlan]:
     return [plan(run) for run in ev.runs]
 
