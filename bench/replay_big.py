@@ -33,6 +33,7 @@ FIRST = "case-00000"
 
 
 def build(root: Path, cases: int, base_url: str) -> None:
+    root.mkdir(parents=True, exist_ok=True)
     evalproject.init_project(root)
     bodies = []
     for i in range(cases):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,15 +44,19 @@ def _colour(share: float) -> str:
 
 
 def _grid(rows: pd.DataFrame, variants: list[str]) -> dict[str, Any]:
+    # counted in one pass (boolean masks per case × variant were 2.7 s of a 10,000-row replay)
+    outcomes: dict[Any, dict[Any, Counter[str]]] = {}
+    for case, variant, outcome in zip(rows["case"], rows["variant"], rows["outcome"].astype(str), strict=True):
+        outcomes.setdefault(case, {}).setdefault(variant, Counter())[outcome] += 1
     lines = []
-    for case, by_case in rows.groupby("case", sort=True):
+    for case in sorted(outcomes):
         cells = []
         for variant in variants:
-            outcome = by_case.loc[by_case["variant"] == variant, "outcome"].astype(str)
-            answered = int(outcome.isin(["passed", "failed"]).sum())
-            passed, errored = int((outcome == "passed").sum()), int((outcome == "errored").sum())
+            counts = outcomes[case].get(variant, Counter())
+            answered = counts["passed"] + counts["failed"]
+            passed, errored = counts["passed"], counts["errored"]
             share = passed / answered if answered else math.nan
-            text = f"{passed}/{answered}" + (f" ({errored} errors)" if errored else "") if len(outcome) else "—"
+            text = f"{passed}/{answered}" + (f" ({errored} errors)" if errored else "") if counts.total() else "—"
             failing = answered - passed + errored
             cells.append({"text": text, "colour": _colour(share), "anchor": _anchor(case, variant) if failing else ""})
         lines.append({"case": str(case), "cells": cells})
