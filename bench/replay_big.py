@@ -7,7 +7,8 @@ first case is recorded against the fake server; every other case's cassettes are
 swapped (same length, so the YAML is laid out the same), which is what recording them would have written. A fresh
 ``python -m pytest evals`` then replays it, timed from outside (``bench/procs.py``); every row must be replayed and
 pass. The floor, measured in the same run: the SDK's own per-call cost (bench/replay.py's ``floor_ms``) × calls.
-Targets: ≤ 20 s CPU and < 1 GB RSS.
+Targets: ≤ 20 s CPU and < 1 GB RSS. Printed twice: the first replay (which parses every cassette and indexes it
+in ``.promptvcr-cache/``) and the replays after it (least-CPU of ``--rounds``).
 """
 
 from __future__ import annotations
@@ -77,22 +78,23 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-replay-big-") as tmp:
         root = Path(tmp)
         recorded(root, args.calls)
-        runs, floors = [], []
+        floors = [replay.floor_ms(2000).cpu]
+        cold = procs.run(PYTEST, root)  # the first replay parses every cassette and indexes it
+        verify(root, args.calls)
+        runs = []
         for _ in range(args.rounds):
             floors.append(replay.floor_ms(2000).cpu)
             runs.append(procs.run(PYTEST, root))
             verify(root, args.calls)
-    run = procs.best(runs)
     floor_s = min(floors) * args.calls / 1000
-    print(f"== replay of {args.calls:,} rows, whole process (least-CPU of {args.rounds})")
-    print(f"wall {run.wall:.1f} s, CPU {run.cpu:.1f} s, peak RSS {run.rss_mb:.0f} MB")
-    print(
-        f"floor: the SDK's per-call cost × {args.calls:,} = {floor_s:.1f} s CPU; run / floor: {run.cpu / floor_s:.2f}"
-    )
-    print(f"CPU {run.cpu:.1f} s (target ≤ {CPU_TARGET_S:g} s: {'meets' if run.cpu <= CPU_TARGET_S else 'MISSES'})")
-    print(
-        f"RSS {run.rss_mb:.0f} MB (target < {RSS_TARGET_MB} MB: {'meets' if run.rss_mb < RSS_TARGET_MB else 'MISSES'})"
-    )
+    print(f"== replay of {args.calls:,} rows, whole process; floor: the SDK's per-call cost × {args.calls:,} = "
+          f"{floor_s:.1f} s CPU")  # fmt: skip
+    for label, run in (("first (cassettes parsed)", cold), (f"indexed (least-CPU of {args.rounds})", procs.best(runs))):
+        cpu, rss = "meets" if run.cpu <= CPU_TARGET_S else "MISSES", "meets" if run.rss_mb < RSS_TARGET_MB else "MISSES"
+        print(
+            f"{label:<28} wall {run.wall:6.1f} s  CPU {run.cpu:6.1f} s ({run.cpu / floor_s:.2f} × floor; target ≤ "
+            f"{CPU_TARGET_S:g} s: {cpu})  peak RSS {run.rss_mb:5.0f} MB (target < {RSS_TARGET_MB} MB: {rss})"
+        )
     print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return 0
 
