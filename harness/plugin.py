@@ -108,8 +108,10 @@ class _State:
             self.session.ended(
                 list(map(Row.from_dict, rows)), (eval_name, variant, case), samples, report.duration, path
             )
-            if self.worker is None:  # (a pytest-xdist worker's report still has them to carry)
-                report.promptvcr_rows = None  # the session has them now: one copy of 100,000 rows, not three
+            # the session has them now: one copy of 100,000 rows, not three (a pytest-xdist worker's report still
+            # has them to carry)
+            if self.worker is None:
+                setattr(report, "promptvcr_rows", None)  # noqa: B010  # not an attribute TestReport declares
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.internal_error:

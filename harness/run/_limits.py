@@ -9,8 +9,9 @@ One ``Pacer`` per endpoint (base URL) for the whole session, shared by every thr
 - a 429 pauses the model for every thread (``Retry-After`` / ``retry-after-ms`` honoured, else exponential backoff
   with jitter) once per window (``PAUSE_WINDOW_S``, the minute OpenAI counts its limits in): a later 429 of the same
   window waits for itself only, so scattered 429s do not idle the endpoint a pause at a time (46 of them at
-  Retry-After 1 s cost 19 s of a 4 s run); the wall-clock time the endpoint spends waiting to retry is capped (``max_retry_time_s``): past
-  it, failures are final instead of retried, so a run in a rate-limit storm ends instead of hanging.
+  Retry-After 1 s cost 19 s of a 4 s run); the wall-clock time the endpoint spends waiting to retry is capped
+  (``max_retry_time_s``): past it, failures are final instead of retried, so a run in a rate-limit storm ends
+  instead of hanging.
 
 The pace is the generic cell rate algorithm: each request books the interval it is worth after the previous
 booking, with one second of burst allowed; a request bigger than a second's worth of tokens waits its turn rather
