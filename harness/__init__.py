@@ -13,7 +13,7 @@ PYTEST_DONT_REWRITE: pytest marks the packages of its plugins for assertion rewr
 
 from typing import Any
 
-from .checks._answer import Answer, CheckResult
+from .checks._answer import Answer, CheckResult, ToolCall
 from .checks._builtins import compile_check, run_checks
 from .checks._registry import check
 from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
@@ -60,6 +60,7 @@ __all__ = [
     "Session",
     "Settings",
     "TokenCountError",
+    "ToolCall",
     "UnknownModelError",
     "check",
     "compile_check",

@@ -2,13 +2,16 @@
 
 It answers /v1/chat/completions from a script (a function of the request), counts what it receives, and can
 send any status, header or body — including the secret-bearing headers a real endpoint sends — so tests can
-check what reaches a cassette. It is test tooling, never a source of quality numbers.
+check what reaches a cassette. A reply with ``events`` is streamed as server-sent events, one HTTP chunk each, with
+``gap_s`` between them (and, with ``cut``, the connection closed before the body's end). It is test tooling, never a
+source of quality numbers.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +23,39 @@ class Reply:
     status: int = 200
     body: Any = None  # dict → JSON; str/bytes sent as is
     headers: dict[str, str] = field(default_factory=dict)
+    events: list[str] | None = None  # an SSE stream: each event its own chunk, sent as given (see ``streamed``)
+    gap_s: float = 0.0  # the wait before each event
+    cut: bool = False  # close the connection after the events, without ending the chunked body
+
+
+def chunk(delta: dict[str, Any], finish_reason: str | None = None, model: str = "fake-model") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1_790_000_000,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+def streamed(
+    pieces: list[str],
+    *,
+    usage: dict[str, int] | None = None,
+    finish_reason: str = "stop",
+    model: str = "fake-model",
+    done: bool = True,
+    gap_s: float = 0.0,
+) -> Reply:
+    """``pieces`` of content as an OpenAI stream: a role chunk, a chunk per piece, the finish chunk, the usage chunk
+    (when ``usage`` is given, as ``stream_options.include_usage`` asks) and ``data: [DONE]``."""
+    chunks = [chunk({"role": "assistant", "content": ""}, model=model)]
+    chunks += [chunk({"content": piece}, model=model) for piece in pieces]
+    chunks.append(chunk({}, finish_reason, model=model))
+    if usage is not None:
+        chunks.append({**chunk({}, model=model), "choices": [], "usage": usage})
+    events = [f"data: {json.dumps(c)}\n\n" for c in chunks] + (["data: [DONE]\n\n"] if done else [])
+    return Reply(events=events, gap_s=gap_s, headers={"content-type": "text/event-stream"})
 
 
 @dataclass
@@ -78,7 +114,28 @@ class FakeOpenAI:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
+            def _stream(self, reply: Reply) -> None:
+                assert reply.events is not None
+                self.send_response(reply.status)
+                for name, value in ({"content-type": "text/event-stream"} | reply.headers).items():
+                    self.send_header(name, value)
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                self.wfile.flush()
+                for event in reply.events:
+                    time.sleep(reply.gap_s)
+                    data = event.encode()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+                if reply.cut:
+                    self.close_connection = True
+                    return
+                self.wfile.write(b"0\r\n\r\n")
+
             def _send(self, reply: Reply) -> None:
+                if reply.events is not None:
+                    self._stream(reply)
+                    return
                 body = reply.body
                 data = (
                     body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()

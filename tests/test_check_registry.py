@@ -132,7 +132,7 @@ def test_an_unknown_name_says_the_closest_and_the_registered_ones() -> None:
         harness.compile_check("word_cout", 3)
     message = str(info.value)
     assert message.startswith("unknown check 'word_cout' — did you mean 'word_count'? (known: json_valid, ")
-    assert "judge, python, word_count)" in message
+    assert "judge, python, tool_call, no_tool_call, tool_calls, tool_call_f1, word_count)" in message
 
 
 def test_a_name_defined_twice_or_a_function_of_the_wrong_shape_is_unusable_and_says_why() -> None:

@@ -1,6 +1,8 @@
 """The committed cassettes replay to the results.csv rows and summary.csv saved before the package was cut into
-subpackages (tests/data/golden/): moving the code changed no result. Evals added later are not in the saved files;
-a column added later is not compared; every saved row and cell must come back as it was.
+subpackages (tests/data/golden/): moving the code changed no result. Evals added later are not in the saved files,
+but for tables-and-turns (a data table and multi-turn conversations: its rows appended when it was recorded, so that
+every turn's request keeps matching); a column added later is not compared; every saved row and cell must come back
+as it was.
 """
 
 from __future__ import annotations

@@ -181,8 +181,8 @@ def test_unknown_check_name(pytester: pytest.Pytester, fake_openai: FakeOpenAI) 
         f"cases/a.yaml:{line_of(case, 'jsonvalid')}",
         "/cases/0/expect/1/jsonvalid",
         "unknown check 'jsonvalid' — did you mean 'json_valid'?",
-        "(known: json_valid, json_schema, contains, not_contains, regex, equals, max_chars, finish_reason, judge, "
-        "python)",
+        "(known: json_valid, json_schema, contains, not_contains, regex, equals, max_chars, finish_reason, refusal, "
+        "judge, python, tool_call, no_tool_call, tool_calls, tool_call_f1)",
     )
 
 

@@ -62,7 +62,9 @@ def test_an_unknown_gate_metric_is_refused_at_load_with_the_closest_name(tmp_pat
     text = str(info.value)
     assert "no request was sent" in text and f"{path}:5" in text and "at /gates/0/metric" in text
     assert "unknown gate metric 'pass_rat' — did you mean 'pass_rate'?" in text
-    assert "json_valid_rate, schema_valid_rate, pass_rate, error_rate, latency_p95_ms, short_answer_rate" in text
+    known = "json_valid_rate, schema_valid_rate, pass_rate, error_rate, latency_p95_ms, refusal_rate, "
+    known += "tool_calls_valid_rate, ttft_p95_ms"
+    assert f"{known}, short_answer_rate" in text
 
 
 def test_a_rate_metric_of_the_users_is_held_to_0_to_1_and_has_no_interval_unless_it_says_so(tmp_path: Path) -> None:

@@ -339,8 +339,13 @@ def test_run_checks_keeps_order_and_judges_each() -> None:
         "equals",
         "max_chars",
         "finish_reason",
+        "refusal",
         "judge",
         "python",
+        "tool_call",
+        "no_tool_call",
+        "tool_calls",
+        "tool_call_f1",
     )
     # the shipped case schema lists exactly the built-ins, for editors
     listed = schemas.load_schema("case.schema.json")["$defs"]["check"]["properties"]

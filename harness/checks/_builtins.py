@@ -27,12 +27,14 @@ from referencing.jsonschema import specification_with
 from . import _matching as matching
 from . import _python as python
 from . import _registry as registry
+from . import _tools as tools
 
 # what the loader and the runner use of a check, said here with the steps (compile_check, run_checks)
 from ._answer import Answer as Answer
 from ._answer import CheckArgError as CheckArgError
 from ._answer import CheckResult as CheckResult
-from ._answer import JSONDoc
+from ._answer import JSONDoc, at_pointer, same, short
+from ._answer import as_text as as_text
 
 _UNKNOWN_DRAFT: Any = object()  # what validator_for answers for a $schema it does not know
 
@@ -101,23 +103,6 @@ def expects_json(checks: Iterable[Check], request: Mapping[str, Any]) -> bool:
     return wanted or fmt.get("type") in ("json_object", "json_schema")
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    """JSON text of ``value``, cut to ``limit``: the string "42" and the number 42 read differently."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality: true is not 1, false is not 0 (Python's == says they are); 1 and 1.0 are the same number."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(type(a) is type(b) or (isinstance(a, int | float) and isinstance(b, int | float))) and a == b
-
-
 def _json_reason(answer: Answer) -> str:
     if answer.refusal is not None:
         return refused(answer)
@@ -150,20 +135,8 @@ def value_at(answer: Answer, path: str | None) -> tuple[Any, str | None]:
             None,
             f"cannot look up {path!r}: the answer is not valid JSON" if path else "the answer is not valid JSON",
         )
-    node = answer.parsed
-    for raw in path.split("/")[1:]:
-        token = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and token in node:
-            node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-            node = node[int(token)]
-        else:
-            return None, f"{path!r} is not in the answer"
-    return node, None
-
-
-def as_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    found, node = at_pointer(answer.parsed, path)
+    return (node, None) if found else (None, f"{path!r} is not in the answer")
 
 
 def _where(path: str | None) -> str:
@@ -230,11 +203,8 @@ def _compiled_validator(arg: Any) -> Any:
 def _json_schema(answer: Answer, request: Mapping[str, Any], validator: Any) -> CheckResult:
     if not answer.is_json:
         return CheckResult("json_schema", False, "the answer is not JSON")
-    error = jsonschema.exceptions.best_match(validator.iter_errors(answer.parsed))
-    if error is None:
-        return CheckResult("json_schema", True)
-    where = "".join(f"/{p}" for p in error.absolute_path) or "/"
-    return CheckResult("json_schema", False, f"schema violation at {where}: {error.message}")
+    violation = matching.violation(validator, answer.parsed)
+    return CheckResult("json_schema", violation is None, violation or "")
 
 
 def _check_refs(schema: dict[str, Any], cls: Any) -> None:
@@ -331,8 +301,8 @@ def _equals_spec(arg: Any) -> _OnValue:
 @_builtin("equals", prepare=_equals_spec)
 def _equals(answer: Answer, request: Mapping[str, Any], spec: _OnValue) -> CheckResult:
     def judge(value: Any) -> str:
-        same = _same(value, spec.value)
-        return "" if same else f"the answer{_where(spec.path)} is {_short(value)}, expected {_short(spec.value)}"
+        equal = same(value, spec.value)
+        return "" if equal else f"the answer{_where(spec.path)} is {short(value)}, expected {short(spec.value)}"
 
     return _verdict("equals", answer, spec, judge)
 
@@ -357,8 +327,16 @@ def _judge_spec(arg: Any) -> JudgeSpec:  # the case schema has checked its keys 
     return JudgeSpec(arg["rubric"], float(arg["threshold"]), arg.get("model"), arg.get("path"))
 
 
+@_builtin("refusal", prepare=bool)
+def _refusal(answer: Answer, request: Mapping[str, Any], want: bool) -> CheckResult:
+    ok = (answer.refusal is not None) == want
+    reason = "" if ok else (refused(answer) if answer.refusal is not None else "the model did not refuse")
+    return CheckResult("refusal", ok, reason)
+
+
 # graded by a judge model: the registry knows the name, the runner grades it (harness.checks._judge)
 registry.add(registry.Registered("judge", None, registry.BUILT_IN, lambda arg, root: _judge_spec(arg), inline=True))
 python.register()
+tools.register()
 
 CHECK_NAMES = tuple(registry.names())  # the built-ins, as the case schema lists them for editors

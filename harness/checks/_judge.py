@@ -37,9 +37,15 @@ SYSTEM = (
 )
 
 
-def request_body(model: str, rubric: str, messages: Sequence[Mapping[str, str]], answer: str) -> dict[str, Any]:
+def _said(message: Mapping[str, Any]) -> str:
+    """A message's text; an assistant's tool calls without text, as their JSON."""
+    content = message.get("content")
+    return content if isinstance(content, str) else json.dumps(message.get("tool_calls"), ensure_ascii=False)
+
+
+def request_body(model: str, rubric: str, messages: Sequence[Mapping[str, Any]], answer: str) -> dict[str, Any]:
     """The judge's Chat Completions request; temperature 0 so a re-recording grades alike."""
-    conversation = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+    conversation = "\n\n".join(f"[{m['role']}]\n{_said(m)}" for m in messages)
     user = (
         f"<conversation>\n{conversation}\n</conversation>\n\n<rubric>\n{rubric}\n</rubric>\n\n"
         f"<answer>\n{answer}\n</answer>"

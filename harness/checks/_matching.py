@@ -106,3 +106,12 @@ def timed(cls: Any) -> Any:
     """The jsonschema validator class ``cls`` with ``pattern`` and ``patternProperties`` matched under the limit."""
     keywords = {"pattern": _pattern, "patternProperties": _pattern_properties}
     return jsonschema.validators.extend(cls, keywords)  # type: ignore[no-untyped-call]  # jsonschema leaves it untyped
+
+
+def violation(validator: Any, instance: Any) -> str | None:
+    """Why ``instance`` does not satisfy the compiled schema ``validator`` (its most telling error), or None."""
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    if error is None:
+        return None
+    where = "".join(f"/{p}" for p in error.absolute_path) or "/"
+    return f"schema violation at {where}: {error.message}"

@@ -97,7 +97,8 @@ def _validate(args: argparse.Namespace) -> int:
             code = max(code, 3 if isinstance(exc, InternalError) else 2)
             print(exc, file=sys.stderr)
             continue
-        calls = sum(r.samples * (1 + len(r.judges)) for r in ev.runs)  # each judge check: one more per sample
+        # a conversation: one call per turn; each judge check: one more per sample
+        calls = sum(r.samples * (max(1, len(r.case.turns)) + len(r.judges)) for r in ev.runs)
         print(f"{path}: ok — eval {ev.name!r}, {len(ev.runs)} case × variant items, {calls} calls")
     return code
 

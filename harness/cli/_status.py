@@ -5,7 +5,8 @@ cassette by the rule replay matches by, ``harness.record._cassettes.request_key`
 data masked as the cassette keeps them). A case is *changed*
 when no recorded body is its body (prompt, parameters or model edited), *incomplete* when fewer recorded answers
 match than it has samples, *missing* when it has no cassette; a cassette no case × variant uses is *orphaned*.
-A case with judge checks also needs, for each recorded answer, the judge request built from it in its judge cassette.
+A case with judge checks also needs, for each recorded answer, the judge request built from it in its judge cassette;
+a conversation (``turns:``), each later turn's request built from the recorded answer before it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from ..load._evals import CaseRun, Eval
 from ..record import _cassettes as cassettes
 from ..record._cassettes import RecordMode
 from ..run import _preflight as preflight
+from ..run import _stream as stream
+from ..run import _turns as turns
 from ..run._remedy import Missing, Remedy
 from . import _remedies as remedies
 
@@ -117,10 +120,39 @@ def check(run: CaseRun, cassettes_dir: Path) -> list[Entry]:
         return [Entry(run, path, "changed", what_changed(json.loads(wanted), recorded[0].request))]
     if len(matching) < run.samples:
         return [Entry(run, path, "incomplete", f"{len(matching)} answer(s) recorded for {run.samples} sample(s)")]
+    unmatched = _unmatched_turn(run, recorded, matching[: run.samples]) if run.case.followups else None
+    if unmatched is not None:
+        return [Entry(run, path, "changed", unmatched)]
     entries = [Entry(run, path, "ok", "")]
     if run.judges:
-        entries.append(_check_judge(run, cassettes_dir, [i.response for i in matching[: run.samples]]))
+        answers = [_answer(i.response, run) for i in matching[: run.samples]]
+        entries.append(_check_judge(run, cassettes_dir, answers))
     return entries
+
+
+def _unmatched_turn(run: CaseRun, recorded: list[Interaction], firsts: list[Interaction]) -> str | None:
+    """Why a recorded conversation no longer replays: the first of its later turns whose request (the recorded answer
+    before it, then the case's next turn, as ``harness.run._turns`` builds it) no recording has; None when all do."""
+    left: dict[str, list[Interaction]] = {}
+    for interaction in recorded:
+        left.setdefault(_key(interaction.body, run), []).append(interaction)
+    for first in firsts:
+        body, answer = run.body, _answer(first.response, run)
+        for number, user in enumerate(run.case.followups, start=2):
+            if not isinstance(answer, dict):  # the conversation ended there, as recorded (an error answered it)
+                break
+            body = turns.follow_up(body, turns.assistant_message(answer), user)
+            found = left.get(_key(body, run))
+            if not found:
+                total = len(run.case.turns)
+                return f"turn {number} of {total} differs from the recording (its prompt, or an earlier turn, changed)"
+            answer = _answer(found.pop(0).response, run)
+    return None
+
+
+def _answer(response: Any, run: CaseRun) -> Any:
+    """A recorded answer as the runner's checks saw it: a streamed one assembled from its SSE text."""
+    return stream.from_text(response, run.body) if isinstance(response, str) and run.body.get("stream") else response
 
 
 def _check_judge(run: CaseRun, cassettes_dir: Path, answers: list[Any]) -> Entry:
@@ -198,8 +230,9 @@ def cost_line(stale: list[Entry]) -> str:
         judge_calls += run.samples * len(run.judges)
         if entry.judge and not redo:
             continue
-        calls += run.samples
-        unit = preflight.plan(run).unit_cost_usd
+        plan = preflight.plan(run)
+        calls += run.samples * plan.calls  # a conversation: a call per turn
+        unit = plan.unit_cost_usd
         if unit is None:
             unpriced.add(run.model)
         else:

@@ -17,6 +17,7 @@ from . import _cases as cases
 from . import _metrics as metrics
 from . import _profiles as profiles
 from . import _render as render
+from . import _tool_params as tool_params
 from . import _yamlsrc as yamlsrc
 from . import schemas
 from ._limits import Limits
@@ -173,13 +174,14 @@ def _load(path: Path, root: Path, samples_override: int | None, profile_name: st
                     doc.problem(where, f"no model for case {case.id!r}: set `model` in the variant or the case")
                 )
                 continue
+            _variant_tool_problems(doc, variant, case, params, problems)
+            if "stream_options" in params and params.get("stream") is not True:
+                problems.append(_param_problem(doc, case, variant, "stream_options", STREAM_OPTIONS_ALONE))
+                continue
             try:
                 body = render.request_body(list(case.messages), params, case.schema, case.id)
             except ValueError as exc:
-                if "response_format" in variant.overrides:
-                    problems.append(doc.problem(f"{where}/response_format", str(exc)))
-                else:
-                    problems.append(replace(case.origins["response_format"], message=str(exc)))
+                problems.append(_param_problem(doc, case, variant, "response_format", str(exc)))
                 continue
             samples = samples_override or data.get("samples") or case.samples or 1
             runs.append(CaseRun(data["name"], case, variant, body, samples, judges[case.id], redactor))
@@ -200,6 +202,31 @@ def _load(path: Path, root: Path, samples_override: int | None, profile_name: st
         data.get("monthly_budget_usd"),
         pairs,
     )
+
+
+def _variant_tool_problems(
+    doc: yamlsrc.Located, variant: Variant, case: cases.Case, params: dict[str, Any], problems: list[Problem]
+) -> None:
+    """A variant's tools, tool_choice or parallel_tool_calls, checked with the case's (each case alone: at load)."""
+    if not any(key in variant.overrides for key in tool_params.TOOL_KEYS):
+        return
+    for key, inner, message in tool_params.tool_problems(params):
+        if key in variant.overrides:
+            problem = doc.problem(f"/variants/{variant.name}/{key}{inner}", message)
+        else:
+            problem = replace(case.origins[key], message=f"{message} (in variant {variant.name!r})")
+        if problem not in problems:
+            problems.append(problem)
+
+
+STREAM_OPTIONS_ALONE = "stream_options needs `stream: true` (the API refuses it on a request that does not stream)"
+
+
+def _param_problem(doc: yamlsrc.Located, case: cases.Case, variant: Variant, key: str, message: str) -> Problem:
+    """A problem with a request parameter, at the place it came from: the variant, else the case or its defaults."""
+    if key in variant.overrides:
+        return doc.problem(f"/variants/{variant.name}/{key}", message)
+    return replace(case.origins[key], message=message)
 
 
 def _pairs(doc: yamlsrc.Located, names: list[str], problems: list[Problem]) -> tuple[tuple[str, str], ...]:
@@ -290,14 +317,9 @@ def _load_cases(doc: yamlsrc.Located, root: Path, problems: list[Problem]) -> li
         for case in file_cases:
             if case.id in first_seen:
                 other = first_seen[case.id]
-                problems.append(
-                    Problem(
-                        case.path,
-                        case.line,
-                        f"{case.pointer}/id",
-                        f"duplicate case id {case.id!r} in eval (also {other.path}:{other.line})",
-                    )
-                )
+                earlier = other.where_id()
+                message = f"duplicate case id {case.id!r} in eval (also {earlier.path}:{earlier.line})"
+                problems.append(replace(case.where_id(), message=message))
                 continue
             first_seen[case.id] = case
             loaded.append(case)

@@ -29,6 +29,9 @@ class Metric(StrEnum):
     PASS_RATE = "pass_rate"
     ERROR_RATE = "error_rate"
     LATENCY_P95_MS = "latency_p95_ms"
+    REFUSAL_RATE = "refusal_rate"
+    TOOL_CALLS_VALID_RATE = "tool_calls_valid_rate"
+    TTFT_P95_MS = "ttft_p95_ms"
 
 
 @dataclass(frozen=True)

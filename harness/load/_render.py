@@ -30,6 +30,13 @@ PARAM_KEYS = (
     "seed",
     "stop",
     "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "reasoning_effort",
+    "verbosity",
+    "stream",
+    "stream_options",
 )
 
 TIME_LIMIT_S = 2.0  # one template's rendering
@@ -204,7 +211,7 @@ def response_format(spec: Any, schema: dict[str, Any] | None, case_id: str) -> d
 
 
 def request_body(
-    messages: list[dict[str, str]], params: dict[str, Any], schema: dict[str, Any] | None, case_id: str
+    messages: list[dict[str, Any]], params: dict[str, Any], schema: dict[str, Any] | None, case_id: str
 ) -> dict[str, Any]:
     """The Chat Completions request body: rendered messages plus parameters, in a stable key order."""
     body: dict[str, Any] = {"model": params["model"], "messages": messages}

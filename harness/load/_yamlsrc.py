@@ -101,8 +101,9 @@ def _parse(text: str, loader_class: Any, path: Path) -> tuple[yaml.Node | None, 
         loader.dispose()
 
 
-def _read(path: Path) -> bytes:
-    """The file's bytes: a regular file of at most MAX_BYTES (a device or a pipe would never end, or block)."""
+def read(path: Path) -> bytes:
+    """The file's bytes: a regular file of at most MAX_BYTES (a device or a pipe would never end, or block). Data
+    tables (harness.load._datatables) are read by it too."""
     try:
         if path.exists() and not path.is_file():
             raise InputError([Problem(path, 1, "", "not a regular file (a device, a pipe or a folder?)")])
@@ -111,14 +112,14 @@ def _read(path: Path) -> bytes:
     except OSError as exc:
         raise InputError([Problem(path, 1, "", f"cannot read the file: {exc.strerror}")]) from None
     if len(raw) > MAX_BYTES:
-        raise InputError([Problem(path, 1, "", f"larger than {MAX_BYTES // 2**20} MiB: not a case or eval file")])
+        raise InputError([Problem(path, 1, "", f"larger than {MAX_BYTES // 2**20} MiB: too large for an input file")])
     return raw
 
 
 def load(path: Path) -> Located:
     """Parse ``path``; raise InputError with the line of any syntax error, duplicate key, value JSON has no form
     for (NaN, infinity, a date), or alias expansion past ``ALIAS_BUDGET``."""
-    raw = _read(path)
+    raw = read(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -45,6 +45,7 @@ class RecordMode(StrEnum):
 # (Whether the runner sends again is ErrorKind.retryable's rule, on the kind the SDK's error is classified as.)
 TRANSIENT_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 LATENCY_HEADER = "x-promptvcr-latency-ms"
+TTFT_HEADER = "x-promptvcr-ttft-ms"  # a streamed answer's measured time to first token (see _transport)
 REPLAYED_HEADER = "x-promptvcr-replayed"  # on replayed answers only, never stored
 SAMPLE_HEADER = "x-promptvcr-sample"  # the sample an answer was recorded for
 FORMAT_VERSION = 1  # vcrpy's cassette format version

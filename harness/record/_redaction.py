@@ -75,12 +75,25 @@ def _luhn(text: str) -> bool:
 
 
 def mask_json_text(redactor: Redactor, text: str) -> str:
-    """Mask every string inside a JSON document (keys stay); text that isn't JSON is masked as text."""
+    """Mask every string inside a JSON document (keys stay); in a server-sent event stream, inside each event's JSON
+    (so that the stream stays one: a rule must not rewrite a chunk's framing or numbers); other text as text."""
     try:
         doc = json.loads(text)
     except ValueError:
+        if text.startswith("data:"):
+            return "\n".join(_mask_event_line(redactor, line) for line in text.split("\n"))
         return redactor.text(text)
     return json.dumps(mask_json(redactor, doc), ensure_ascii=False, separators=(",", ":"))
+
+
+def _mask_event_line(redactor: Redactor, line: str) -> str:
+    if not line.startswith("data:"):
+        return redactor.text(line)
+    try:
+        chunk = json.loads(line[5:])
+    except ValueError:
+        return redactor.text(line)  # `data: [DONE]`, or a chunk that is not JSON: kept as the text it is
+    return "data: " + json.dumps(mask_json(redactor, chunk), ensure_ascii=False, separators=(",", ":"))
 
 
 def mask_json(redactor: Redactor, node: Any) -> Any:

@@ -14,17 +14,27 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpcore2
 import httpx2
 
-from ._cassettes import LATENCY_HEADER, REPLAYED_HEADER, TRANSIENT_STATUSES, Cassette, NoRecording, current
+from ._cassettes import (
+    LATENCY_HEADER,
+    REPLAYED_HEADER,
+    TRANSIENT_STATUSES,
+    TTFT_HEADER,
+    Cassette,
+    NoRecording,
+    current,
+)
 from ._secrets import DROP_RESPONSE_HEADERS, KEEP_REQUEST_HEADERS, redact
 
 # httpx2 has decoded the body already; these would describe the bytes on the wire, not the ones we hand on
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+# When the first token of a streamed body came, from its pieces and their arrival (ms since sending), or None
+FirstToken = Callable[[list[tuple[float, bytes]]], float | None]
 
 
 class Transport(httpx2.BaseTransport):
@@ -33,9 +43,15 @@ class Transport(httpx2.BaseTransport):
     In replay there is no network: a request that no recording answers raises ``NoRecording``, nothing is sent.
     """
 
-    def __init__(self, network: httpx2.BaseTransport | None, timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        network: httpx2.BaseTransport | None,
+        timeout_s: float | None = None,
+        first_token: FirstToken | None = None,
+    ) -> None:
         self._network = network
         self._timeout_s = timeout_s
+        self._first_token = first_token  # given by the run layer, which knows what a token is in a stream
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         cassette, sample = current()
@@ -51,7 +67,7 @@ class Transport(httpx2.BaseTransport):
         try:
             live = self._network.handle_request(request)
             try:
-                content = live.read()
+                content, ttft = self._read(live, start)
             finally:
                 live.close()
         finally:
@@ -59,10 +75,20 @@ class Transport(httpx2.BaseTransport):
         latency = f"{(time.perf_counter() - start) * 1000:.1f}"  # stored, so a replay reports what this run saw
         headers = [(k, v) for k, v in live.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
         headers.append((LATENCY_HEADER, latency))
+        if ttft is not None:
+            headers.append((TTFT_HEADER, f"{ttft:.1f}"))
         if live.status_code not in TRANSIENT_STATUSES:
             stored = _stored_request(cassette, request, body), _stored_response(cassette, live, headers, content)
             cassette.record(key, sample, *stored)
         return httpx2.Response(live.status_code, headers=headers, content=content, request=request)
+
+    def _read(self, live: httpx2.Response, start: float) -> tuple[bytes, float | None]:
+        """The body, and for a server-sent event stream its time to first token (each piece timed as it arrives)."""
+        streamed = live.headers.get("content-type", "").startswith("text/event-stream")
+        if self._first_token is None or not streamed:
+            return live.read(), None
+        arrivals = [((time.perf_counter() - start) * 1000, piece) for piece in live.iter_bytes()]
+        return b"".join(piece for _, piece in arrivals), self._first_token(arrivals)
 
     def close(self) -> None:
         if self._network is not None:

@@ -6,7 +6,7 @@ Quality rates count answered samples only (an error is no answer to judge), and 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..load._metrics import Measure, Metric, metric
 from ._stats import percentile, rate, wilson
@@ -54,3 +54,35 @@ def error_rate(rows: pd.DataFrame) -> Measure:
 def latency_p95_ms(rows: pd.DataFrame) -> Measure:
     latencies = answered(rows)["latency_ms"].dropna().tolist()
     return Measure(percentile(latencies, 95), len(latencies))  # answered samples with a measured latency
+
+
+@metric(Metric.REFUSAL_RATE, interval=True)
+def refusal_rate(rows: pd.DataFrame) -> Measure:
+    """The share of answered samples the model refused (``message.refusal``)."""
+    checked = answered(rows)
+    return _share(int(checked["refusal"].notna().sum()), len(checked))
+
+
+@metric(Metric.TOOL_CALLS_VALID_RATE, interval=True)
+def tool_calls_valid_rate(rows: pd.DataFrame) -> Measure:
+    """Over answers that called a tool: every call names an offered tool, with JSON arguments that fit it."""
+    return _valid(rows, "tool_calls_valid")
+
+
+def tool_columns(rows: pd.DataFrame) -> dict[str, Any]:
+    """The summary's tool-call validity (as JSON validity's: a rate over the answers it applies to) and refusals."""
+    tools, refusals = tool_calls_valid_rate(rows), refusal_rate(rows)
+    return {
+        "tool_calls_checked": tools.n,
+        "tool_calls_valid_rate": tools.value,
+        "tool_calls_valid_low": tools.interval[0],
+        "tool_calls_valid_high": tools.interval[1],
+        "refusals": int(answered(rows)["refusal"].notna().sum()),
+        "refusal_rate": refusals.value,
+    }
+
+
+@metric(Metric.TTFT_P95_MS, unit="ms")
+def ttft_p95_ms(rows: pd.DataFrame) -> Measure:
+    ttfts = answered(rows)["ttft_ms"].dropna().tolist()
+    return Measure(percentile(ttfts, 95), len(ttfts))  # streamed answered samples (a gate's min_n counts these)

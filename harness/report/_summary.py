@@ -121,6 +121,7 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "schema_valid_rate": schema.value,
         "schema_valid_low": schema.interval[0],
         "schema_valid_high": schema.interval[1],
+        **builtins.tool_columns(g),
         "pass_rate": passed.value,
         "pass_low": passed.interval[0],
         "pass_high": passed.interval[1],
@@ -129,6 +130,7 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "error_high": errors.interval[1],
         "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
         "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
+        "reasoning_tokens": int(answered["reasoning_tokens"].astype(float).fillna(0).sum()),  # within completion
         "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
         **_judge_spend(g),
         **_projection(answered, ev, bool(priced)),
@@ -136,7 +138,16 @@ def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[st
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": latency.value,
         "latency_p99_ms": percentile(latencies, 99),
+        **_streamed(g),
     }
+
+
+def _streamed(g: pd.DataFrame) -> dict[str, Any]:
+    """Streamed samples' time to first token, output speed, and whether a cost was counted here (shown "≈")."""
+    ttft, answered = builtins.ttft_p95_ms(g), builtins.answered(g)
+    estimated = bool(answered["usage_estimated"].eq(True).any())
+    speed = percentile(answered["tokens_per_s"].dropna().tolist(), 50)
+    return {"ttft_n": ttft.n, "ttft_p95_ms": ttft.value, "tokens_per_s_p50": speed, "cost_estimated": estimated}
 
 
 def _mix_cost_per_call(answered: pd.DataFrame, ev: Eval) -> float:
@@ -175,7 +186,7 @@ def _interval(m: Mapping[str, Any], key: str, n: int) -> str:
 def _cost(m: Mapping[str, Any]) -> str:
     if m["answered"] == 0:
         return "n/a"
-    return "unpriced" if m["cost_usd"] is None else f"${m['cost_usd']:.4f}"
+    return "unpriced" if m["cost_usd"] is None else f"{'≈' if m['cost_estimated'] else ''}${m['cost_usd']:.4f}"
 
 
 def _judge_cost(m: Mapping[str, Any]) -> str:
@@ -209,18 +220,9 @@ def _gate_cell(s: VariantSummary) -> str:
 
 
 HEADERS = (
-    "eval",
-    "variant",
-    "model",
-    "n",
-    "errors",
-    "json_valid (95% CI)",
-    "pass_rate (95% CI)",
-    "tokens in/out",
-    "cost",
-    "p50/p95/p99 ms",
-    "gates",
-)
+    "eval", "variant", "model", "n", "errors", "json_valid (95% CI)", "pass_rate (95% CI)", "tokens in/out", "cost",
+    "p50/p95/p99 ms", "gates",
+)  # fmt: skip
 
 
 def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
@@ -238,17 +240,30 @@ def table_rows(summaries: Sequence[VariantSummary]) -> list[tuple[str, ...]]:
     return rows
 
 
-def per_variant(summaries: Sequence[VariantSummary]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-    """The per-variant table (headers, rows); a "judge cost" column beside "cost" when a judge graded anything.
+def per_variant(summaries: Sequence[VariantSummary]) -> Table:
+    """The per-variant table (headers, rows); a "judge cost" column beside "cost" when a judge graded anything (the
+    judge's cost is shown apart, never added into the answers' cost), a "ttft p95 ms" one when a variant streams,
+    the tool-call validity and the refusals beside "json_valid" when any variant has them."""
+    table: Table = (HEADERS, table_rows(summaries))
+    json, m = "json_valid (95% CI)", [s.metrics for s in summaries]  # refusals first: validity then comes before it
+    if any(x["refusals"] for x in m):
+        table = _column(table, json, "refusals", [f"{x['refusals']} ({_pct(x['refusal_rate'])})" for x in m])
+    if any(x["tool_calls_checked"] for x in m):
+        cells = [_interval(x, "tool_calls_valid", x["tool_calls_checked"]) for x in m]
+        table = _column(table, json, "tool_calls_valid (95% CI)", cells)
+    if any(s.metrics["judged"] for s in summaries):
+        table = _column(table, "cost", "judge cost", [_judge_cost(s.metrics) for s in summaries])
+    if any(s.metrics["ttft_n"] for s in summaries):
+        table = _column(table, "p50/p95/p99 ms", "ttft p95 ms", [_ms(s.metrics["ttft_p95_ms"]) for s in summaries])
+    return table
 
-    The judge's cost is shown apart, never added into the answers' cost.
-    """
-    rows = table_rows(summaries)
-    if not any(s.metrics["judged"] for s in summaries):
-        return HEADERS, rows
-    at = HEADERS.index("cost") + 1
-    judge_rows = [(*row[:at], _judge_cost(s.metrics), *row[at:]) for row, s in zip(rows, summaries, strict=True)]
-    return (*HEADERS[:at], "judge cost", *HEADERS[at:]), judge_rows
+
+Table = tuple[tuple[str, ...], list[tuple[str, ...]]]
+
+
+def _column(table: Table, after: str, name: str, cells: list[str]) -> Table:
+    (headers, rows), at = table, table[0].index(after) + 1
+    return (*headers[:at], name, *headers[at:]), [(*r[:at], c, *r[at:]) for r, c in zip(rows, cells, strict=True)]
 
 
 def text_table(summaries: Sequence[VariantSummary]) -> str:

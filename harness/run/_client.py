@@ -8,19 +8,21 @@ returns the response JSON, or an error class with the server's own message.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from .._lazy import lazy
 from ..errors import ConfigError
 from ..load._evals import Endpoint
-from ..record._cassettes import LATENCY_HEADER, REPLAYED_HEADER, Cassette, NoRecording
+from ..record._cassettes import LATENCY_HEADER, REPLAYED_HEADER, TTFT_HEADER, Cassette, NoRecording
 from ..record._secrets import redact
+from . import _stream as stream
 from ._limits import Pacer
 from ._remedy import Remedy
 from ._row import ErrorKind
@@ -45,6 +47,8 @@ class CallResult:
     headers: Mapping[str, str] = field(default_factory=dict)  # the answer's rate-limit and retry-after headers
     replayed: bool = False  # answered from the cassette, not by the endpoint
     remedy: Remedy | None = None  # a missing recording's: what records it
+    ttft_ms: float | None = None  # a streamed answer's time to first token
+    usage_estimated: bool | None = None  # a streamed answer's: its usage counted here (no usage chunk); else None
 
 
 def make_client(
@@ -71,7 +75,9 @@ def make_client(
         max_retries=0,
         # trust_env off: a proxy from the environment would get a transport of its own, past the cassette
         http_client=httpx2.Client(
-            transport=Transport(network, endpoint.timeout_s), timeout=endpoint.timeout_s, trust_env=False
+            transport=Transport(network, endpoint.timeout_s, stream.first_token_ms),
+            timeout=endpoint.timeout_s,
+            trust_env=False,
         ),
     )
 
@@ -80,6 +86,8 @@ def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
     """Send one Chat Completions request; never raises for what the endpoint answers."""
     start = time.perf_counter()
     try:
+        if body.get("stream"):
+            return _streamed(client, body)
         # the SDK's request path (auth, headers, timeouts, errors) without `create`'s typed-parameter transform,
         # which only re-checks a body that is plain JSON already (a third of a live call's CPU under 50 threads)
         raw = client.post("/chat/completions", cast_to=httpx2.Response, body=body)
@@ -106,6 +114,8 @@ def replayed(cassette: Cassette, sample: int | None, body: dict[str, Any]) -> Ca
     """The recorded 200 answer to ``body`` for ``sample``, read straight from the cassette: the SDK would only
     serialize the body and hand back the same text (half a replay's time). None for anything else — an error
     status, or no recording — which ``call`` then handles as it would live."""
+    if body.get("stream"):
+        return None  # a stream is played through the SDK's Stream, chunk by chunk, as it was live (``_streamed``)
     key = cassette.key(body)
     answer = cassette.play(key, sample, peek=True)
     if answer is None or answer["status"]["code"] != 200:
@@ -117,6 +127,50 @@ def replayed(cassette: Cassette, sample: int | None, body: dict[str, Any]) -> Ca
     latency = float(headers[LATENCY_HEADER]) if LATENCY_HEADER in headers else None
     pacing = {k: v for k, v in headers.items() if k.startswith(("x-ratelimit-", "retry-after"))}
     return _parsed(text, latency, pacing, replayed=True)
+
+
+# ---------------------------------------------------------------------------------------------------- streamed
+
+
+@functools.cache
+def _events() -> Any:
+    """The stream class below, made when a stream is first read: it subclasses the SDK's, which a replay answered
+    from its cassettes never imports."""
+
+    class _Events(openai.Stream[Any]):
+        """The SDK's stream of chunks, noting whether the server ended it with ``data: [DONE]`` (the SDK stops there
+        without a word, and just as silently at a stream cut short)."""
+
+        done = False
+
+        def _iter_events(self) -> Iterator[Any]:
+            for event in super()._iter_events():
+                self.done = self.done or event.data.startswith(stream.DONE)
+                yield event
+
+    return _Events
+
+
+def _streamed(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
+    """A ``stream: true`` request, read chunk by chunk through the SDK (live or replayed alike) and assembled into
+    the ``chat.completion`` checks read. The SDK's errors of the request itself are ``call``'s to classify."""
+    events = client.post("/chat/completions", cast_to=object, body=body, stream=True, stream_cls=_events())
+    headers = events.response.headers
+    latency, ttft = (float(headers[h]) if headers.get(h) else None for h in (LATENCY_HEADER, TTFT_HEADER))
+    seen: dict[str, Any] = {"latency_ms": latency, "ttft_ms": ttft, "headers": _pacing_headers(headers)}
+    seen["replayed"] = bool(headers.get(REPLAYED_HEADER))
+    try:
+        chunks = list(events)
+        response, estimated = stream.assembled(chunks, events.done, body)
+    except openai.APIConnectionError:  # timeouts too: ``call`` classifies them as it does a request's
+        raise
+    except openai.APIError as exc:  # an error event in the stream, after its 200
+        message = redact(f"the stream sent an error: {exc.message}")
+        return CallResult(None, error=ErrorKind.BAD_RESPONSE, message=message, **seen)
+    except ValueError as exc:  # a chunk that is not JSON (the SDK's), or an incomplete stream (StreamError)
+        why = str(exc) if isinstance(exc, stream.StreamError) else f"a chunk is not JSON: {exc}"
+        return CallResult(None, error=ErrorKind.BAD_RESPONSE, message=redact(why), **seen)
+    return CallResult(response, usage_estimated=estimated, **seen)
 
 
 def _parsed(text: str, latency: float | None, headers: dict[str, str], replayed: bool) -> CallResult:

@@ -4,6 +4,12 @@ A call's worst case is its exact prompt tokens (``harness.tokens._count``) plus 
 (``max_completion_tokens``, ``max_tokens``, else the model's own limit), priced from the registry. A request whose
 prompt plus that output exceeds the model's context window is refused as ``context_overflow``; an eval whose
 worst case exceeds its ``budget_usd`` is not started, and a live run stops before its spend would pass it.
+
+A multi-turn case (``turns:``) makes one call per turn, each sample. Turn k's prompt holds the k−1 answers before
+it, unknown before they are written: its worst case counts the conversation's messages exactly, each earlier
+answer as an empty assistant message, plus the answer's max output tokens for each (the answer re-read as prompt
+is the tokens it was written in; its message's framing is counted exactly). The conversation fits when its last
+turn does; its worst-case cost is every turn's.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 from ..load._evals import CaseRun, Eval
 from ..tokens import _count as tokens
 from ..tokens import _models as models
+from . import _turns as turns
 
 PER = 1_000_000
 
@@ -34,20 +41,36 @@ class CallPlan:
     unit_cost_usd: float | None  # worst case of one call; None = unpriced or uncountable
     note: str = ""
     margin: int = 0  # tokens an estimated prompt may be short by (tokens.estimate_margin); 0 when exact
+    # a conversation's worst-case prompt tokens of each turn (their sum is ``prompt_tokens``); () for one request
+    turn_prompts: tuple[int, ...] = ()
+    calls: int = 1  # requests one sample sends: one, or one per turn of a conversation
+
+    @property
+    def peak_prompt_tokens(self) -> int | None:
+        """The largest prompt of a sample's requests: a conversation's last turn's."""
+        return max(self.turn_prompts) if self.turn_prompts else self.prompt_tokens
+
+    def request_tokens(self, turn: int) -> int | None:
+        """The prompt tokens of a sample's request ``turn`` (0: the first), as paced."""
+        return self.turn_prompts[turn] if self.turn_prompts else self.prompt_tokens
 
     @property
     def overflow(self) -> bool:
-        if self.prompt_tokens is None or self.max_output is None or self.context_window is None:
+        peak = self.peak_prompt_tokens
+        if peak is None or self.max_output is None or self.context_window is None:
             return False
-        return self.prompt_tokens + self.margin + self.max_output > self.context_window
+        return peak + self.margin + self.max_output > self.context_window
 
     @property
     def cost_usd(self) -> float | None:
         return None if self.unit_cost_usd is None else self.unit_cost_usd * self.run.samples
 
     def overflow_message(self) -> str:
+        turn = (
+            f"turn {self.calls} of the conversation, each earlier answer at its max output: " if self.calls > 1 else ""
+        )
         return (
-            f"context_overflow: {self.prompt_tokens} prompt tokens"
+            f"context_overflow: {turn}{self.peak_prompt_tokens} prompt tokens"
             + (f" (estimated, + {self.margin} margin)" if self.margin else "")
             + f" + {self.max_output} output tokens > "
             f"{self.context_window}, the context window of {self.run.model}: nothing was sent "
@@ -63,25 +86,42 @@ def plan(run: CaseRun) -> CallPlan:
     max_output: int | None = int(asked) if asked else (entry.max_output_tokens if entry else None)
     window = entry.context_window if entry else None
     price = entry.price if entry else None
+    calls = len(run.case.followups) + 1
     try:
-        prompt, exact = tokens.estimate_prompt_tokens(body)
+        counts, exact = _turn_prompts(run, max_output or 0)
     except tokens.TokenCountError as exc:
         free = price is not None and price.input == price.output == 0  # a local model costs 0 whatever its tokens
-        return CallPlan(run, None, False, max_output, window, 0.0 if free else None, str(exc))
-    margin = 0 if exact else tokens.estimate_margin(prompt)
+        return CallPlan(run, None, False, max_output, window, 0.0 if free else None, str(exc), calls=calls)
+    prompt = sum(counts)
+    margin = 0 if exact else tokens.estimate_margin(max(counts))
     unit = None
     if price is not None and max_output is not None:
-        unit = ((prompt + margin) * price.input + max_output * price.output) / PER
+        unit = ((prompt + calls * margin) * price.input + calls * max_output * price.output) / PER
     note = "" if exact else "estimated (non-text parts, or a layout confirmed on one source only): + 10% margin"
-    return CallPlan(run, prompt, exact, max_output, window, unit, note, margin)
+    per_turn = tuple(counts) if calls > 1 else ()
+    return CallPlan(run, prompt, exact, max_output, window, unit, note, margin, per_turn, calls)
+
+
+def _turn_prompts(run: CaseRun, max_output: int) -> tuple[list[int], bool]:
+    """The worst-case prompt tokens of each request of a sample (one, or a conversation's turns), and whether every
+    count is exact. Raises TokenCountError."""
+    body, counts, exact = run.body, [], True
+    for number in range(len(run.case.followups) + 1):
+        if number:  # the answer before is unknown: an empty one, its tokens added as max_output below
+            body = turns.follow_up(body, {"role": "assistant", "content": ""}, run.case.followups[number - 1])
+        prompt, known = tokens.estimate_prompt_tokens(body)
+        counts.append(prompt + number * max_output)
+        exact = exact and known
+    return counts, exact
 
 
 def replay_plan(run: CaseRun) -> CallPlan:
     """A replay's figures: nothing is sent, paced or paid, so only whether the call overflows its context window
-    counts. The prompt is counted unless a bound without the encoding shows it fits."""
+    counts. The prompt is counted unless a bound without the encoding shows a one-request case fits."""
     full = None
     entry = models.lookup(run.model)
-    bound = tokens.prompt_tokens_at_most(run.body)
+    # a conversation's later turns carry earlier answers: counted as ``plan`` counts them
+    bound = None if run.case.followups else tokens.prompt_tokens_at_most(run.body)
     if entry is None or entry.context_window is None or bound is None:
         full = plan(run)
     else:
@@ -106,7 +146,7 @@ def by_variant(call_plans: Iterable[CallPlan]) -> list[dict[str, Any]]:
             {"eval": key[0], "variant": key[1], "model": p.run.model, "calls": 0, "prompt_tokens": 0,
              "max_output_tokens": 0, "cost_usd": 0.0, "overflows": 0, "notes": set()},
         )  # fmt: skip
-        row["calls"] += p.run.samples
+        row["calls"] += p.run.samples * p.calls
         row["overflows"] += p.run.samples if p.overflow else 0
         if p.prompt_tokens is None:
             row["prompt_tokens"] = None
@@ -114,7 +154,7 @@ def by_variant(call_plans: Iterable[CallPlan]) -> list[dict[str, Any]]:
             row["prompt_tokens"] += p.prompt_tokens * p.run.samples
         row["max_output_tokens"] = (
             None if p.max_output is None or row["max_output_tokens"] is None
-            else row["max_output_tokens"] + p.max_output * p.run.samples
+            else row["max_output_tokens"] + p.max_output * p.run.samples * p.calls
         )  # fmt: skip
         row["cost_usd"] = None if p.cost_usd is None or row["cost_usd"] is None else row["cost_usd"] + p.cost_usd
         if p.note:

@@ -123,11 +123,22 @@ class Row:
     error_message: str | None = None
     json_valid: bool | None = None
     schema_valid: bool | None = None
+    # tool calls and reasoning (harness.checks._tools): the called names (";"-joined, in order), their arguments (a
+    # JSON array of the arguments' texts), their validity (None: no call), reasoning tokens (part of completion)
+    tool_calls: str | None = None
+    tool_arguments: str | None = None
+    tool_calls_valid: bool | None = None
+    reasoning_tokens: int | None = None
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost_usd: float | None = None
     latency_ms: float | None = None
+    # streamed answers (`stream: true`; None otherwise): time to first token, output speed after it, and whether the
+    # tokens and cost were counted here for want of a usage chunk (`stream_options.include_usage`)
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    usage_estimated: bool | None = None
     replayed: bool = False
     answered_by: AnsweredBy | None = None
     output: str | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from ..record._redaction import mask_json
 from . import _client as client
 from . import _preflight as preflight
 from . import _scoring as scoring
+from . import _turns as turns
 from ._limits import Pacer, retry_after
 from ._remedy import Advise, Missing, Remedy
 from ._row import CACHED, FROM_CACHE, PRIMARY, AnsweredBy, ErrorKind, Row
@@ -98,10 +100,7 @@ class RunningCase:
         self.api: openai.OpenAI | None = None
         # made now, not when the case opens: the pool sizes itself on the pacers of the cases queued ahead
         self.pacer = None if options.replay else options.connections.pacer(run.variant.endpoint)
-        body = run.body
-        # a pace in tokens/min counts what the endpoint counts: the prompt and the output it may write
-        prompt = self.call.prompt_tokens or len(json.dumps(body.get("messages"))) // 4
-        self.tokens = prompt + (self.call.max_output or 0)
+        self.tokens = self._tokens(0, run.body)
 
     def _refusal(self) -> list[Row] | None:
         run = self.run
@@ -157,38 +156,46 @@ class RunningCase:
             message = f"budget: ${budget.spent_usd:.4f} spent of budget_usd ${budget.limit_usd:g}; not sent"
             return scoring.errored(run, sample, client.CallResult(None, None, ErrorKind.BUDGET, message))
         with cassettes.playing(self.cassette, sample):
-            result, answered_by = self._answer(sample)
-        row = scoring.scored(run, sample, result, result.replayed, answered_by)
+            # one request, or a conversation's turns in order (harness.run._turns)
+            said = turns.converse(run.body, run.case.followups, partial(self._answer, sample))
+        row = scoring.conversed(run, sample, said)
         if budget is not None:
-            budget.spend(_billed(row, result), self.call.unit_cost_usd)
+            budget.spend(_billed(run, said), self.call.unit_cost_usd)
         return row
 
-    def _answer(self, sample: int) -> tuple[client.CallResult, AnsweredBy]:
-        """The sample's answer and who gave it: the variant's model, a fallback model or the cassette's cache."""
+    def _answer(self, sample: int, body: dict[str, Any], turn: int) -> tuple[client.CallResult, AnsweredBy]:
+        """The answer to ``body`` (the sample's request, or its conversation's turn ``turn``) and who gave it: the
+        variant's model, a fallback model or the cassette's cache — for each turn of a conversation alike."""
         run = self.run
-        result, answered_by = self._send(sample, run.body), PRIMARY
+        result, answered_by = self._send(sample, body, turn), PRIMARY
         for step in run.variant.fallback:
             if result.response is not None or result.error is None or not result.error.falls_back:
                 break
             if step == CACHED:
                 assert self.cassette is not None
-                cached = self.cassette.last_good_answer(run.body)
+                cached = self.cassette.last_good_answer(body)
                 if cached is not None:
                     result, answered_by = client.CallResult(cached, None), FROM_CACHE
             else:
-                body = {**run.body, "model": step}
-                result, answered_by = self._send(sample, body), AnsweredBy("fallback", step)
+                result, answered_by = self._send(sample, {**body, "model": step}, turn), AnsweredBy("fallback", step)
         return result, answered_by
 
-    def _send(self, sample: int, body: dict[str, Any]) -> client.CallResult:
+    def _tokens(self, turn: int, body: dict[str, Any]) -> float:
+        """What a request counts against a pace in tokens/min, as the endpoint counts: the prompt and the output it
+        may write."""
+        prompt = self.call.request_tokens(turn) or len(json.dumps(body.get("messages"))) // 4
+        return prompt + (self.call.max_output or 0)
+
+    def _send(self, sample: int, body: dict[str, Any], turn: int = 0) -> client.CallResult:
         """One request: replayed, or sent at the endpoint's pace and retried while its pacer allows."""
         assert self.api is not None and self.cassette is not None
         run = self.run
         if self.pacer is None:  # a replay: a recorded answer needs no SDK round trip (an error status still does)
             result = client.replayed(self.cassette, sample, body) or client.call(self.api, body)
         else:
+            tokens = self.tokens if turn == 0 else self._tokens(turn, body)
             endpoint = run.variant.endpoint
-            result = send_paced(self.api, self.pacer, body, self.tokens, endpoint.max_retries, self.options.unreachable)
+            result = send_paced(self.api, self.pacer, body, tokens, endpoint.max_retries, self.options.unreachable)
         if run.redactor is not None and result.response is not None:
             # checks see what the cassette keeps, so a replay judges the very same text
             result = replace(result, response=mask_json(run.redactor, result.response))
@@ -246,12 +253,20 @@ def finish(case: RunningCase, rows: list[Row]) -> list[Row]:
     return sorted([*case.kept.values(), *new], key=lambda row: row.sample)
 
 
-def _billed(row: Row, result: client.CallResult) -> float | None:
-    """What a sample cost: its price when answered live (None: unpriced, booked as the worst case); nothing when
-    replayed or refused; unknown (the worst case) when the call died in flight, after the endpoint may have run it."""
-    if row.replayed or (result.error is not None and not result.error.billable):
-        return 0.0
-    return row.cost_usd if result.response is not None else None
+def _billed(run: CaseRun, said: list[turns.Turn]) -> float | None:
+    """What a sample cost, summed over its requests (a conversation's turns): a request's price when answered live
+    (None: unpriced, booked as the worst case); nothing when replayed or refused; unknown (the worst case) when the
+    call died in flight, after the endpoint may have run it."""
+    total = 0.0
+    for turn in said:
+        result = turn.result
+        if result.replayed or (result.error is not None and not result.error.billable):
+            continue
+        cost = None if result.response is None else scoring.answer_cost(run, result.response, turn.answered_by)
+        if cost is None:
+            return None
+        total += cost
+    return total
 
 
 def _unmatched(run: CaseRun, options: RunOptions, cassette: cassettes.Cassette, what: str) -> client.CallResult:

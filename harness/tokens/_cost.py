@@ -7,13 +7,13 @@ one; reasoning tokens are part of ``completion_tokens`` and so billed as output.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ._models import Price, lookup
 
-__all__ = ["PER", "Price", "StreamCost", "cost_usd", "price_for", "stream_cost"]
+__all__ = ["PER", "Price", "StreamCost", "chunks_cost", "cost_usd", "price_for", "stream_cost"]
 
 PER = 1_000_000
 
@@ -48,23 +48,37 @@ class StreamCost:
 
 
 def stream_cost(sse_text: str, request_body: Mapping[str, Any]) -> StreamCost:
-    """The cost of a streamed answer: from its final usage chunk when the stream has one (``stream_options.
-    include_usage``), else from the prompt and the streamed text counted with the model's encoding, marked estimated.
-    """
+    """The cost of a streamed answer given as its SSE text (see ``chunks_cost``)."""
     chunks = [json.loads(line[5:]) for line in sse_text.splitlines() if line.startswith("data:") and "{" in line]
+    return chunks_cost(chunks, request_body)
+
+
+def chunks_cost(chunks: Sequence[Any], request_body: Mapping[str, Any]) -> StreamCost:
+    """The cost of a streamed answer: from its final usage chunk when the stream has one (``stream_options.
+    include_usage``), else from the prompt and the streamed text counted with the model's encoding, marked estimated
+    (no usage and no cost when the model's tokens can't be counted offline: unpriced, never a guess).
+    """
+    chunks = [c for c in chunks if isinstance(c, Mapping)]
     served = next((c.get("model") for c in chunks if c.get("model")), None)
     price = price_for(request_body.get("model"), served)
     reported = next((c["usage"] for c in reversed(chunks) if isinstance(c.get("usage"), dict)), None)
     if reported is not None:
         return StreamCost(reported, cost_usd(reported, price), estimated=False)
     from . import _count as tokens  # tiktoken only when a stream lacks usage
+    from ._encoding import TokenCountError
 
     model = str(request_body.get("model"))
     text = "".join(
-        str((choice.get("delta") or {}).get("content") or "") for c in chunks for choice in c.get("choices") or []
+        str((choice.get("delta") or {}).get("content") or "")
+        for c in chunks
+        for choice in c.get("choices") or []
+        if isinstance(choice, Mapping)
     )
-    counted = {
-        "prompt_tokens": tokens.estimate_prompt_tokens(request_body)[0],
-        "completion_tokens": tokens.count_text(text, model) if text else 0,
-    }
+    try:
+        counted = {
+            "prompt_tokens": tokens.estimate_prompt_tokens(request_body)[0],
+            "completion_tokens": tokens.count_text(text, model) if text else 0,
+        }
+    except TokenCountError:  # e.g. a local model, whose tokenizer is not an OpenAI encoding
+        return StreamCost({}, None, estimated=True)
     return StreamCost(counted, cost_usd(counted, price), estimated=True)

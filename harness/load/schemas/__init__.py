@@ -86,6 +86,9 @@ def _explain(doc: Located, error: ValidationError) -> list[Problem]:
             return _explain(doc, deepest)
         what = schema.get("description") or "it matches none of the allowed forms"
         return [doc.problem(ptr, f"{_short(error.instance)} is not allowed here: {what}")]
+    if error.validator == "not" and "description" in schema:  # a key this kind of value must not have
+        key = next(iter(schema["not"].get("required", [])), None)
+        return [doc.problem(f"{ptr}/{key}" if key else ptr, schema["description"])]
     if error.validator == "required":
         return [doc.problem(ptr, error.message.replace("is a required property", "is required here"))]
     if error.validator in ("minProperties", "maxProperties") and schema.get("title") == "check":
