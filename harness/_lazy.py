@@ -1,20 +1,18 @@
-"""A library imported when it is first used, not when the module naming it is: a replay answered from its cassettes
-never needs the openai SDK (half a second to import) or the report's pandas stack until it writes the report.
+"""Libraries imported when they are first used, not when a module naming them is: a replay answered from its
+cassettes never needs the openai SDK (half a second to import), and the report's pandas stack only when it writes
+the report. A module takes them from here, typed as the modules themselves:
 
-    if TYPE_CHECKING:
-        import pandas as pd
-    else:
-        pd = lazy("pandas")
+    from .._lazy import pandas as pd
 
-Each attribute read goes through ``importlib.import_module`` the first time only (it holds the import lock, so
-threads that get there together import it once); the module is then kept.
+Each attribute read goes through ``importlib.import_module`` until the first one has imported the module (it holds
+the import lock, so threads that get there together import it once); the module is then kept.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class _Lazy:
@@ -35,3 +33,13 @@ class _Lazy:
 def lazy(name: str) -> Any:
     """The module ``name``, imported on first use."""
     return _Lazy(name)
+
+
+if TYPE_CHECKING:
+    import httpx2 as httpx2
+    import jinja2 as jinja2
+    import numpy as numpy
+    import openai as openai
+    import pandas as pandas
+else:
+    httpx2, jinja2, numpy, openai, pandas = map(lazy, ("httpx2", "jinja2", "numpy", "openai", "pandas"))

@@ -14,14 +14,11 @@ import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .._lazy import lazy
+from .._lazy import numpy as np
 
 if TYPE_CHECKING:
-    import numpy as np
-
     Array = np.ndarray[Any, Any]  # annotations only (they are not evaluated)
-else:  # imported when a report is written (harness._lazy)
-    np = lazy("numpy")
+
 
 RESAMPLES = 2000
 SEED = 0  # fixed: the same rows give the same report (serial and pytest-xdist runs compare equal)

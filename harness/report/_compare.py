@@ -17,19 +17,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._lazy import lazy
+from .._lazy import numpy as np
+from .._lazy import pandas as pd
 from ..errors import PromptVCRError
 from . import _cluster as cluster
 from ._stats import paired_sample_size
 
 if TYPE_CHECKING:
-    import numpy as np
-
     Array = np.ndarray[Any, Any]  # annotations only (they are not evaluated)
-    import pandas as pd
-else:  # imported when a report is written (harness._lazy)
-    np = lazy("numpy")
-    pd = lazy("pandas")
+
 
 ALPHA = cluster.ALPHA
 DETECT = 0.05  # the sample-size estimate is for a 5-point difference...

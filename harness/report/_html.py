@@ -6,20 +6,14 @@ import functools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._lazy import lazy
+from .._lazy import jinja2
+from .._lazy import pandas as pd
 from . import _charts as charts
 from . import _compare as compare
 from . import _compare_text as compare_text
 from . import _verdicts as verdicts
-
-if TYPE_CHECKING:
-    import jinja2
-    import pandas as pd
-else:  # imported when a report is written (harness._lazy)
-    jinja2 = lazy("jinja2")
-    pd = lazy("pandas")
 
 MAX_FAILURES_SHOWN = 20  # failing samples listed per case × variant; results.csv has them all
 MAX_OUTPUT_CHARS = 4000

@@ -6,18 +6,12 @@ import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from .._lazy import lazy
+from .._lazy import numpy as np
+from .._lazy import pandas as pd
 from ..load._evals import Eval
 from ..run._row import Outcome, Row
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-else:  # imported when a report is written (harness._lazy)
-    np = lazy("numpy")
-    pd = lazy("pandas")
 
 Kind = Literal["passed", "failed", "errored", "skipped"]
 Item = tuple[str, str, str]  # eval, case, variant

@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._lazy import lazy
+from .._lazy import pandas as pd
 from ..load import _metrics as measures
 from ..load._evals import Eval
 from ..run._row import COLUMNS, PRIMARY, Row
@@ -31,11 +31,6 @@ from . import _metric_builtins as builtins
 from . import _tables as tables
 from . import _verdicts as verdicts
 from ._stats import percentile
-
-if TYPE_CHECKING:
-    import pandas as pd
-else:  # imported when a report is written (harness._lazy)
-    pd = lazy("pandas")
 
 DAYS_PER_MONTH = 365.25 / 12  # an average month, so twelve projections make a year
 

@@ -11,17 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from .._lazy import lazy
+from .._lazy import pandas as pd
 from . import _compare as compare
 from . import _tables as tables
 from ._gates import GateResult
-
-if TYPE_CHECKING:
-    import pandas as pd
-else:  # imported when a report is written (harness._lazy)
-    pd = lazy("pandas")
 
 ANSWER_CHARS = 240  # of each side's answer shown where they disagree; results.csv has them whole
 MAX_DISAGREEMENTS = 12  # cases listed per pair

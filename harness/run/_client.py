@@ -15,9 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from .._lazy import lazy
+from .._lazy import httpx2, openai  # imported when a request first needs the SDK: most replays never do
 from ..errors import ConfigError
 from ..load._evals import Endpoint
 from ..record._cassettes import LATENCY_HEADER, REPLAYED_HEADER, TTFT_HEADER, Cassette, NoRecording
@@ -26,12 +26,6 @@ from . import _stream as stream
 from ._limits import Pacer
 from ._remedy import Remedy
 from ._row import ErrorKind
-
-if TYPE_CHECKING:
-    import httpx2
-    import openai
-else:  # imported when a request first needs the SDK: a replay answered from its cassettes never does
-    httpx2, openai = lazy("httpx2"), lazy("openai")
 
 # Placeholder used in replay: recordings never contain a key, so none is needed to replay them.
 REPLAY_KEY = "replay-needs-no-key"
