@@ -98,6 +98,21 @@ bench-runner: $(STAMP)
 bench-local: $(STAMP)
 	$(BIN)/python bench/local_serving.py
 
+## A replay of one case as a whole process, against `python -c "import openai"` (target ≤ 0.8 s, below it).
+.PHONY: bench-startup
+bench-startup: $(STAMP)
+	$(BIN)/python bench/startup.py
+
+## A replay of 100,000 rows as a whole process: CPU time and peak RSS (targets ≤ 20 s, < 1 GB), first and indexed.
+.PHONY: bench-replay-big
+bench-replay-big: $(STAMP)
+	$(BIN)/python bench/replay_big.py
+
+## promptvcr beside promptfoo and Inspect on the same 1,000 calls; skipped unless they are installed (never in CI).
+.PHONY: bench-peers
+bench-peers: $(STAMP)
+	$(BIN)/python bench/peers.py
+
 ## Every benchmark, one after the other (they print figures and ratios; a miss never fails the build).
 .PHONY: bench
-bench: bench-tokens bench-load bench-replay bench-runner
+bench: bench-tokens bench-load bench-startup bench-replay bench-replay-big bench-runner bench-peers

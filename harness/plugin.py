@@ -112,6 +112,10 @@ class _State:
             self.session.ended(
                 list(map(Row.from_dict, rows)), (eval_name, variant, case), samples, report.duration, path
             )
+            # the session has them now: one copy of 100,000 rows, not three (a pytest-xdist worker's report still
+            # has them to carry)
+            if self.worker is None:
+                setattr(report, "promptvcr_rows", None)  # noqa: B010  # not an attribute TestReport declares
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.internal_error:
@@ -352,7 +356,10 @@ def _verdict(run: evals.CaseRun, rows: list[Row]) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     rep: Any = yield
     if call.when == "call" and _ROWS in item.stash:
-        rep.promptvcr_rows = [row.to_dict() for row in item.stash[_ROWS]]  # what pytest-xdist can carry
+        # what pytest-xdist can carry; taken off the item, which pytest keeps to the end (as it keeps the report,
+        # until the rows on it are the session's: pytest_runtest_logreport)
+        rep.promptvcr_rows = [row.to_dict() for row in item.stash[_ROWS]]
+        del item.stash[_ROWS]
         run = item.stash[_RUN]
         rep.promptvcr_eval = [run.eval_name, str(item.path)]
         rep.promptvcr_item = [run.eval_name, run.variant.name, run.case.id, run.samples]

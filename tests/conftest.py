@@ -3,6 +3,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpcore2  # noqa: F401  # see below
+import numpy  # noqa: F401  # see below
+import openai  # noqa: F401  # see below
+import pandas  # noqa: F401  # see below
 import pytest
 
 from tests.fakeserver import FakeOpenAI, cycling
@@ -11,7 +14,9 @@ pytest_plugins = ["pytester"]
 
 # pytester's in-process runs drop modules first imported inside them. httpx2 maps httpcore2's exceptions through a
 # table it builds once; a re-imported httpcore2 would raise classes that table doesn't know, and a refused
-# connection would escape unmapped. Importing it here keeps one httpcore2 for the whole session.
+# connection would escape unmapped. Importing it here keeps one httpcore2 for the whole session. The harness imports
+# the SDK and the report's pandas on first use (harness._lazy), which may be inside such a run: numpy cannot be
+# imported twice in a process, and a second openai would raise classes the first one's callers don't catch.
 
 
 @pytest.fixture(scope="session")

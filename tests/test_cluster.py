@@ -115,3 +115,11 @@ def test_icc_and_cases_needed_by_hand() -> None:
     assert math.isnan(cluster.icc(np.array([1.0]), np.array([0]), 1))
     # 100 independent pairs at 10 samples per case: 10 cases when ρ = 0, 100 when ρ = 1, 55 when ρ = 0.5
     assert [cluster.cases_needed(100, rho, 10) for rho in (0.0, 1.0, 0.5)] == [10, 100, 55]
+
+
+@pytest.mark.parametrize(("k", "n"), [(1, 5), (7, 100), (50, 1000)])
+def test_each_clusters_rows_are_its_rows_in_order(k: int, n: int) -> None:
+    codes = np.random.default_rng(k).integers(0, k, size=n)
+    codes[:k] = np.arange(k)  # every cluster has a row
+    members = cluster._members(codes, k)
+    assert [list(m) for m in members] == [[i for i in range(n) if codes[i] == c] for c in range(k)]

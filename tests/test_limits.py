@@ -196,6 +196,20 @@ def test_a_429_pauses_the_model_for_every_thread_even_one_already_waiting_for_a_
     assert send_times(g, fake, 1, model="other") == [2.0]  # another model was never paused
 
 
+def test_a_429_pauses_every_thread_once_per_window_later_ones_wait_for_themselves() -> None:
+    fake = FakeTime()
+    g = past_the_first_request(gate(fake))
+    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 1.0, attempt=0, max_retries=2) == 1.0
+    assert send_times(g, fake, 1) == [1.0]  # the first 429: everyone waited its Retry-After
+    # another one in the same window: its own sender is told to wait, the others are not paused again
+    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 1.0, attempt=0, max_retries=2) == 1.0
+    assert send_times(g, fake, 1) == [1.0]
+    fake.sleep(limits.PAUSE_WINDOW_S)  # a new window: the next 429 pauses everyone again
+    start = fake.now
+    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 2.0, attempt=0, max_retries=2) == 2.0
+    assert send_times(g, fake, 1) == [start + 2.0]
+
+
 def test_retry_wait_without_retry_after_backs_off_exponentially_with_jitter() -> None:
     g = gate(FakeTime())
     for attempt in range(6):

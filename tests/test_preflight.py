@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -152,3 +154,49 @@ def test_the_budget_holds_for_the_run_across_xdist_workers(pytester: pytest.Pyte
     sent = len(fake_openai.chat_requests)
     assert 4 <= sent <= 5, result.stdout.str()[-2000:]  # 5: each worker may hold one last call of the last room
     assert sum(r["error"] == "budget" for r in ep.results(pytester.path)) == 12 - sent
+
+
+def test_a_replay_of_a_request_over_the_window_is_refused_as_a_live_run_is(pytester: pytest.Pytester) -> None:
+    filled = preflight.fill_context({"model": "gpt-3.5-turbo", "messages": [SYSTEM], "max_tokens": 200}, over=1)
+    root = _project(pytester.path, "http://127.0.0.1:9/v1", filled["messages"], samples=2)
+    pytester.runpytest("evals", "-p", "no:cacheprovider")  # a replay, with no cassette at all
+    rows = ep.read_csv(ep.latest(root) / "results.csv")
+    assert [r["error"] for r in rows] == ["context_overflow"] * 2  # not a missing recording
+
+
+def _corpus_requests() -> list[dict[str, Any]]:
+    path = Path(__file__).parent / "data" / "corpus_excerpt.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines]
+    return [r for r in records if r["category"] == "chat" and (r.get("usage") or {}).get("prompt_tokens")]
+
+
+def test_the_bound_a_replay_uses_is_above_what_openai_billed_and_our_estimate_with_its_margin() -> None:
+    bounded = 0
+    for record in _corpus_requests():
+        body = record["request"]["body"]
+        bound = tokens.prompt_tokens_at_most(body)
+        if bound is None:
+            continue
+        bounded += 1
+        assert bound >= record["usage"]["prompt_tokens"], record["interaction_sha256"]
+        try:
+            count, exact = tokens.estimate_prompt_tokens(body, model=record["response_model"])
+        except tokens.TokenCountError:
+            continue
+        assert bound >= count + (0 if exact else tokens.estimate_margin(count)), record["interaction_sha256"]
+    assert bounded >= 50  # the excerpt's plain-text requests
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {}}}},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "parts"}]}]},
+        {"messages": [{"role": "assistant", "content": None, "tool_calls": []}]},
+    ],
+)
+def test_no_bound_for_what_it_cannot_bound(extra: dict[str, Any]) -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]} | extra
+    assert tokens.prompt_tokens_at_most(body) is None

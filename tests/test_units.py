@@ -615,3 +615,17 @@ def test_load_syntax_error_and_missing_file(tmp_path: Path) -> None:
 
 def test_pointer_escaping() -> None:
     assert yamlsrc.pointer(["a/b", "c~d", 0]) == "/a~1b/c~0d/0"
+
+
+@pytest.mark.parametrize(
+    "text", ["plain", "two\nlines\n", "", "tabs\tand é 漢字 🙂", "a } b % c", "x\u2028y", "a\ud800b", "a\r\nb"]
+)
+def test_a_message_without_template_syntax_renders_as_jinja2_renders_it(text: str) -> None:
+    def outcome(template: str) -> tuple[str, int | None]:
+        try:
+            return render.render(template, {}), None
+        except render.TemplateProblem as exc:
+            return str(exc), exc.line
+
+    through_jinja = "{{ '' }}"  # renders to nothing, but takes the template through jinja2
+    assert outcome(text) == outcome(text + through_jinja)

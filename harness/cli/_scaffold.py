@@ -98,6 +98,8 @@ GITIGNORE = """\
 reports/
 # answers of an interrupted recording, until `promptvcr run --resume` puts them in their cassette
 *.yaml.wal
+# parsed cassettes, by each file's sha256: a cache that replays read instead of the YAML
+.promptvcr-cache/
 """
 
 _INSTALL = """\

@@ -121,6 +121,13 @@ class _Expired(BaseException):
 
 
 def render(template: str, variables: dict[str, Any]) -> str:
+    if "{" not in template and "\r" not in template:
+        # no jinja2 syntax (its tags all open with `{`) and no line break it would rewrite: jinja2 gives the text
+        # back as it is, after a compile per message that was most of loading a big case file
+        try:
+            return _bounded(iter((template,)))
+        except SecurityError as exc:  # as the same text rendered by jinja2 fails (below)
+            raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}", None) from None
     try:
         compiled = _ENV.from_string(template)
     except jinja2.TemplateSyntaxError as exc:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from .._lazy import numpy as np
 
-Array = np.ndarray[Any, Any]
+if TYPE_CHECKING:
+    Array = np.ndarray[Any, Any]  # annotations only (they are not evaluated)
+
+
 RESAMPLES = 2000
 SEED = 0  # fixed: the same rows give the same report (serial and pytest-xdist runs compare equal)
 ALPHA = 0.05
@@ -51,7 +54,7 @@ def statistic_differences(
     When every cluster has as many rows and the statistic works along the last axis (``axis=-1``), a chunk of
     resamples is one array: the same rows in the same order as one resample at a time, so the same numbers, without
     a Python loop per resample (the whole of a small replay's report time, before)."""
-    members = [np.flatnonzero(cluster == c) for c in range(k)]
+    members = _members(cluster, k)
     if len({len(m) for m in members}) == 1:
         table = np.stack(members)
         chunks = [table[p].reshape(len(p), -1) for p in _picks(k, resamples)]
@@ -65,6 +68,13 @@ def statistic_differences(
             rows = np.concatenate([members[c] for c in chosen])
             out.append(float(statistic(b[rows])) - float(statistic(a[rows])))
     return np.asarray(out)
+
+
+def _members(cluster: Array, k: int) -> list[Array]:
+    """Each cluster's row numbers, ascending (as ``np.flatnonzero(cluster == c)``, in one sort instead of a pass over
+    every row per cluster: 5,000 cases × 50,000 rows was seconds per statistic)."""
+    order = np.argsort(cluster, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(cluster, minlength=k))[:-1])
 
 
 def interval(deltas: Array) -> tuple[float, float]:

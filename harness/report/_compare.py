@@ -15,14 +15,17 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
-
+from .._lazy import numpy as np
+from .._lazy import pandas as pd
 from ..errors import PromptVCRError
 from . import _cluster as cluster
 from ._stats import paired_sample_size
+
+if TYPE_CHECKING:
+    Array = np.ndarray[Any, Any]  # annotations only (they are not evaluated)
+
 
 ALPHA = cluster.ALPHA
 DETECT = 0.05  # the sample-size estimate is for a 5-point difference...
@@ -38,7 +41,6 @@ USED = ("eval", "case", "variant", "sample", "outcome", "json_valid", "schema_va
 
 Verdict = Literal["better", "worse", "no significant difference", "insufficient data"]
 Unit = Literal["rate", "usd", "tokens", "ms"]
-Array = np.ndarray[Any, Any]
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jinja2
-import pandas as pd
-
+from .._lazy import jinja2
+from .._lazy import pandas as pd
 from . import _charts as charts
 from . import _compare as compare
 from . import _compare_text as compare_text
@@ -17,11 +18,14 @@ from . import _verdicts as verdicts
 MAX_FAILURES_SHOWN = 20  # failing samples listed per case × variant; results.csv has them all
 MAX_OUTPUT_CHARS = 4000
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("harness.report", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
 
 
 # JSON-validity bars take the colour of their gate's verdict, never of their position in the list.
@@ -34,15 +38,19 @@ def _colour(share: float) -> str:
 
 
 def _grid(rows: pd.DataFrame, variants: list[str]) -> dict[str, Any]:
+    # counted in one pass (boolean masks per case × variant were 2.7 s of a 10,000-row replay)
+    outcomes: dict[Any, dict[Any, Counter[str]]] = {}
+    for case, variant, outcome in zip(rows["case"], rows["variant"], rows["outcome"].astype(str), strict=True):
+        outcomes.setdefault(case, {}).setdefault(variant, Counter())[outcome] += 1
     lines = []
-    for case, by_case in rows.groupby("case", sort=True):
+    for case in sorted(outcomes):
         cells = []
         for variant in variants:
-            outcome = by_case.loc[by_case["variant"] == variant, "outcome"].astype(str)
-            answered = int(outcome.isin(["passed", "failed"]).sum())
-            passed, errored = int((outcome == "passed").sum()), int((outcome == "errored").sum())
+            counts = outcomes[case].get(variant, Counter())
+            answered = counts["passed"] + counts["failed"]
+            passed, errored = counts["passed"], counts["errored"]
             share = passed / answered if answered else math.nan
-            text = f"{passed}/{answered}" + (f" ({errored} errors)" if errored else "") if len(outcome) else "—"
+            text = f"{passed}/{answered}" + (f" ({errored} errors)" if errored else "") if counts.total() else "—"
             failing = answered - passed + errored
             cells.append({"text": text, "colour": _colour(share), "anchor": _anchor(case, variant) if failing else ""})
         lines.append({"case": str(case), "cells": cells})
@@ -141,20 +149,24 @@ def render(
     """The page: the verdicts and where the sides disagree, the given tables (title, headers, rows), then per eval
     its charts, outcome grid and A/B tables."""
     sections = [_eval_section(str(name), rows, metrics, comparisons) for name, rows in df.groupby("eval", sort=True)]
-    return _ENV.get_template("report.html.j2").render(
-        note=note,
-        stories=[
-            {
-                "label": s.comparison.label,
-                "headlines": s.headlines,
-                "headers": verdicts.disagreement_headers(s),
-                "rows": verdicts.disagreement_rows(s),
-            }
-            for s in stories
-        ],
-        tables=tables,
-        evals=sections,
-        verdict_headers=compare_text.HEADERS,
-        case_headers=compare_text.CASE_HEADERS,
-        method=compare_text.METHODS,
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            note=note,
+            stories=[
+                {
+                    "label": s.comparison.label,
+                    "headlines": s.headlines,
+                    "headers": verdicts.disagreement_headers(s),
+                    "rows": verdicts.disagreement_rows(s),
+                }
+                for s in stories
+            ],
+            tables=tables,
+            evals=sections,
+            verdict_headers=compare_text.HEADERS,
+            case_headers=compare_text.CASE_HEADERS,
+            method=compare_text.METHODS,
+        )
     )

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from .._lazy import pandas as pd
 from ..load import _metrics as measures
 from ..load._evals import Eval
 from ..run._row import COLUMNS, PRIMARY, Row

@@ -12,8 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import pandas as pd
-
+from .._lazy import pandas as pd
 from . import _compare as compare
 from . import _tables as tables
 from ._gates import GateResult

@@ -8,22 +8,20 @@ returns the response JSON, or an error class with the server's own message.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
-import httpx2
-import openai
-
+from .._lazy import httpx2, openai  # imported when a request first needs the SDK: most replays never do
 from ..errors import ConfigError
 from ..load._evals import Endpoint
 from ..record._cassettes import BATCH_HEADER, LATENCY_HEADER, REPLAYED_HEADER, TTFT_HEADER, Cassette, NoRecording
 from ..record._secrets import redact
-from ..record._transport import Transport, network_transport
 from . import _stream as stream
 from ._limits import Pacer
 from ._remedy import Remedy
@@ -61,6 +59,8 @@ def make_client(
         raise ConfigError(
             f"{endpoint.api_key_env} is not set: export it or put it in .env to record against {endpoint.base_url}"
         )
+    from ..record._transport import Transport, network_transport  # httpx2's: with the SDK, not before
+
     limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
     network = None if replay else network_transport(limits)
     return openai.OpenAI(
@@ -128,22 +128,29 @@ def replayed(cassette: Cassette, sample: int | None, body: dict[str, Any]) -> Ca
 # ---------------------------------------------------------------------------------------------------- streamed
 
 
-class _Events(openai.Stream[Any]):
-    """The SDK's stream of chunks, noting whether the server ended it with ``data: [DONE]`` (the SDK stops there
-    without a word, and just as silently at a stream cut short)."""
+@functools.cache
+def _events() -> Any:
+    """The stream class below, made when a stream is first read: it subclasses the SDK's, which a replay answered
+    from its cassettes never imports."""
 
-    done = False
+    class _Events(openai.Stream[Any]):
+        """The SDK's stream of chunks, noting whether the server ended it with ``data: [DONE]`` (the SDK stops there
+        without a word, and just as silently at a stream cut short)."""
 
-    def _iter_events(self) -> Iterator[Any]:
-        for event in super()._iter_events():
-            self.done = self.done or event.data.startswith(stream.DONE)
-            yield event
+        done = False
+
+        def _iter_events(self) -> Iterator[Any]:
+            for event in super()._iter_events():
+                self.done = self.done or event.data.startswith(stream.DONE)
+                yield event
+
+    return _Events
 
 
 def _streamed(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
     """A ``stream: true`` request, read chunk by chunk through the SDK (live or replayed alike) and assembled into
     the ``chat.completion`` checks read. The SDK's errors of the request itself are ``call``'s to classify."""
-    events = client.post("/chat/completions", cast_to=object, body=body, stream=True, stream_cls=_Events)
+    events = client.post("/chat/completions", cast_to=object, body=body, stream=True, stream_cls=_events())
     headers = events.response.headers
     latency, ttft = (float(headers[h]) if headers.get(h) else None for h in (LATENCY_HEADER, TTFT_HEADER))
     seen: dict[str, Any] = {"latency_ms": latency, "ttft_ms": ttft, "headers": _pacing_headers(headers)}
@@ -201,6 +208,26 @@ def _failed(kind: ErrorKind, exc: openai.OpenAIError, start: float) -> CallResul
     )
 
 
+class _OnFirstUse:
+    """A replay's SDK client, made when a request first needs it (a recorded error status, a missing recording):
+    a replay that every cassette answers never imports the SDK."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+        self._api: openai.OpenAI | None = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._api is None:
+                self._api = make_client(self._endpoint, replay=True, connections=self._endpoint.concurrency)
+        return getattr(self._api, name)
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.close()
+
+
 class Connections:
     """One SDK client per endpoint and one ``limits.Pacer`` per endpoint URL for a whole session, shared by threads.
 
@@ -218,10 +245,13 @@ class Connections:
         """Raises ConfigError (no key) or LocalServerError (no local server)."""
         with self._lock:
             if endpoint not in self._clients:
-                base_url = self._local_url() if endpoint.kind == "local" and not self.replay else None
-                self._clients[endpoint] = make_client(
-                    endpoint, replay=self.replay, base_url=base_url, connections=endpoint.concurrency
-                )
+                if self.replay:  # most replays are answered by ``replayed``: the SDK is for what is not
+                    self._clients[endpoint] = cast("openai.OpenAI", _OnFirstUse(endpoint))
+                else:
+                    base_url = self._local_url() if endpoint.kind == "local" else None
+                    self._clients[endpoint] = make_client(
+                        endpoint, replay=False, base_url=base_url, connections=endpoint.concurrency
+                    )
             return self._clients[endpoint]
 
     def pacer(self, endpoint: Endpoint) -> Pacer:

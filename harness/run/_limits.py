@@ -7,8 +7,11 @@ One ``Pacer`` per endpoint (base URL) for the whole session, shared by every thr
   endpoint announces in ``x-ratelimit-limit-*``; ``x-ratelimit-remaining-* == 0`` pauses the model until the
   matching ``x-ratelimit-reset-*``);
 - a 429 pauses the model for every thread (``Retry-After`` / ``retry-after-ms`` honoured, else exponential backoff
-  with jitter), and the wall-clock time the endpoint spends waiting to retry is capped (``max_retry_time_s``): past
-  it, failures are final instead of retried, so a run in a rate-limit storm ends instead of hanging.
+  with jitter) once per window (``PAUSE_WINDOW_S``, the minute OpenAI counts its limits in): a later 429 of the same
+  window waits for itself only, so scattered 429s do not idle the endpoint a pause at a time (46 of them at
+  Retry-After 1 s cost 19 s of a 4 s run); the wall-clock time the endpoint spends waiting to retry is capped
+  (``max_retry_time_s``): past it, failures are final instead of retried, so a run in a rate-limit storm ends
+  instead of hanging.
 
 The pace is the generic cell rate algorithm: each request books the interval it is worth after the previous
 booking, with one second of burst allowed; a request bigger than a second's worth of tokens waits its turn rather
@@ -31,6 +34,7 @@ MAX_RATE_LIMITED_ATTEMPTS = 10  # beyond max_retries: a 429 says "later", not "b
 BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 8.0
 BURST_S = 1.0
+PAUSE_WINDOW_S = 60.0  # a 429 pauses every thread at most once in this long (see the module doc)
 
 
 class Pace:
@@ -91,6 +95,7 @@ class Pacer:
         self._lock = threading.Lock()
         self._paces: dict[tuple[str, str], Pace] = {}
         self._paused_until: dict[str, float] = {}
+        self._window_start: dict[str, float] = {}  # when a 429 last paused the model for every thread
         self._waiting = 0  # threads now waiting to retry
         self._waiting_since = 0.0
         self._retry_time_s = 0.0  # wall-clock time during which at least one thread waited to retry
@@ -188,8 +193,17 @@ class Pacer:
         if self.retry_time_s() + wait > self.limits.max_retry_time_s:
             return None
         if error == ErrorKind.RATE_LIMITED:
-            self.pause(model, wait)
+            self._pause_for_429(model, wait)
         return wait
+
+    def _pause_for_429(self, model: str, seconds: float) -> None:
+        with self._lock:
+            now = self._clock()
+            start = self._window_start.get(model)
+            if start is not None and now - start < PAUSE_WINDOW_S:
+                return  # this window's pause was taken: the retrying thread waits on its own
+            self._window_start[model] = now
+        self.pause(model, seconds)
 
     @contextmanager
     def retrying(self) -> Iterator[None]:

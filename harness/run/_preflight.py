@@ -115,6 +115,23 @@ def _turn_prompts(run: CaseRun, max_output: int) -> tuple[list[int], bool]:
     return counts, exact
 
 
+def replay_plan(run: CaseRun) -> CallPlan:
+    """A replay's figures: nothing is sent, paced or paid, so only whether the call overflows its context window
+    counts. The prompt is counted unless a bound without the encoding shows a one-request case fits."""
+    full = None
+    entry = models.lookup(run.model)
+    # a conversation's later turns carry earlier answers: counted as ``plan`` counts them
+    bound = None if run.case.followups else tokens.prompt_tokens_at_most(run.body)
+    if entry is None or entry.context_window is None or bound is None:
+        full = plan(run)
+    else:
+        asked = run.body.get("max_completion_tokens") or run.body.get("max_tokens")
+        max_output = int(asked) if asked else entry.max_output_tokens
+        if max_output is None or bound + max_output > entry.context_window:
+            full = plan(run)
+    return full or CallPlan(run, None, False, None, None, None, "not counted: the replay's prompt fits")
+
+
 def plans(ev: Eval, batch: bool = False) -> list[CallPlan]:
     return [plan(run, batch) for run in ev.runs]
 

@@ -9,9 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 import yaml
 
 from ..checks import _builtins as checks
@@ -28,6 +27,9 @@ from . import _turns as turns
 from ._limits import Pacer, retry_after
 from ._remedy import Advise, Missing, Remedy
 from ._row import CACHED, FROM_CACHE, PRIMARY, AnsweredBy, ErrorKind, Row
+
+if TYPE_CHECKING:
+    import openai  # the SDK's client, made by ``_client``: a replay answered from its cassettes never imports it
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ def open_cassette(path: Path, run: CaseRun, options: RunOptions) -> cassettes.Ca
     in it stays, what is missing is recorded) instead of starting it afresh (`all`) or leaving it as it is (`once`)."""
     continued = options.resume and str(path) in options.rewritten
     mode = RecordMode.NEW_EPISODES if continued else options.record_mode
-    return cassettes.Cassette(path, mode, run.redactor, options.resume)
+    index = cassettes.index_dir(options.cassettes_dir)
+    return cassettes.Cassette(path, mode, run.redactor, options.resume, index)
 
 
 def close_cassette(cassette: cassettes.Cassette, options: RunOptions) -> None:
@@ -88,7 +91,8 @@ class RunningCase:
         self.run = run
         self.options = options
         item = (run.eval_name, run.variant.name, run.case.id)
-        self.call = options.plans.get(item) or preflight.plan(run)  # the pre-flight's, counted once
+        # the pre-flight's, counted once; a replay's only says whether it overflows
+        self.call = options.plans.get(item) or (preflight.replay_plan if options.replay else preflight.plan)(run)
         self.kept = dict(options.done.get(item, {}))
         self.pending = [s for s in range(run.samples) if s not in self.kept]
         self.refusal = self._refusal()  # every sample's row when nothing may be sent, else None

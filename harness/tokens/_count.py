@@ -21,6 +21,7 @@ publishes; nothing is downloaded.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -345,3 +346,19 @@ def estimate_prompt_tokens(
     """
     counter = _counter(request_body, model, at, rules, allow_estimate=True)
     return counter.request(request_body), counter.exact
+
+
+def prompt_tokens_at_most(request_body: Mapping[str, Any]) -> int | None:
+    """A bound on ``estimate_prompt_tokens`` plus its margin, without building an encoding (most of a small
+    replay's time): for a request of plain-text messages and no tools or json_schema format, a token is at least one
+    byte of its text, and each message's framing tokens fewer than the bytes of its JSON keys; doubled for the
+    margin. None for any other request (images, parts, tools, schemas): count it."""
+    if any(key in request_body for key in ("tools", "functions")) or json_schema_format(request_body) is not None:
+        return None
+    messages = request_body.get("messages") or []
+    if not all(isinstance(m, Mapping) and isinstance(m.get("content"), str) and set(m) <= _PLAIN for m in messages):
+        return None
+    return 2 * len(json.dumps(list(messages), ensure_ascii=False).encode("utf-8")) + 64
+
+
+_PLAIN = frozenset({"role", "content", "name"})  # a message's keys that prompt_tokens_at_most can bound

@@ -1,0 +1,122 @@
+"""Cassettes stay vcrpy's: vcrpy itself replays one we recorded, and re-saving what was read writes the same bytes;
+the parsed index beside them (``.promptvcr-cache/``, by each file's sha256) is only ever a faster read of the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+import vcr
+import yaml
+
+from harness.record import _cassettes as cassettes
+from harness.record._cassettes import Cassette, RecordMode
+from tests import evalproject as ep
+from tests.fakeserver import FakeOpenAI
+
+EVAL = "idx"
+
+
+def _recorded(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> Path:
+    """A project with one case × one variant × two samples, recorded against the fake server; its cassette."""
+    root = pytester.path
+    ep.init_project(root)
+    case_file = ep.write_cases(root, EVAL, [ep.json_case("alpha")])
+    ep.write_eval(
+        root, EVAL, base_url=fake_openai.base_url, cases=[case_file], variants={"v": {"model": "m"}}, samples=2
+    )
+    pytester.runpytest("evals", "-p", "no:cacheprovider", "--record-mode", "once").assert_outcomes(passed=1)
+    (path,) = ep.cassettes(root, EVAL)
+    return path
+
+
+def _index(cassettes_dir: Path) -> Path:
+    return cassettes.index_dir(cassettes_dir)
+
+
+def test_vcrpy_itself_replays_a_cassette_we_recorded(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+    path = _recorded(pytester, fake_openai)
+    sent = len(fake_openai.chat_requests)
+    stored = yaml.safe_load(path.read_text(encoding="utf-8"))["interactions"]
+    first = stored[0]["request"]
+    with vcr.use_cassette(str(path), record_mode="none", match_on=["method", "uri", "body"]):
+        request = urllib.request.Request(
+            first["uri"], data=first["body"].encode(), headers={"content-type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.loads(response.read())
+    assert answer == json.loads(stored[0]["response"]["body"]["string"])
+    assert len(fake_openai.chat_requests) == sent  # vcrpy answered: nothing reached the server
+
+
+def test_what_was_read_saves_as_the_same_bytes_from_the_file_and_from_the_index(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    path = _recorded(pytester, fake_openai)
+    original = path.read_bytes()
+    index = tmp_path / "index"
+    for _ in range(2):  # parsed from YAML (and indexed), then read from the index
+        again = tmp_path / "again.yaml"
+        cassettes.save(again, Cassette(path, RecordMode.NONE, index=index).data)
+        assert again.read_bytes() == original
+    assert [p.name for p in index.iterdir()] == [f"{hashlib.sha256(original).hexdigest()}.json"]
+
+
+def test_a_replay_indexes_each_cassette_and_an_edited_file_is_read_anew(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI
+) -> None:
+    path = _recorded(pytester, fake_openai)
+    index = _index(pytester.path / "cassettes")
+    shutil.rmtree(index, ignore_errors=True)  # the recording run may have made one: this replay's is looked at
+    pytester.runpytest("evals", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [p.name for p in index.iterdir()] == [f"{digest}.json"]
+    assert json.loads((index / f"{digest}.json").read_text()) == yaml.safe_load(path.read_text())["interactions"]
+
+    edited = path.read_text(encoding="utf-8").replace('\\"ok\\": true', '\\"ok\\": false')
+    assert edited != path.read_text(encoding="utf-8")
+    path.write_text(edited, encoding="utf-8")
+    read = Cassette(path, RecordMode.NONE, index=index).data
+    assert read == yaml.safe_load(edited)["interactions"]  # the file's new text, not the index of its old one
+    assert len(list(index.iterdir())) == 2
+
+
+def test_an_unreadable_index_entry_is_parsed_again_from_the_file(tmp_path: Path) -> None:
+    interactions = [_interaction("a")]
+    path = tmp_path / "c.yaml"
+    cassettes.save(path, interactions)
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / f"{hashlib.sha256(path.read_bytes()).hexdigest()}.json").write_text('{"torn": ')
+    assert Cassette(path, RecordMode.NONE, index=index).data == interactions
+
+
+def test_data_json_would_change_is_read_from_the_yaml_each_time(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    interaction = _interaction("a")
+    interaction["response"]["headers"]["when"] = [__import__("datetime").date(2026, 1, 2)]  # a YAML date
+    cassettes.save(path, [interaction])
+    index = tmp_path / "index"
+    assert Cassette(path, RecordMode.NONE, index=index).data == [interaction]
+    assert not index.exists()  # JSON would give the date back as text: not indexed
+
+
+def test_an_old_vcrpy_cassette_with_python_tags_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "old.yaml"
+    text = yaml.safe_dump({"version": 1, "interactions": [_interaction("a")]})
+    path.write_text(text.replace("method: POST", "method: !!python/str POST"), encoding="utf-8")
+    assert Cassette(path, RecordMode.NONE, index=tmp_path / "index").data[0]["request"]["method"] == "POST"
+
+
+def _interaction(content: str) -> dict[str, object]:
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": content}]})
+    answer = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
+    return {
+        "request": {"body": body, "headers": {}, "method": "POST", "uri": "http://127.0.0.1:1/v1/chat/completions"},
+        "response": {"body": {"string": answer}, "headers": {}, "status": {"code": 200, "message": "OK"}},
+    }
