@@ -188,6 +188,15 @@ def test_a_bad_vars_from_is_a_problem_at_its_line_in_the_case_file(
     assert fake_openai.chat_requests == []
 
 
+def test_a_vars_from_naming_a_directory_says_so(tmp_path: Path) -> None:
+    _project(tmp_path, "http://127.0.0.1:9/v1", "people.csv", TABLES["csv"], CASE.replace("{table}", "data/more.csv"))
+    (tmp_path / "cases" / "data" / "more.csv").mkdir()
+    with pytest.raises(InputError) as info:
+        evals.load(tmp_path / "evals" / "people.yaml", tmp_path)
+    line = _line(CASE.format(table="x"), "vars_from:")
+    assert f"cases/people.yaml:{line}: at /cases/0/vars_from data table a directory, not a data file" in str(info.value)
+
+
 def test_a_template_a_row_cannot_fill_is_said_once_at_the_template_naming_the_rows(
     pytester: pytest.Pytester, fake_openai: FakeOpenAI
 ) -> None:

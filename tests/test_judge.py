@@ -69,6 +69,26 @@ def test_request_asks_for_a_strict_json_verdict_with_the_rubric_conversation_and
     assert text.index("[system]\nBe brief.") < text.index("[user]\nName a language.") < text.index("<rubric>")
 
 
+def test_the_judge_reads_content_parts_and_tool_calls_as_the_conversation_said_them() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    asked = [{"type": "text", "text": "Which language is on this sign?"}, image, {"type": "text", "text": "Briefly."}]
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "ocr", "arguments": '{"lang": "fr"}'}}]
+    messages = [
+        {"role": "user", "content": asked},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call_1", "content": "Bonjour"},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't read signs."}]},
+    ]
+    text = judge.request_body(JUDGE_MODEL, RUBRIC, messages, "French.")["messages"][1]["content"]
+    conversation = text[text.index("<conversation>\n") + 15 : text.index("\n</conversation>")]
+    assert conversation.split("\n\n") == [
+        "[user]\nWhich language is on this sign?\n[image]\nBriefly.",
+        f"[assistant]\n{json.dumps(calls)}",
+        "[tool]\nBonjour",
+        "[assistant]\nI can't read signs.",
+    ]
+
+
 @pytest.mark.parametrize(
     ("score", "passed", "reason"),
     [

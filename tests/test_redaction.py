@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.record._redaction import compile_rules
+from harness.record._redaction import compile_rules, mask_json_text
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 
@@ -30,6 +31,23 @@ def test_builtin_rules_mask_what_they_name_and_leave_the_rest() -> None:
     assert custom.text("see TCK-1234") == "see [REDACTED:ticket]"
     with pytest.raises(ValueError, match="unknown redaction rule 'ssn'"):
         compile_rules(["ssn"])
+
+
+@pytest.mark.parametrize("opening", [": OPENROUTER PROCESSING\n\n", "event: message\n", "id: 1\nretry: 500\n"])
+def test_a_stream_is_masked_chunk_by_chunk_whatever_its_first_line(opening: str) -> None:
+    redactor = compile_rules(["email", {"name": "stamp", "pattern": "[0-9]{10}"}])  # it would hit `created` too
+    chunks = [
+        {"created": 1_790_000_000, "choices": [{"index": 0, "delta": {"content": f"mail {EMAIL} at 1234567890"}}]}
+    ]
+    sse = opening + "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    masked = mask_json_text(redactor, sse)
+    datas = [json.loads(line[5:]) for line in masked.splitlines() if line.startswith("data: {")]
+    assert [d["created"] for d in datas] == [1_790_000_000]  # the chunk's framing kept: a replay reads it back
+    assert datas[0]["choices"][0]["delta"]["content"] == "mail [REDACTED:email] at [REDACTED:stamp]"
+    assert masked.startswith(opening) and masked.endswith("data: [DONE]\n\n")
+    # text with a `data:` line among others is text: masked whole, numbers of its JSON too
+    text = f'note {EMAIL}\ndata: {{"n": 1234567890}}'
+    assert mask_json_text(redactor, text) == 'note [REDACTED:email]\ndata: {"n": [REDACTED:stamp]}'
 
 
 def _texts(root: Path) -> str:

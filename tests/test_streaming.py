@@ -382,9 +382,13 @@ def test_the_stream_column_block_is_in_results_csv() -> None:
     assert COLUMNS[at : at + 3] == ("ttft_ms", "tokens_per_s", "usage_estimated")
 
 
-def test_a_redacted_stream_stays_a_stream_in_the_cassette(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:
+@pytest.mark.parametrize("opening", ["", ": OPENROUTER PROCESSING\n\n"], ids=["data-first", "comment-first"])
+def test_a_redacted_stream_stays_a_stream_in_the_cassette(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, opening: str
+) -> None:
     pieces = ["Write to ", "ada@example.com", " today"]
-    fake_openai.respond = lambda body: streamed(pieces, usage=USAGE)
+    events = streamed(pieces, usage=USAGE).events or []
+    fake_openai.respond = lambda body: Reply(events=[opening, *events] if opening else events)
     # a rule that would also match the chunks' `created` numbers, were the stream masked as plain text
     rules = ["email", {"name": "stamp", "pattern": "[0-9]{10}"}]
     _project(pytester.path, fake_openai.base_url, [_case("masked", expect=[{"contains": "Write"}])], redact=rules)

@@ -37,10 +37,27 @@ SYSTEM = (
 )
 
 
+_PART_NAMES = {"image_url": "image", "input_audio": "audio"}  # the other part types are named as they are typed
+
+
 def _said(message: Mapping[str, Any]) -> str:
-    """A message's text; an assistant's tool calls without text, as their JSON."""
+    """A message's text: its content parts' text, with what a non-text part was in brackets (``[image]``: the judge
+    is not shown it); an assistant's tool calls without content, as their JSON."""
     content = message.get("content")
-    return content if isinstance(content, str) else json.dumps(message.get("tool_calls"), ensure_ascii=False)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(_part_text(part) for part in content)
+    calls = message.get("tool_calls")
+    return json.dumps(calls, ensure_ascii=False) if content is None and calls else ""
+
+
+def _part_text(part: Any) -> str:
+    kind = part.get("type") if isinstance(part, Mapping) else None
+    text = part.get(kind) if kind in ("text", "refusal") else None  # an assistant's content may hold a refusal part
+    if isinstance(text, str):
+        return text
+    return f"[{_PART_NAMES.get(kind, kind) if isinstance(kind, str) else 'part'}]"
 
 
 def request_body(model: str, rubric: str, messages: Sequence[Mapping[str, Any]], answer: str) -> dict[str, Any]:

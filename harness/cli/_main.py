@@ -100,7 +100,7 @@ def _validate(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             continue
         # a conversation: one call per turn; each judge check: one more per sample
-        calls = sum(r.samples * (max(1, len(r.case.turns)) + len(r.judges)) for r in ev.runs)
+        calls = sum(r.samples * (r.case.calls + len(r.judges)) for r in ev.runs)
         print(f"{path}: ok — eval {ev.name!r}, {len(ev.runs)} case × variant items, {calls} calls")
     return code
 

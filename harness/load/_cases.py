@@ -49,6 +49,11 @@ class Case:
         """The user turns sent after the first answer, each after the answer before it."""
         return self.turns[1:]
 
+    @property
+    def calls(self) -> int:
+        """Requests one sample sends: one, or one per turn of a conversation."""
+        return len(self.followups) + 1
+
     def where_id(self) -> Problem:
         return self.id_at or Problem(self.path, self.line, f"{self.pointer}/id", "")
 
@@ -189,7 +194,8 @@ class _Expansion:
             return [(raw["id"], {}, None)]
         table = self.doc.path.parent / raw["vars_from"]
         if not table.is_file():
-            self.problems.append(self.doc.problem(f"{ptr}/vars_from", f"data table not found: {table}"))
+            what = "a directory, not a data file" if table.is_dir() else "not found"
+            self.problems.append(self.doc.problem(f"{ptr}/vars_from", f"data table {what}: {table}"))
             return []
         try:
             rows = datatables.load(table)

@@ -80,10 +80,20 @@ def mask_json_text(redactor: Redactor, text: str) -> str:
     try:
         doc = json.loads(text)
     except ValueError:
-        if text.startswith("data:"):
+        if _is_event_stream(text):
             return "\n".join(_mask_event_line(redactor, line) for line in text.split("\n"))
         return redactor.text(text)
     return json.dumps(mask_json(redactor, doc), ensure_ascii=False, separators=(",", ":"))
+
+
+_EVENT_LINES = ("data:", "event:", "id:", "retry:", ":")  # an event's fields, and a comment (`: keep-alive`)
+
+
+def _is_event_stream(text: str) -> bool:
+    """Whether a body is a server-sent event stream by its lines: each one a field or a comment, one of them data
+    (whatever comes first: a proxy's comment or an `event:` line). The body is all a cassette's masking is given."""
+    lines = [line for line in text.splitlines() if line]
+    return any(line.startswith("data:") for line in lines) and all(line.startswith(_EVENT_LINES) for line in lines)
 
 
 def _mask_event_line(redactor: Redactor, line: str) -> str:

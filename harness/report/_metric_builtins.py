@@ -59,8 +59,13 @@ def latency_p95_ms(rows: pd.DataFrame) -> Measure:
 @metric(Metric.REFUSAL_RATE, interval=True)
 def refusal_rate(rows: pd.DataFrame) -> Measure:
     """The share of answered samples the model refused (``message.refusal``)."""
+    return _share(*_refused(rows))
+
+
+def _refused(rows: pd.DataFrame) -> tuple[int, int]:
+    """The answered samples the model refused, and the answered samples."""
     checked = answered(rows)
-    return _share(int(checked["refusal"].notna().sum()), len(checked))
+    return int(checked["refusal"].notna().sum()), len(checked)
 
 
 @metric(Metric.TOOL_CALLS_VALID_RATE, interval=True)
@@ -71,14 +76,14 @@ def tool_calls_valid_rate(rows: pd.DataFrame) -> Measure:
 
 def tool_columns(rows: pd.DataFrame) -> dict[str, Any]:
     """The summary's tool-call validity (as JSON validity's: a rate over the answers it applies to) and refusals."""
-    tools, refusals = tool_calls_valid_rate(rows), refusal_rate(rows)
+    tools, (refused, of) = tool_calls_valid_rate(rows), _refused(rows)
     return {
         "tool_calls_checked": tools.n,
         "tool_calls_valid_rate": tools.value,
         "tool_calls_valid_low": tools.interval[0],
         "tool_calls_valid_high": tools.interval[1],
-        "refusals": int(answered(rows)["refusal"].notna().sum()),
-        "refusal_rate": refusals.value,
+        "refusals": refused,
+        "refusal_rate": rate(refused, of),
     }
 
 

@@ -86,7 +86,7 @@ def plan(run: CaseRun, batch: bool = False) -> CallPlan:
     max_output: int | None = int(asked) if asked else (entry.max_output_tokens if entry else None)
     window = entry.context_window if entry else None
     price = entry.price_for(batch) if entry else None
-    calls = len(run.case.followups) + 1
+    calls = run.case.calls
     try:
         counts, exact = _turn_prompts(run, max_output or 0)
     except tokens.TokenCountError as exc:
@@ -106,7 +106,7 @@ def _turn_prompts(run: CaseRun, max_output: int) -> tuple[list[int], bool]:
     """The worst-case prompt tokens of each request of a sample (one, or a conversation's turns), and whether every
     count is exact. Raises TokenCountError."""
     body, counts, exact = run.body, [], True
-    for number in range(len(run.case.followups) + 1):
+    for number in range(run.case.calls):
         if number:  # the answer before is unknown: an empty one, its tokens added as max_output below
             body = turns.follow_up(body, {"role": "assistant", "content": ""}, run.case.followups[number - 1])
         prompt, known = tokens.estimate_prompt_tokens(body)

@@ -4,9 +4,9 @@ transport measures when the bytes arrived (``harness.record._transport``); nothi
 
 The assembled answer has the shape of a non-streamed one (``choices[i].message`` with ``content``, ``refusal``,
 ``tool_calls``; ``finish_reason``; ``usage`` from the final usage chunk), so every check reads both alike. A stream
-without a usage chunk gets its tokens counted (``harness.tokens._cost.chunks_cost``, the one rule of streamed cost),
-marked estimated. What a complete stream must have is checked here; a stream that lacks it is a ``StreamError``
-(the sample's ``bad_response``), never a guess.
+without a usage chunk gets its tokens counted from the assembled message (``harness.tokens._cost.counted_usage``, the
+one rule of a streamed answer's usage), marked estimated. What a complete stream must have is checked here; a stream
+that lacks it is a ``StreamError`` (the sample's ``bad_response``), never a guess.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def assembled(chunks: Sequence[Any], done: bool, request: Mapping[str, Any]) -> 
         raise StreamError("stream_options.include_usage asked for a final usage chunk; the stream had none")
     if usage is not None:
         return response | {"usage": usage}, False
-    counted = cost.chunks_cost(chunks, request).usage
+    counted = cost.counted_usage([choice["message"] for choice in response["choices"]], request)
     return response | ({"usage": counted} if counted else {}), True
 
 
