@@ -222,6 +222,68 @@ def test_a_batch_that_fails_validation_fails_every_row(
     assert fake_openai.chat_requests == [] and ep.cassettes(root, EVAL) == []
 
 
+def test_two_replays_of_a_batched_refusal_give_the_same_row(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, batch_api: batchserver.BatchServer
+) -> None:
+    batch_api.faults.fail = {"tiny/mini/alpha/0": 400}
+    root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
+    _run(pytester, "--record-mode", "once")
+    refused = [
+        i for p in ep.cassettes(root, EVAL) for i in ep.interactions(p) if i["response"]["status"]["code"] == 400
+    ]
+    assert len(refused) == 1 and "x-promptvcr-latency-ms" not in refused[0]["response"]["headers"]
+    replays = []
+    for _ in range(2):
+        _run(pytester)
+        replays.append({(r["case"], r["sample"]): ep.without([r], "run_id")[0] for r in ep.results(root)})
+    first, second = (rows[("alpha", "0")] for rows in replays)
+    assert first["error"] == "refused_by_endpoint" and first["latency_ms"] == ""  # no latency was recorded
+    assert first == second and replays[0] == replays[1]
+
+
+@pytest.mark.parametrize(
+    ("fault", "errors", "answered"),
+    [
+        ("content_errors", [500], True),  # asked again at the next poll: every paid answer recorded
+        ("content_errors", [404], False),  # the output file is gone: given up on at once
+        ("retrieve_errors", [500], True),
+        ("retrieve_errors", [403], False),  # the key may not read the batch: given up on at once
+        ("retrieve_errors", [500, 502], False),  # MAX_FAILURES (2 here) in a row
+    ],
+)
+def test_a_failed_read_of_a_batch_is_asked_again_then_given_up_on(
+    pytester: pytest.Pytester,
+    fake_openai: FakeOpenAI,
+    batch_api: batchserver.BatchServer,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+    errors: list[int],
+    answered: bool,
+) -> None:
+    monkeypatch.setattr(batch, "MAX_FAILURES", 2)
+    setattr(batch_api.faults, fault, list(errors))
+    root = _project(pytester.path, batch_api.base_url, batch={"poll_s": 0.05})
+    result = _run(pytester, "--record-mode", "once")
+    out = result.stdout.str()
+    what = "files not downloaded" if fault == "content_errors" else "status not read"
+    assert f"promptvcr: batch batch_000001: {what}" in out
+    assert getattr(batch_api.faults, fault) == []  # every injected failure was met
+    rows = ep.results(root)
+    assert len(rows) == len(CASES) * SAMPLES
+    state = _batch_json(root)["batches"][0]
+    assert state["recorded"] is True
+    if answered:
+        assert "asking again" in out and "giving up" not in out
+        assert all(r["error"] == "" for r in rows) and state["failed"] == {} and state["failures"] == 0
+        assert sum(len(ep.interactions(p)) for p in ep.cassettes(root, EVAL)) == len(rows)
+    else:
+        assert "giving up" in out
+        assert {r["error"] for r in rows} == {"batch_failed"} and len(state["failed"]) == len(rows)
+        assert all(what in r["error_message"] for r in rows)
+        assert ep.cassettes(root, EVAL) == []
+    _no_key_anywhere(root, result)
+
+
 def test_the_local_endpoint_is_refused_before_anything_is_sent(pytester: pytest.Pytester) -> None:
     ep.init_project(pytester.path)
     case_file = ep.write_cases(pytester.path, EVAL, [ep.json_case("alpha")])
@@ -407,7 +469,7 @@ def test_the_budget_is_held_at_batch_prices(
 def test_pytest_xdist_workers_refuse_to_batch(pytester: pytest.Pytester, batch_api: batchserver.BatchServer) -> None:
     root = _project(pytester.path, batch_api.base_url)
     result = _run(pytester, "--batch", "-n", "2")
-    assert "--batch runs in one process" in result.stdout.str() + result.stderr.str()
+    assert "(--batch, or the eval's `batch` key) runs in one process" in result.stdout.str() + result.stderr.str()
     assert batch_api.uploads == 0 and batch_api.created == 0
     assert not (root / "cassettes").exists()
 
@@ -441,9 +503,14 @@ def test_estimate_at_batch_prices(
     assert cli.main(["estimate", EVAL, "--batch"]) == 0
     out = capsys.readouterr().out
     assert "at Batch API prices" in out and "$0.018" in out
+    assert cli.main(["status", EVAL]) == 1  # nothing recorded: its re-recording's cost, at standard prices
+    assert "to re-record: 6 call(s), worst case $0.036" in capsys.readouterr().out
     doc["batch"] = True  # the eval's own key: its recordings are batched, so is its estimate
     (root / "evals" / f"{EVAL}.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
     assert cli.main(["estimate", EVAL]) == 0
+    capsys.readouterr()
+    assert cli.main(["status", EVAL]) == 1
+    assert "to re-record: 6 call(s), worst case $0.018" in capsys.readouterr().out
 
 
 def test_a_key_in_a_prompt_is_sent_but_not_kept_in_the_jsonl_on_disk(

@@ -215,8 +215,9 @@ def rerecord_command(ev: Eval, stale: list[Entry]) -> str:
     return remedies.command(Remedy(Missing.MATCH, ev.name, RecordMode.ALL, items))
 
 
-def cost_line(stale: list[Entry]) -> str:
-    """Calls the re-recording makes, and the answers' worst-case cost by ``harness.run._preflight`` where priced.
+def cost_line(stale: list[Entry], batch: bool = False) -> str:
+    """Calls the re-recording makes, and the answers' worst-case cost by ``harness.run._preflight`` where priced
+    (``batch``: an eval with a `batch` key records through the Batch API, at its prices).
 
     `all` redoes an item's answers and their judging; `once` only adds what is missing, so a missing judge
     cassette costs just the judge's calls. A judge's prompt holds an answer not known yet: its cost isn't estimated.
@@ -230,7 +231,7 @@ def cost_line(stale: list[Entry]) -> str:
         judge_calls += run.samples * len(run.judges)
         if entry.judge and not redo:
             continue
-        plan = preflight.plan(run)
+        plan = preflight.plan(run, batch)
         calls += run.samples * plan.calls  # a conversation: a call per turn
         unit = plan.unit_cost_usd
         if unit is None:
@@ -275,7 +276,7 @@ def describe(evs: list[Eval], cassettes_dir: Path, every_eval: bool) -> tuple[st
             lines += [f"  {e.state:<10} {e.label}  {e.detail} ({rel(e.path)})" for e in stale]
         lines += [f"  {'orphaned':<10} {rel(p)}  no case × variant uses it: delete it" for p in mine]
         if stale:
-            lines.append(f"  to re-record: {cost_line(stale)}")
+            lines.append(f"  to re-record: {cost_line(stale, ev.batch is not None)}")
             lines.append(f"  run: {rerecord_command(ev, stale)}")
         skipped = ev.missing_recordings == "skip"
         blocking += len(mine) + sum(not (e.state == "missing" and skipped) for e in stale)

@@ -131,7 +131,7 @@ class BatchOptions:
 
     @classmethod
     def parse(cls, raw: Any) -> BatchOptions | None:
-        if raw is None or raw is False:
+        if raw is None:  # the schema allows `true` or an object
             return None
         given = raw if isinstance(raw, dict) else {}
         return cls(int(given.get("max_requests", cls.max_requests)), float(given.get("poll_s", cls.poll_s)))
@@ -180,27 +180,12 @@ def _load(path: Path, root: Path, samples_override: int | None, profile_name: st
         )
         for name, raw in data["variants"].items()
     )
-    runs: list[CaseRun] = []
-    for variant in variants:
-        for case in all_cases:
-            params = {**case.params, **variant.overrides}
-            where = f"/variants/{variant.name}"
-            if "model" not in params:
-                problems.append(
-                    doc.problem(where, f"no model for case {case.id!r}: set `model` in the variant or the case")
-                )
-                continue
-            _variant_tool_problems(doc, variant, case, params, problems)
-            if "stream_options" in params and params.get("stream") is not True:
-                problems.append(_param_problem(doc, case, variant, "stream_options", STREAM_OPTIONS_ALONE))
-                continue
-            try:
-                body = render.request_body(list(case.messages), params, case.schema, case.id)
-            except ValueError as exc:
-                problems.append(_param_problem(doc, case, variant, "response_format", str(exc)))
-                continue
-            samples = samples_override or data.get("samples") or case.samples or 1
-            runs.append(CaseRun(data["name"], case, variant, body, samples, judges[case.id], redactor))
+    runs = [
+        run
+        for variant in variants
+        for case in all_cases
+        if (run := _case_run(doc, variant, case, samples_override, judges[case.id], redactor, problems)) is not None
+    ]
     gates = tuple(_gates(doc, {v.name for v in variants}, problems))
     pairs = _pairs(doc, [v.name for v in variants], problems)
     traffic = _traffic(doc, [c.id for c in all_cases], problems)
@@ -219,6 +204,35 @@ def _load(path: Path, root: Path, samples_override: int | None, profile_name: st
         pairs,
         BatchOptions.parse(data.get("batch")),
     )
+
+
+def _case_run(
+    doc: yamlsrc.Located,
+    variant: Variant,
+    case: cases.Case,
+    samples_override: int | None,
+    judges: tuple[JudgeCall, ...],
+    redactor: Redactor | None,
+    problems: list[Problem],
+) -> CaseRun | None:
+    """The case in the variant: its request rendered, or None with its problems."""
+    data = doc.data
+    params = {**case.params, **variant.overrides}
+    if "model" not in params:
+        where = f"/variants/{variant.name}"
+        problems.append(doc.problem(where, f"no model for case {case.id!r}: set `model` in the variant or the case"))
+        return None
+    _variant_tool_problems(doc, variant, case, params, problems)
+    if "stream_options" in params and params.get("stream") is not True:
+        problems.append(_param_problem(doc, case, variant, "stream_options", STREAM_OPTIONS_ALONE))
+        return None
+    try:
+        body = render.request_body(list(case.messages), params, case.schema, case.id)
+    except ValueError as exc:
+        problems.append(_param_problem(doc, case, variant, "response_format", str(exc)))
+        return None
+    samples = samples_override or data.get("samples") or case.samples or 1
+    return CaseRun(data["name"], case, variant, body, samples, judges, redactor)
 
 
 def _variant_tool_problems(

@@ -11,7 +11,8 @@ has its output and error files downloaded and its answers recorded into the stan
 Durable: ``batch.json`` (``harness.run._batch_log``) journals each batch before its file is uploaded and its ids
 the moment they exist, so `--resume` re-attaches to them and never submits a request twice. Requests an expired,
 failed or cancelled batch did not answer, and per-line errors, become classified rows; what a batch answered before
-it ended is kept.
+it ended is kept. A batch's status or file that could not be read is asked for again at the next poll (its answers
+are paid for), and given up on only at a 401, 403 or 404 or after ``MAX_FAILURES`` failed reads in a row.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx2
-import openai
 import yaml
 
+from .._lazy import httpx2, openai
 from ..errors import ConfigError
 from ..load._evals import BatchOptions, CaseRun, Endpoint, Eval
 from ..record._cassettes import RecordMode, scrubbed
@@ -39,8 +39,9 @@ from ._batch_log import BatchLog, Entry
 from ._batch_record import Request
 from ._row import Row
 
-MAX_REQUESTS = 50_000  # the Batch API's limits per batch
-MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_FILE_BYTES = 200 * 1024 * 1024  # the Batch API's limit per batch (its request limit: BatchOptions.max_requests)
+MAX_FAILURES = 20  # failed reads of a batch's status or files in a row before it is given up on (10 min at 30 s)
+FINAL_STATUSES = frozenset({401, 403, 404})  # a read refused so will not succeed when asked again
 Say = Callable[[str], None]
 Item = tuple[str, str, str]
 
@@ -55,6 +56,7 @@ class Phase:
     on_row: Callable[[Row], None]  # a request the batches did not answer: its classified row, journaled
     batching: Mapping[str, BatchOptions] = field(default_factory=dict)  # by eval name (default: BatchOptions())
     max_file_bytes: int = field(default_factory=lambda: MAX_FILE_BYTES)  # read when made: a test may lower it
+    max_failures: int = field(default_factory=lambda: MAX_FAILURES)  # likewise
 
 
 class Batching:
@@ -105,7 +107,10 @@ def check(runs: Sequence[CaseRun], worker: str | None = None) -> None:
     """Before anything is sent: one process (the batch phase runs before any item, in the controller), and each
     batched endpoint has a Batch API and its key (ConfigError)."""
     if worker is not None:
-        raise ConfigError("--batch runs in one process: drop pytest-xdist's -n (the batches run in parallel anyway)")
+        raise ConfigError(
+            "recording through the Batch API (--batch, or the eval's `batch` key) runs in one process: drop"
+            " pytest-xdist's -n (the batches run in parallel anyway)"
+        )
     for run in runs:
         where = f"--batch: case {run.case.id!r} in variant {run.variant.name!r}"
         if run.case.followups:
@@ -131,7 +136,7 @@ def record(phase: Phase, runs: Sequence[CaseRun]) -> dict[Item, dict[int, Row]]:
     covered = log.covered()  # a resumed run's batches: attached to, never submitted again
     new = [r for r in needed(runs, phase.options) if r.custom_id not in covered]
     for group in _groups(new):
-        limit = min(phase.batching.get(group[0].run.eval_name, BatchOptions()).max_requests, MAX_REQUESTS)
+        limit = phase.batching.get(group[0].run.eval_name, BatchOptions()).max_requests  # the schema caps it
         for chunk in split(group, limit, phase.max_file_bytes):
             endpoint = chunk[0].run.variant.endpoint
             log.add(Entry(chunk[0].run.eval_name, endpoint.base_url, [r.custom_id for r in chunk]))
@@ -275,18 +280,53 @@ def _poll(apis: Mapping[str, openai.OpenAI], log: BatchLog, phase: Phase, reques
                 continue
             api = apis[entry.base_url]
             if not entry.terminal and entry.id is not None:
-                try:
-                    recording.update(entry, api.batches.retrieve(entry.id))
-                except openai.APIError as exc:  # the next poll asks again
-                    phase.say(f"promptvcr: batch {entry.id}: status not read ({redact(str(exc))}); asking again")
-                    continue
+                read = _retrieved(api, entry, entry.id, phase)
                 log.save()
+                if not read:
+                    continue
                 progress.show(number, entry)
             if entry.terminal:
-                recording.record(api, entry, requests, phase.options, written)
-                entry.recorded = True
+                _recorded(api, entry, phase, requests, written)
                 log.save()
                 progress.show(number, entry)
         if all(entry.recorded for entry in log.entries):
             return
         time.sleep(poll_s)
+
+
+def _retrieved(api: openai.OpenAI, entry: Entry, batch_id: str, phase: Phase) -> bool:
+    """Whether the batch's status was read, or given up on: the entry has then failed (its requests are classified)."""
+    try:
+        recording.update(entry, api.batches.retrieve(batch_id))
+    except openai.APIError as exc:
+        if not _gives_up(entry, exc, phase, "status not read"):
+            return False
+        entry.status, entry.error = "failed", f"status not read: {redact(str(exc))}"
+        return True
+    entry.failures = 0
+    return True
+
+
+def _recorded(
+    api: openai.OpenAI, entry: Entry, phase: Phase, requests: Mapping[str, Request], written: set[str]
+) -> None:
+    """The ended batch's answers recorded, unless a file of it was not downloaded: the next poll downloads it again
+    (they are paid for) until that is given up on, and the requests it holds are classified."""
+    lines, failed = recording.download(api, entry)
+    if failed is not None:
+        if not _gives_up(entry, failed, phase, "files not downloaded"):
+            return
+        entry.error = entry.error or f"files not downloaded: {redact(str(failed))}"
+    entry.failures = 0
+    recording.record(entry, lines, requests, phase.options, written)
+    entry.recorded = True
+
+
+def _gives_up(entry: Entry, exc: openai.APIError, phase: Phase, what: str) -> bool:
+    """A failed read of the batch's status or files: given up on at a status that will not change (a key refused,
+    a batch or file not found), or after ``max_failures`` in a row; else the next poll asks again."""
+    entry.failures += 1
+    final = getattr(exc, "status_code", None) in FINAL_STATUSES or entry.failures >= phase.max_failures
+    then = "giving up: its requests fail" if final else "asking again"
+    phase.say(f"promptvcr: batch {entry.id}: {what} ({redact(str(exc))}); {then}")
+    return final

@@ -34,6 +34,7 @@ class Entry:
     output_file_id: str | None = None
     error_file_id: str | None = None
     recorded: bool = False  # its answers are in the cassettes
+    failures: int = 0  # reads of its status or files that failed in a row (given up on at a cap: harness.run._batch)
     failed: dict[str, list[str]] = field(default_factory=dict)  # custom id → [ErrorKind, message]
 
     @property

@@ -18,11 +18,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-import httpx2
-import openai
-
+from .._lazy import httpx2, openai
 from ..load._evals import CaseRun
-from ..record import _transport as transport
 from ..record._cassettes import BATCH_HEADER, TRANSIENT_STATUSES
 from ..record._secrets import redact
 from . import _client as client
@@ -81,10 +78,14 @@ def update(entry: Entry, batch: openai.types.Batch) -> None:
 
 
 def record(
-    api: openai.OpenAI, entry: Entry, requests: Mapping[str, Request], options: runner.RunOptions, written: set[str]
+    entry: Entry,
+    lines: Mapping[str, Any],
+    requests: Mapping[str, Request],
+    options: runner.RunOptions,
+    written: set[str],
 ) -> None:
-    """Record the ended batch's answers into their cassettes; what it did not answer into ``entry.failed``."""
-    lines = _lines(api, entry)
+    """Record the ended batch's answers (``lines``, its files' by custom id) into their cassettes; what it did not
+    answer into ``entry.failed``."""
     answers: dict[Item, list[tuple[Request, int, Any]]] = {}
     for custom_id in entry.custom_ids:
         request = requests.get(custom_id)
@@ -102,16 +103,18 @@ def record(
         _write(found, entry, options, written)
 
 
-def _lines(api: openai.OpenAI, entry: Entry) -> dict[str, Any]:
-    """The output and error files' lines by custom id (a file that can't be read: its lines are missing)."""
+def download(api: openai.OpenAI, entry: Entry) -> tuple[dict[str, Any], openai.APIError | None]:
+    """The output and error files' lines by custom id, and the error of a file that could not be downloaded (its
+    lines are then missing: the caller asks again, or gives up on them)."""
     out: dict[str, Any] = {}
+    failed: openai.APIError | None = None
     for file_id in (entry.output_file_id, entry.error_file_id):
         if not file_id:
             continue
         try:
             content = api.files.content(file_id).content
         except openai.APIError as exc:
-            entry.error = entry.error or f"file {file_id} not downloaded: {redact(str(exc))}"
+            failed = failed or exc
             continue
         for text in content.decode("utf-8", "replace").splitlines():
             try:
@@ -120,7 +123,7 @@ def _lines(api: openai.OpenAI, entry: Entry) -> dict[str, Any]:
                 continue
             if isinstance(line, dict) and isinstance(line.get("custom_id"), str):
                 out[line["custom_id"]] = line
-    return out
+    return out, failed
 
 
 def _why(entry: Entry, line: Any, status: int | None) -> tuple[ErrorKind, str]:
@@ -147,6 +150,8 @@ def _why(entry: Entry, line: Any, status: int | None) -> tuple[ErrorKind, str]:
 def _write(found: list[tuple[Request, int, Any]], entry: Entry, options: runner.RunOptions, written: set[str]) -> None:
     """One case's answers into its cassette. A cassette this phase wrote already (a case split over two batches)
     is continued, as a resumed run continues one it wrote: never started afresh."""
+    from ..record import _transport as transport  # imports httpx2 itself: only a batch phase that ended needs it
+
     run = found[0][0].run
     path = runner.cassette_for(run, options)
     mine = options.rewritten | written

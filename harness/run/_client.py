@@ -197,10 +197,12 @@ def _failed(kind: ErrorKind, exc: openai.OpenAIError, start: float) -> CallResul
     response = getattr(exc, "response", None)
     raw = response.headers if isinstance(response, httpx2.Response) else httpx2.Headers()
     headers, replayed = _pacing_headers(raw), bool(raw.get(REPLAYED_HEADER))
-    recorded = raw.get(LATENCY_HEADER)  # a replayed refusal reports the latency its recording saw, as an answer does
+    # a replayed refusal reports the latency its recording saw, as an answer does: none if it saw none (a batch's)
+    recorded = raw.get(LATENCY_HEADER)
+    latency = float(recorded) if recorded else None if replayed else elapsed
     return CallResult(
         None,
-        float(recorded) if recorded else elapsed,
+        latency,
         kind,
         redact(prefix + str(exc)),
         headers=headers,

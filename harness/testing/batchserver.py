@@ -8,9 +8,10 @@ finalizing → completed; each line's body is sent to ``upstream`` (an OpenAI-co
 or the local llama.cpp one), its answer written to the output file, a failure status to the error file.
 
 Faults (``Faults``, changeable while it runs): a line answered with an error status instead of being sent, a batch
-that fails validation, expires or is cancelled after so many lines, and a hold that keeps batches in progress until
-released. It counts what it was asked to do (``created``, ``uploads``, ``executed``) so tests can say what was sent.
-The key a client sends is never stored or forwarded.
+that fails validation, expires or is cancelled after so many lines, a hold that keeps batches in progress until
+released, and failed reads of a batch's status or of a file's content. It counts what it was asked to do
+(``created``, ``uploads``, ``executed``) so tests can say what was sent. The key a client sends is never stored or
+forwarded.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class Faults:
     hold: threading.Event | None = None  # while set is not called, batches stay in progress before their next line
     step_s: float = 0.0  # time spent in validating and finalizing, and per line
     require_key: str | None = None  # answer 401 to a request without this bearer key (it is compared, not kept)
+    # the statuses the next reads of a batch (GET /v1/batches/{id}) or of a file's content are answered with, one
+    # read each, in order (told not to retry: each is one failed call of the client's)
+    retrieve_errors: list[int] = field(default_factory=list)
+    content_errors: list[int] = field(default_factory=list)
 
 
 class BatchServer:
@@ -235,10 +240,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test output clean
         pass
 
-    def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
+    def _send(self, status: int, body: Any, content_type: str = "application/json", retry: bool = True) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("content-type", content_type)
+        if not retry:
+            self.send_header("x-should-retry", "false")  # the SDK's own retries would hide an injected failure
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -251,6 +258,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(401, {"error": {"message": "invalid api key", "type": "invalid_request_error"}})
         return True
 
+    def _injected(self, errors: list[int]) -> bool:
+        """Whether the read is answered with the next of ``errors`` (a ``Faults`` list, consumed)."""
+        with self.server_._lock:
+            status = errors.pop(0) if errors else None
+        if status is None:
+            return False
+        self._send(status, {"error": {"message": f"injected {status}", "type": "server_error"}}, retry=False)
+        return True
+
     def _missing(self) -> None:
         self._send(404, {"error": {"message": f"no route or object {self.path}", "type": "invalid_request_error"}})
 
@@ -259,6 +275,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlparse(self.path)
         parts = url.path.strip("/").split("/")
+        faults = self.server_.faults
+        if parts[:2] == ["v1", "files"] and parts[3:] == ["content"] and self._injected(faults.content_errors):
+            return None
+        if parts[:2] == ["v1", "batches"] and len(parts) == 3 and self._injected(faults.retrieve_errors):
+            return None
         if parts[:2] == ["v1", "files"] and len(parts) >= 3 and parts[2] in self.server_.files:
             meta, data = self.server_.files[parts[2]]
             return (

@@ -1,0 +1,43 @@
+"""A replay answered from its cassettes imports neither the openai SDK, httpx2 nor vcrpy (half a second of start-up,
+bench/startup.py): each is imported where a request first needs it (``harness._lazy``). Checked in a fresh process,
+as this one has them all imported already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("openai", "httpx2", "vcr")
+REPORT = f"import json, sys; print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+
+
+def _imported(code: str, timeout: float) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{REPORT}"], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    found: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_the_plugin_and_the_session_import_no_sdk() -> None:
+    # every module a replay's start-up loads, the batch phase's too (the session builds it for every run)
+    code = "import harness, harness.plugin, harness._session, harness.run._batch, harness.run._batch_record"
+    assert _imported(code, timeout=60) == []
+
+
+@pytest.mark.slow  # a whole pytest run in a subprocess (~3-5 s)
+def test_a_replay_of_a_committed_eval_imports_no_sdk(tmp_path: Path) -> None:
+    code = (
+        "import pytest\n"
+        f"assert pytest.main(['evals/tools.yaml', '-q', '-p', 'no:cacheprovider', '--reports-dir', {str(tmp_path)!r}])"
+        " == 0\n"
+    )
+    assert _imported(code, timeout=300) == []
+    assert (tmp_path / "latest" / "results.csv").is_file()  # it did replay and report
