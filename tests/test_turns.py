@@ -459,3 +459,32 @@ def test_a_streamed_conversation_sends_back_each_assembled_answer_and_replays_th
     assert all(r["output"].endswith("of turn 3") and int(r["completion_tokens"]) == 12 for r in rows)
     assert pytester.runpytest("evals", *QUIET).ret == pytest.ExitCode.OK
     assert ep.without(ep.results(pytester.path), "replayed") == ep.without(rows, "replayed")
+
+
+def test_a_turn_answered_with_tool_calls_ends_the_conversation_and_fails_the_sample(
+    pytester: pytest.Pytester,
+    fake_openai: FakeOpenAI,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    _project(pytester.path, fake_openai.base_url, _conversation(tools=[weather]), samples=1)
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    reply = completion("", model="m-chat")
+    reply["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+    reply["choices"][0]["finish_reason"] = "tool_calls"
+    fake_openai.respond = lambda body: Reply(body=reply)
+    recorded = pytester.runpytest("evals", *QUIET, *RECORD)
+    assert recorded.ret == pytest.ExitCode.TESTS_FAILED, recorded.stdout.str()
+    assert len(fake_openai.chat_requests) == 1  # turns 2 and 3 would send no tool result: never sent
+    (row,) = ep.results(pytester.path)
+    assert row["outcome"] == "failed" and row["failed_checks"] == "turn 1: conversation"
+    assert "answered with tool calls (get_weather), so turns 2–3 were not sent" in row["reasons"]
+    replayed = pytester.runpytest("evals", *QUIET)
+    assert replayed.ret == pytest.ExitCode.TESTS_FAILED
+    assert len(fake_openai.chat_requests) == 1
+    assert ep.without(ep.results(pytester.path), "replayed") == ep.without([row], "replayed")
+    monkeypatch.chdir(pytester.path)
+    capsys.readouterr()
+    assert cli.main(["status"]) == 0  # the conversation ended where it was recorded ending
+    assert "all 1 recordings match" in capsys.readouterr().out

@@ -139,8 +139,8 @@ def _unmatched_turn(run: CaseRun, recorded: list[Interaction], firsts: list[Inte
     for first in firsts:
         body, answer = run.body, _answer(first.response, run)
         for number, user in enumerate(run.case.followups, start=2):
-            if not isinstance(answer, dict):  # the conversation ended there, as recorded (an error answered it)
-                break
+            if not isinstance(answer, dict) or turns.called(answer):  # it ended there, as recorded (an error or tool
+                break  # calls answered it)
             body = turns.follow_up(body, turns.assistant_message(answer), user)
             found = left.get(_key(body, run))
             if not found:

@@ -118,7 +118,8 @@ def conversed(run: CaseRun, sample: int, said: Sequence[turns.Turn]) -> Row:
 
     A conversation's row is its last answer's — output, finish reason, JSON validity, `expect`'s verdicts — with
     `expect_each`'s on every answer, named by their turn (``turn 2: contains``); tokens, cost and latency are the
-    sums over its turns. A turn without an answer errors the sample with that turn's kind and number.
+    sums over its turns. A turn without an answer errors the sample with that turn's kind and number; a turn answered
+    with tool calls before the last fails it (`turn 1: conversation`: the turns after it could not be sent).
     """
     last = said[-1]
     if not run.case.turns:
@@ -131,6 +132,8 @@ def conversed(run: CaseRun, sample: int, said: Sequence[turns.Turn]) -> Row:
         return errored(run, sample, replace(last.result, message=message, latency_ms=latency), replayed)
     row = scored(run, sample, last.result, replayed, last.answered_by, last.body)
     each = [(number, o) for number, turn in enumerate(said, start=1) for o in _each(run, turn) if not o.passed]
+    if len(said) < len(run.case.turns):  # the last answer called tools: the turns after it could not be sent
+        each.append((len(said), _ended(len(said), len(run.case.turns), last.result.response)))
     usages = [usage_of(turn.result.response or {}) or {} for turn in said]
     costs = [answer_cost(run, turn.result.response or {}, turn.answered_by) for turn in said]
     return replace(
@@ -146,6 +149,15 @@ def conversed(run: CaseRun, sample: int, said: Sequence[turns.Turn]) -> Row:
         # a turn answered by a fallback or the cache says so, though the others were the model's own
         answered_by=next((turn.answered_by for turn in said if turn.answered_by != PRIMARY), last.answered_by),
     )
+
+
+def _ended(number: int, total: int, response: Mapping[str, Any]) -> checks.CheckResult:
+    names = ", ".join(turns.called(response))
+    reason = (
+        f"answered with tool calls ({names}), so turns {number + 1}–{total} were not sent: `turns:` sends no tool"
+        " results (an agent transcript goes in `messages:`, each result as a `tool` message)"
+    )
+    return checks.CheckResult("conversation", False, reason)
 
 
 def _each(run: CaseRun, turn: turns.Turn) -> list[checks.CheckResult]:

@@ -3,9 +3,9 @@
 Before each later turn the previous answer is added as the assistant message — the answer as the cassette keeps it
 (secrets out, the eval's personal data masked), so that a replay rebuilds every turn's request exactly and finds it
 in the cassette by the one matching rule (``harness.record._cassettes.request_key``). An answer's tool calls are not
-carried on: the assistant message holds its text (and its refusal, when it refused). A turn without an answer ends
-the conversation: the later turns are not sent, and the sample errors with that turn's kind
-(``harness.run._scoring.conversed`` makes the row).
+carried on: ``turns:`` has no tool results to send, so a turn answered with tool calls ends the conversation, and the
+sample fails with the reason. A turn without an answer ends it too: the later turns are not sent, and the sample errors
+with that turn's kind (``harness.run._scoring.conversed`` makes the row).
 """
 
 from __future__ import annotations
@@ -46,8 +46,14 @@ def assistant_message(response: Mapping[str, Any]) -> dict[str, Any]:
     return message
 
 
+def called(response: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names of the tools an answer calls: a conversation can't go on past them (no tool results to send)."""
+    return tuple(call.name for call in checks.Answer.from_response(response).tool_calls)
+
+
 def converse(first: dict[str, Any], followups: Sequence[str], answer: Answerer) -> list[Turn]:
-    """Every turn sent in order until one has no answer (a single request when there are no ``followups``)."""
+    """Every turn sent in order until one has no answer or calls tools (a single request when there are no
+    ``followups``)."""
     said: list[Turn] = []
     body = first
     for number in range(len(followups) + 1):
@@ -57,6 +63,6 @@ def converse(first: dict[str, Any], followups: Sequence[str], answer: Answerer) 
             body = follow_up(body, assistant_message(previous), followups[number - 1])
         result, answered_by = answer(body, number)
         said.append(Turn(body, result, answered_by))
-        if result.response is None:
+        if result.response is None or called(result.response):
             break
     return said
