@@ -39,11 +39,10 @@ class Row:
 def load(path: Path) -> list[Row]:
     """Every row of the table at ``path`` (its suffix says its kind: the case schema allows these four); raises
     InputError listing every problem in it (at its lines)."""
-    raw = yamlsrc.read(path)  # a regular file of a sane size, as a case file
     if path.suffix.lower() in (".yaml", ".yml"):
         rows, problems = _yaml_rows(path)
     else:
-        text = _text(path, raw)
+        text = _text(path, yamlsrc.read(path))  # a regular file of a sane size, as a case file
         rows, problems = (_csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows)(path, text)
     if len(rows) > MAX_ROWS:
         problems.append(rows[MAX_ROWS].problem(f"more than {MAX_ROWS} rows: a data table makes one case per row"))
@@ -55,12 +54,8 @@ def load(path: Path) -> list[Row]:
 
 
 def _text(path: Path, raw: bytes) -> str:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise InputError([Problem(path, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
-    return text.removeprefix("\ufeff")  # a spreadsheet's byte order mark is no part of the first column's name
+    # a spreadsheet's byte order mark is no part of the first column's name
+    return yamlsrc.decoded(path, raw).removeprefix("\ufeff")
 
 
 def _control(text: str) -> str | None:

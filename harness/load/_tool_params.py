@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..checks import _builtins as checks
+from ._yamlsrc import escape
 
 TOOL_KEYS = ("tools", "tool_choice", "parallel_tool_calls")
 _MAX_STRICT_PROBLEMS = 5  # per function: the first few say what to fix
@@ -73,14 +74,10 @@ def _strict_problems(node: Any, at: str) -> Iterator[tuple[str, str]]:
     for key in ("properties", "$defs", "definitions"):
         if isinstance(node.get(key), Mapping):
             for name, sub in node[key].items():
-                yield from _strict_problems(sub, f"{at}/{key}/{_escape(name)}")
+                yield from _strict_problems(sub, f"{at}/{key}/{escape(name)}")
     for key in ("items", "anyOf", "oneOf", "allOf"):
         if key in node:
             yield from _strict_problems(node[key], f"{at}/{key}")
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
 
 
 def _choice_problems(choice: Any, names: Mapping[str, int]) -> Iterator[tuple[str, str]]:

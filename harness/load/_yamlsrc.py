@@ -116,15 +116,19 @@ def read(path: Path) -> bytes:
     return raw
 
 
-def load(path: Path) -> Located:
-    """Parse ``path``; raise InputError with the line of any syntax error, duplicate key, value JSON has no form
-    for (NaN, infinity, a date), or alias expansion past ``ALIAS_BUDGET``."""
-    raw = read(path)
+def decoded(path: Path, raw: bytes) -> str:
+    """``raw`` as UTF-8 text; InputError at the line of the first byte that isn't."""
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise InputError([Problem(path, line, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+
+
+def load(path: Path) -> Located:
+    """Parse ``path``; raise InputError with the line of any syntax error, duplicate key, value JSON has no form
+    for (NaN, infinity, a date), or alias expansion past ``ALIAS_BUDGET``."""
+    text = decoded(path, read(path))
     try:
         try:
             _, data, lines = _parse(text, _FAST_LOADER, path)

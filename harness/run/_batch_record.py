@@ -11,6 +11,7 @@ transient failure (429, 5xx), becomes a row classified by why: ``batch_expired``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -50,8 +51,8 @@ class Request:
     def custom_id(self) -> str:
         return f"{self.run.eval_name}/{self.run.variant.name}/{self.run.case.id}/{self.sample}"
 
-    @property
-    def line(self) -> bytes:
+    @functools.cached_property
+    def line(self) -> bytes:  # asked for its size, then written: serialized once
         raw = {"custom_id": self.custom_id, "method": "POST", "url": ENDPOINT, "body": self.run.body}
         return (json.dumps(raw, ensure_ascii=False) + "\n").encode()
 
@@ -159,10 +160,10 @@ def _write(found: list[tuple[Request, int, Any]], entry: Entry, options: runner.
     cassette = runner.open_cassette(path, run, continued)
     url = f"{run.variant.endpoint.base_url}/chat/completions"
     headers = {"content-type": "application/json", "accept": "application/json"}
+    sent = httpx2.Request("POST", url, headers=headers, content=json.dumps(run.body).encode())
+    key = cassette.key(run.body)  # every sample of a case sends the same body
     try:
         for request, status, body in found:
-            sent = httpx2.Request("POST", url, headers=headers, content=json.dumps(run.body).encode())
-            key = cassette.key_of(sent.read())
             if cassette.play(key, request.sample, peek=True) is not None:
                 continue  # recorded already: by the run a kill stopped while it recorded this batch
             content = json.dumps(body, ensure_ascii=False).encode()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,8 +82,7 @@ def plan(run: CaseRun, batch: bool = False) -> CallPlan:
     """The pre-flight figures of one case × variant; ``batch``: priced as sent through the Batch API."""
     entry = models.lookup(run.model)
     body = run.body
-    asked = body.get("max_completion_tokens") or body.get("max_tokens")
-    max_output: int | None = int(asked) if asked else (entry.max_output_tokens if entry else None)
+    max_output = _max_output(body, entry)
     window = entry.context_window if entry else None
     price = entry.price_for(batch) if entry else None
     calls = run.case.calls
@@ -100,6 +99,12 @@ def plan(run: CaseRun, batch: bool = False) -> CallPlan:
     note = "" if exact else "estimated (non-text parts, or a layout confirmed on one source only): + 10% margin"
     per_turn = tuple(counts) if calls > 1 else ()
     return CallPlan(run, prompt, exact, max_output, window, unit, note, margin, per_turn, calls)
+
+
+def _max_output(body: Mapping[str, Any], entry: models.Model | None) -> int | None:
+    """The most a call may write: what the request caps it at, else the model's own limit."""
+    asked = body.get("max_completion_tokens") or body.get("max_tokens")
+    return int(asked) if asked else (entry.max_output_tokens if entry else None)
 
 
 def _turn_prompts(run: CaseRun, max_output: int) -> tuple[list[int], bool]:
@@ -125,8 +130,7 @@ def replay_plan(run: CaseRun) -> CallPlan:
     if entry is None or entry.context_window is None or bound is None:
         full = plan(run)
     else:
-        asked = run.body.get("max_completion_tokens") or run.body.get("max_tokens")
-        max_output = int(asked) if asked else entry.max_output_tokens
+        max_output = _max_output(run.body, entry)
         if max_output is None or bound + max_output > entry.context_window:
             full = plan(run)
     return full or CallPlan(run, None, False, None, None, None, "not counted: the replay's prompt fits")

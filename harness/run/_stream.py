@@ -44,7 +44,7 @@ def assembled(chunks: Sequence[Any], done: bool, request: Mapping[str, Any]) -> 
             usage = chunk["usage"]
     if not choices:
         raise StreamError(f"no choices in the stream's {len(chunks)} chunk(s)")
-    first = next(c for c in chunks if isinstance(c, dict))
+    first = chunks[0]  # every chunk is a dict: checked above
     response: dict[str, Any] = {
         "id": first.get("id"),
         "object": "chat.completion",

@@ -63,6 +63,6 @@ def converse(first: dict[str, Any], followups: Sequence[str], answer: Answerer) 
             body = follow_up(body, assistant_message(previous), followups[number - 1])
         result, answered_by = answer(body, number)
         said.append(Turn(body, result, answered_by))
-        if result.response is None or called(result.response):
+        if result.response is None or number == len(followups) or called(result.response):
             break
     return said
