@@ -12,9 +12,11 @@ operation of the calling thread what is left of its call's deadline instead: con
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpcore2
@@ -33,6 +35,7 @@ from ._secrets import DROP_RESPONSE_HEADERS, KEEP_REQUEST_HEADERS, redact
 
 # httpx2 has decoded the body already; these would describe the bytes on the wire, not the ones we hand on
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+POOL_SIZE = 8  # connections per httpx2 transport of a live client (see ``Network``)
 # When the first token of a streamed body came, from its pieces and their arrival (ms since sending), or None
 FirstToken = Callable[[list[tuple[float, bytes]]], float | None]
 
@@ -45,7 +48,7 @@ class Transport(httpx2.BaseTransport):
 
     def __init__(
         self,
-        network: httpx2.BaseTransport | None,
+        network: Network | None,
         timeout_s: float | None = None,
         first_token: FirstToken | None = None,
     ) -> None:
@@ -65,11 +68,12 @@ class Transport(httpx2.BaseTransport):
         start = time.perf_counter()
         _deadline.at = None if self._timeout_s is None else time.monotonic() + self._timeout_s
         try:
-            live = self._network.handle_request(request)
-            try:
-                content, ttft = self._read(live, start)
-            finally:
-                live.close()
+            with self._network.least_busy() as network:
+                live = network.handle_request(request)
+                try:
+                    content, ttft = self._read(live, start)
+                finally:
+                    live.close()
         finally:
             _deadline.at = None
         latency = f"{(time.perf_counter() - start) * 1000:.1f}"  # stored, so a replay reports what this run saw
@@ -136,7 +140,35 @@ def _stored_response(cassette: Cassette, answer: Answer) -> dict[str, Any]:
     }
 
 
-def network_transport(limits: httpx2.Limits) -> httpx2.HTTPTransport:
+class Network:
+    """A live client's connections, split over httpx2 transports of ``POOL_SIZE`` each: httpcore's pool scans all
+    of its connections for every request under one lock that every sending thread takes, so one pool of 50 was a
+    third of a live run's CPU; a request goes to the least busy transport, where a connection is free."""
+
+    def __init__(self, connections: int) -> None:
+        shards = math.ceil(max(1, connections) / POOL_SIZE)
+        each = math.ceil(max(1, connections) / shards)
+        self._transports = [_network_transport(httpx2.Limits(max_connections=each, max_keepalive_connections=each)) for _ in range(shards)]
+        self._busy = [0] * shards
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def least_busy(self) -> Iterator[httpx2.HTTPTransport]:
+        with self._lock:
+            index = self._busy.index(min(self._busy))
+            self._busy[index] += 1
+        try:
+            yield self._transports[index]
+        finally:
+            with self._lock:
+                self._busy[index] -= 1
+
+    def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+
+
+def _network_transport(limits: httpx2.Limits) -> httpx2.HTTPTransport:
     """httpx2's transport, whose sockets keep to the deadline of the calling thread's call (see the module doc)."""
     transport = httpx2.HTTPTransport(limits=limits, trust_env=False)
     # httpx2 takes no network backend of its own: the pool it made (with no connection yet) gets ours

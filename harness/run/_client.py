@@ -29,6 +29,7 @@ from ._row import ErrorKind
 
 # Placeholder used in replay: recordings never contain a key, so none is needed to replay them.
 REPLAY_KEY = "replay-needs-no-key"
+SPARE_THREADS = 2  # threads per concurrency slot (see ``Connections.workers``)
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,9 @@ def make_client(
         raise ConfigError(
             f"{endpoint.api_key_env} is not set: export it or put it in .env to record against {endpoint.base_url}"
         )
-    from ..record._transport import Transport, network_transport  # httpx2's: with the SDK, not before
+    from ..record._transport import Network, Transport  # httpx2's: with the SDK, not before
 
-    limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
-    network = None if replay else network_transport(limits)
+    network = None if replay else Network(connections)
     return openai.OpenAI(
         api_key=key,
         base_url=base_url or endpoint.base_url,
@@ -264,9 +264,11 @@ class Connections:
             return pacer
 
     def workers(self) -> int:
-        """Threads worth running: every endpoint's concurrency (a request waiting for a slot holds a thread)."""
+        """Threads worth running: twice every endpoint's concurrency. A sample holds a thread, not a slot, while
+        it is checked and journaled, its case's cassette written, or while it waits to retry a 429: the spare
+        threads wait at the slots meanwhile, so that no slot idles while samples are queued."""
         with self._lock:
-            return max(1, sum(p.concurrency for p in self._pacers.values()))
+            return max(1, SPARE_THREADS * sum(p.concurrency for p in self._pacers.values()))
 
     def close(self) -> None:
         with self._lock:

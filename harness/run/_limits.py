@@ -8,8 +8,10 @@ One ``Pacer`` per endpoint (base URL) for the whole session, shared by every thr
   matching ``x-ratelimit-reset-*``);
 - a 429 pauses the model for every thread (``Retry-After`` / ``retry-after-ms`` honoured, else exponential backoff
   with jitter) once per window (``PAUSE_WINDOW_S``, the minute OpenAI counts its limits in): a later 429 of the same
-  window waits for itself only, so scattered 429s do not idle the endpoint a pause at a time (46 of them at
-  Retry-After 1 s cost 19 s of a 4 s run); the wall-clock time the endpoint spends waiting to retry is capped
+  window waits for what is left of that pause, then for its own jittered backoff (doubling with the sample's
+  attempts, never longer than its ``Retry-After``), so scattered 429s neither idle the endpoint a pause at a time
+  (46 of them at Retry-After 1 s cost 19 s of a 4 s run) nor hold their samples a whole ``Retry-After`` each, one
+  after the other, once the window's pause has passed; the wall-clock time the endpoint spends waiting to retry is capped
   (``max_retry_time_s``): past it, failures are final instead of retried, so a run in a rate-limit storm ends
   instead of hanging.
 
@@ -187,22 +189,29 @@ class Pacer:
             return None
         if attempt >= (MAX_RATE_LIMITED_ATTEMPTS if error == ErrorKind.RATE_LIMITED else max_retries):
             return None
-        wait = after_s if after_s is not None else min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt)
-        if after_s is None:
-            wait *= 0.5 + random.random() / 2  # jitter: threads that failed together don't come back together
+        backoff = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt)
+        backoff *= 0.5 + random.random() / 2  # jitter: threads that failed together don't come back together
+        wait = after_s if after_s is not None else backoff
+        pausing = error == ErrorKind.RATE_LIMITED and self._opens_window(model)
+        if error == ErrorKind.RATE_LIMITED and not pausing:
+            # the window's pause was taken: this thread waits for what is left of it, then backs off on its own
+            # (never longer than the endpoint asked), so a scattered 429 costs its sample a moment, not a pause
+            wait = max(self._pause_left(model), min(wait, backoff))
         if self.retry_time_s() + wait > self.limits.max_retry_time_s:
             return None
-        if error == ErrorKind.RATE_LIMITED:
+        if pausing:
             self._pause_for_429(model, wait)
         return wait
 
+    def _opens_window(self, model: str) -> bool:
+        """Whether a 429 now is the first of a window (see the module doc): then it pauses every thread."""
+        with self._lock:
+            start = self._window_start.get(model)
+            return start is None or self._clock() - start >= PAUSE_WINDOW_S
+
     def _pause_for_429(self, model: str, seconds: float) -> None:
         with self._lock:
-            now = self._clock()
-            start = self._window_start.get(model)
-            if start is not None and now - start < PAUSE_WINDOW_S:
-                return  # this window's pause was taken: the retrying thread waits on its own
-            self._window_start[model] = now
+            self._window_start[model] = self._clock()
         self.pause(model, seconds)
 
     @contextmanager
