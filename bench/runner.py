@@ -191,8 +191,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:
         one_run(Path(tmp), "warm-up", [], cases=5)  # the first run in a process pays the imports
         print(
-            f"\n{'':<15} {'whole':>6} {'/bound':>6} {'span':>6} {'/bound':>6} {'calls/s':>8} {'CPU s':>6} {'ms/call':>7} "
-            f"{'sent':>6} {'retries':>8} {'in-flight':>9}  server outcomes"
+            f"\n{'':<15} {'whole':>6} {'/bound':>6} {'span':>6} {'/bound':>6} {'calls/s':>8} {'CPU s':>6} "
+            f"{'ms/call':>7} {'sent':>6} {'retries':>8} {'in-flight':>9}  server outcomes"
         )
         measured = []
         for label, flags in scenarios:

@@ -11,9 +11,9 @@ One ``Pacer`` per endpoint (base URL) for the whole session, shared by every thr
   window waits for what is left of that pause, then for its own jittered backoff (doubling with the sample's
   attempts, never longer than its ``Retry-After``), so scattered 429s neither idle the endpoint a pause at a time
   (46 of them at Retry-After 1 s cost 19 s of a 4 s run) nor hold their samples a whole ``Retry-After`` each, one
-  after the other, once the window's pause has passed; the wall-clock time the endpoint spends waiting to retry is capped
-  (``max_retry_time_s``): past it, failures are final instead of retried, so a run in a rate-limit storm ends
-  instead of hanging.
+  after the other, once the window's pause has passed; the wall-clock time the endpoint spends waiting to retry
+  is capped (``max_retry_time_s``): past it, failures are final instead of retried, so a run in a rate-limit storm
+  ends instead of hanging.
 
 The pace is the generic cell rate algorithm: each request books the interval it is worth after the previous
 booking, with one second of burst allowed; a request bigger than a second's worth of tokens waits its turn rather
