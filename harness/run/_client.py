@@ -266,12 +266,17 @@ class Connections:
     def workers(self) -> int:
         """Threads worth running: twice every endpoint's concurrency. A sample holds a thread, not a slot, while
         it is checked and journaled, its case's cassette written, or while it waits to retry a 429: the spare
-        threads wait at the slots meanwhile, so that no slot idles while samples are queued."""
+        threads wait at the slots meanwhile, so that no slot idles while samples are queued. An endpoint of one
+        slot keeps one thread: its samples go one after the other, in order, as they always did."""
         with self._lock:
-            return max(1, SPARE_THREADS * sum(p.concurrency for p in self._pacers.values()))
+            return max(1, sum(_threads(p.concurrency) for p in self._pacers.values()))
 
     def close(self) -> None:
         with self._lock:
             for api in self._clients.values():
                 api.close()
             self._clients.clear()
+
+
+def _threads(concurrency: int) -> int:
+    return concurrency if concurrency == 1 else SPARE_THREADS * concurrency
