@@ -13,6 +13,7 @@ operation of the calling thread what is left of its call's deadline instead: con
 from __future__ import annotations
 
 import math
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -149,10 +150,9 @@ class Network:
     def __init__(self, connections: int) -> None:
         shards = math.ceil(max(1, connections) / POOL_SIZE)
         each = math.ceil(max(1, connections) / shards)
-        self._transports = [
-            _network_transport(httpx2.Limits(max_connections=each, max_keepalive_connections=each))
-            for _ in range(shards)
-        ]
+        limits = httpx2.Limits(max_connections=each, max_keepalive_connections=each)
+        tls = httpx2.create_ssl_context(trust_env=False)  # one for all: loading the CA bundle costs ~30 ms each
+        self._transports = [_network_transport(limits, tls) for _ in range(shards)]
         self._busy = [0] * shards
         self._lock = threading.Lock()
 
@@ -172,9 +172,9 @@ class Network:
             transport.close()
 
 
-def _network_transport(limits: httpx2.Limits) -> httpx2.HTTPTransport:
+def _network_transport(limits: httpx2.Limits, tls: ssl.SSLContext) -> httpx2.HTTPTransport:
     """httpx2's transport, whose sockets keep to the deadline of the calling thread's call (see the module doc)."""
-    transport = httpx2.HTTPTransport(limits=limits, trust_env=False)
+    transport = httpx2.HTTPTransport(verify=tls, limits=limits, trust_env=False)
     # httpx2 takes no network backend of its own: the pool it made (with no connection yet) gets ours
     transport._pool._network_backend = _DeadlineBackend()
     return transport

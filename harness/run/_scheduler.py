@@ -1,10 +1,12 @@
 """Live runs send samples concurrently: a pool of threads, and one ``Job`` per case × variant.
 
 Threads, not asyncio: the SDK's sync client, the checks and the cassettes are plain functions, and a call spends
-its time waiting on the network with the GIL released. The cost is CPU under the GIL: 1,000 calls of 200 ms at
-concurrency 50 spend 4.9–5.5 s sending against the 4.0 s bound here (~4 ms of CPU a call across SDK, httpx2,
-cassette and checks; `make bench-runner`). How many requests are in flight per endpoint, and how fast, is the
-endpoint's ``limits.Pacer``'s business; the pool only has enough threads for all of them.
+its time waiting on the network with the GIL released. Measured here (1,000 calls of 200 ms at concurrency 50,
+the SDK alone): 50 threads on the sync client took 4.3–4.4 s and 1.3–1.7 s of CPU, asyncio on ``AsyncOpenAI``
+4.8–5.1 s and 1.8–2.2 s. What a live run costs beyond that is its own work (cassettes, checks, journal, reports;
+`make bench-runner`). How many requests are in flight per endpoint, and how fast, is the endpoint's
+``limits.Pacer``'s business; the pool has spare threads beyond the slots (``_client.Connections.workers``), so
+that a sample being checked and journaled, or waiting to retry a 429, does not leave a slot idle.
 
 Without pytest-xdist the plugin starts every case's job as the run starts, in item order, so samples of
 later cases fill the slots the earlier ones leave; each pytest item then waits for its own job. Under pytest-xdist
@@ -15,7 +17,6 @@ the process ends is logged to its cassette all the same).
 
 from __future__ import annotations
 
-import gc
 import queue
 import threading
 from collections.abc import Callable
@@ -35,7 +36,6 @@ class Pool:
         self._tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._frozen = False  # see ``_freeze``
         self.stopped = threading.Event()
 
     def submit(self, task: Task) -> None:
@@ -52,17 +52,6 @@ class Pool:
             if task is None or self.stopped.is_set():
                 return
             task()
-            if not self._frozen:
-                self._freeze()
-
-    def _freeze(self) -> None:
-        # What is alive once the first sample has ended (the SDK's modules, its client, the collected cases) leaves
-        # the collector's view until the pool stops: a full collection over it took ~50 ms, under the GIL, several
-        # times a run, stalling every answer that came in meanwhile.
-        with self._lock:
-            if not self._frozen and not self.stopped.is_set():
-                gc.freeze()
-                self._frozen = True
 
     def stop(self) -> None:
         """No task starts after this; those running finish (their calls are already paid for)."""
@@ -70,9 +59,6 @@ class Pool:
         with self._lock:
             for _ in self._threads:
                 self._tasks.put(None)
-            if self._frozen:
-                gc.unfreeze()
-                self._frozen = False
 
 
 class Job:
