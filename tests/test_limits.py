@@ -363,3 +363,30 @@ def test_a_run_keeps_to_its_rpm_by_the_servers_count(pytester: pytest.Pytester) 
     # these tiny requests arrive within one second. Slack of 3 for threads that wake late and arrive together.
     allowed = (1 + limits.BURST_S) * rpm / 60 + 1
     assert busiest <= allowed + 3, ticks
+
+
+# ---------------------------------------------------------------------------------------------------- threads, sockets
+
+
+def test_the_pool_has_spare_threads_beyond_the_slots_but_one_slot_keeps_one_thread() -> None:
+    from harness.run import _client as client
+
+    connections = client.Connections(replay=False, local_url=lambda: "")
+    assert connections.workers() == 1
+    connections._pacers["one"] = Pacer(Limits(), 1)
+    assert connections.workers() == 1  # one at a time, in order
+    connections._pacers["many"] = Pacer(Limits(), 50)
+    assert connections.workers() == 1 + 50 + 13
+
+
+def test_a_live_clients_connections_are_split_and_each_request_takes_the_least_busy_pool() -> None:
+    from harness.record._transport import POOL_SIZE, Network
+
+    network = Network(50)
+    pools = network._transports
+    assert len(pools) == 7 and all(p._pool._max_connections <= POOL_SIZE for p in pools)
+    with network.least_busy() as first, network.least_busy() as second:
+        assert first is not second
+    with network.least_busy() as again:
+        assert again is pools[0]  # both given back
+    network.close()
