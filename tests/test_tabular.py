@@ -38,11 +38,13 @@ def _value(kind: str, rng: random.Random) -> Any:
         return rng.random() < 0.5
     if kind == "str":
         return "".join(rng.choice(CHARS) for _ in range(rng.randint(0, 12)))
-    return rng.choice([rng.randint(0, 99), _float(rng)])  # whole and fractional numbers in one column
+    if kind == "mixed":
+        return rng.choice([rng.randint(0, 99), _float(rng)])  # whole and fractional numbers in one column
+    return rng.choice([True, False, 1, 0, 1.0, 0.0, "1", "x", rng.randint(0, 3)])  # True == 1 == 1.0: told apart
 
 
 def _table(rng: random.Random) -> tuple[list[str], list[list[Any]]]:
-    kinds = [rng.choice(["int", "float", "bool", "str", "mixed"]) for _ in range(6)]
+    kinds = [rng.choice(["int", "float", "bool", "str", "mixed", "any"]) for _ in range(6)]
     missing = [rng.choice([0.0, 0.0, 0.3, 1.0]) for _ in kinds]
     n = rng.randint(1, 30)
     columns = [f"c{i}" for i in range(len(kinds))]

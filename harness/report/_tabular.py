@@ -12,13 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TextIO
 
 Kind = Literal["int", "float", "bool", "object"]
 Record = Sequence[Any]
 
 _NONE = type(None)
+_PLAIN = re.compile(r"[\x20\x21\x23-\x2e\x30-\x5b\x5d-\x7f]*")  # printable ASCII but " / \: written as it is
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _MAX_FIXED = 1e16 - 1  # ujson writes a double outside [1e-15, 1e16) with "%.10g"
 _MIN_FIXED = 1e-15
@@ -46,20 +48,25 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _csv_cell(kind: Kind, value: Any) -> Any:
-    if _missing(value):
-        return ""
-    if kind == "float":
-        return repr(float(value))
-    return value if kind == "int" else str(value)
-
-
 def write_csv(out: TextIO, columns: Sequence[str], records: Sequence[Record]) -> None:
-    """``records`` (cells in ``columns`` order) as ``to_csv(index=False)`` writes their frame."""
+    """``records`` (cells in ``columns`` order) as ``to_csv(index=False)`` writes their frame.
+
+    The csv module writes a cell as ``str`` does, as pandas does; what differs is mended column by column: a float
+    column's whole numbers are written as floats, a missing float (nan) is an empty cell."""
     types = kinds(records, len(columns))
+    floats = [i for i, kind in enumerate(types) if kind == "float"]
+    mended = [i for i, kind in enumerate(types) if kind == "object"]  # nan only: None is written empty already
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(columns)
-    writer.writerows([_csv_cell(k, v) for k, v in zip(types, record, strict=True)] for record in records)
+    for record in records:
+        line = list(record)
+        for i in floats:
+            value = line[i]
+            line[i] = None if value is None or value != value else float(value)
+        for i in mended:
+            if _missing(line[i]):
+                line[i] = None
+        writer.writerow(line)
 
 
 def csv_text(columns: Sequence[str], records: Sequence[Record]) -> str:
@@ -70,6 +77,8 @@ def csv_text(columns: Sequence[str], records: Sequence[Record]) -> str:
 
 def json_string(text: str) -> str:
     """A string as pandas' ujson writes it: ASCII only, ``/`` escaped."""
+    if _PLAIN.fullmatch(text):
+        return f'"{text}"'
     out = ['"']
     for char in text:
         code = ord(char)
@@ -106,22 +115,33 @@ def json_double(value: float) -> str:
     return f"{'-' if negative else ''}{whole}.{digits}"
 
 
-def _json_cell(kind: Kind, value: Any) -> str:
+def _json_cell(value: Any) -> str:
     if _missing(value):
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if kind == "float" or isinstance(value, float):
-        return json_double(float(value))
-    if isinstance(value, int):
-        return str(value)
-    return json_string(str(value))
+    if isinstance(value, float):
+        return json_double(value)
+    return str(value) if isinstance(value, int) else json_string(str(value))
+
+
+def _json_cells(kind: Kind) -> Callable[[Any], str]:
+    """One column's cell writer, each distinct value written once (a run's rows repeat their names and numbers)."""
+    written: dict[Any, str] = {}
+
+    def cell(value: Any) -> str:
+        key = (value.__class__, value) if kind == "object" else value  # True == 1 == 1.0: kept apart in objects
+        text = written.get(key)
+        if text is None:
+            text = written[key] = _json_cell(float(value) if kind == "float" and not _missing(value) else value)
+        return text
+
+    return cell
 
 
 def write_jsonl(out: TextIO, columns: Sequence[str], records: Sequence[Record]) -> None:
     """``records`` (cells in ``columns`` order) as ``to_json(orient="records", lines=True)`` writes their frame."""
-    types = kinds(records, len(columns))
+    cells = [_json_cells(kind) for kind in kinds(records, len(columns))]
     keys = [json_string(c) + ":" for c in columns]
     for record in records:
-        cells = (key + _json_cell(k, v) for key, k, v in zip(keys, types, record, strict=True))
-        out.write("{" + ",".join(cells) + "}\n")
+        out.write("{" + ",".join([key + cell(v) for key, cell, v in zip(keys, cells, record, strict=True)]) + "}\n")
