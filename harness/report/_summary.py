@@ -1,4 +1,4 @@
-"""Reports: results rows into pandas once, per-variant metrics and gates, and the files under ``reports/``.
+"""Reports: the files under ``reports/``, from the typed rows aggregated once per variant (``_variants``).
 
 ``reports/<run-id>/results.csv`` has one row per case × variant × sample; ``summary.csv`` and ``summary.md`` one
 row per eval × variant (``summary.md`` adds each eval's A/B comparisons and the monthly cost projection);
@@ -26,9 +26,9 @@ from . import _junit as junit
 from . import _tables as tables
 from . import _tabular as tabular
 from . import _verdicts as verdicts
-from ._variants import DAYS_PER_MONTH, VariantSummary, frame, ordered, summarize
-
-__all__ = ["DAYS_PER_MONTH", "VariantSummary", "frame", "ordered", "summarize"]  # theirs: for the callers of reports
+from ._variants import DAYS_PER_MONTH, frame, ordered
+from ._variants import VariantSummary as VariantSummary  # the reports' callers (the session, merge) find them here
+from ._variants import summarize as summarize
 
 
 def summary_records(summaries: Sequence[VariantSummary]) -> tuple[list[str], list[list[Any]]]:
