@@ -1,2 +1,2 @@
-# Loads the promptvcr plugin: evals/*.yaml become test items (see harness/plugin.py).
+# Loads the promptvcr plugin: evals/*.yaml become test items (see harness/plugin/).
 pytest_plugins = ["harness.plugin"]

@@ -11,31 +11,60 @@ PYTEST_DONT_REWRITE: pytest marks the packages of its plugins for assertion rewr
 ``filterwarnings = error``) that this one was imported before it could, as ``promptvcr run`` does.
 """
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from .checks._answer import Answer, CheckResult, ToolCall
-from .checks._builtins import compile_check, run_checks
-from .checks._registry import check
-from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
-from .load._cases import Case
-from .load._evals import CaseRun, Eval, load
-from .load._metrics import Measure, Metric, metric
-from .record._cassettes import RecordMode
-from .report import _metric_builtins  # noqa: F401  (registers the built-in gate metrics)
-from .report._stats import wilson
-from .run._row import AnsweredBy, ErrorKind, Outcome, Row
-from .tokens._cost import cost_usd, price_for
-from .tokens._count import TokenCountError, UnknownModelError, count_text, estimate_prompt_tokens, prompt_tokens
+from .report import _metric_builtins  # noqa: F401  (registers the built-in gate metrics; cheap: no pandas)
 
-_SESSION = ("Finished", "Session", "Settings", "evaluate")
+# that import bound the folder harness.load to the name; the name is the function (harness.load._evals.load)
+globals().pop("load")
+
+if TYPE_CHECKING:  # what the names below are, for type checkers; at run time each is imported on first use
+    from ._session import Finished, Session, Settings, evaluate
+    from .checks._answer import Answer, CheckResult, ToolCall
+    from .checks._builtins import compile_check, run_checks
+    from .checks._registry import check
+    from .errors import ConfigError, InputError, LocalServerError, Problem, PromptVCRError
+    from .load._cases import Case
+    from .load._evals import CaseRun, Eval, load
+    from .load._metrics import Measure, Metric, metric
+    from .record._cassettes import RecordMode
+    from .report._stats import wilson
+    from .run._row import AnsweredBy, ErrorKind, Outcome, Row
+    from .tokens._cost import cost_usd, price_for
+    from .tokens._count import TokenCountError, UnknownModelError, count_text, estimate_prompt_tokens, prompt_tokens
+
+# Each public name's module: `import harness` (which the pytest plugin's import entails, in every pytest run) loads
+# none of them; `harness.X` or `from harness import X` imports X's module then.
+_HOMES = {
+    "._session": ("Finished", "Session", "Settings", "evaluate"),
+    ".checks._answer": ("Answer", "CheckResult", "ToolCall"),
+    ".checks._builtins": ("compile_check", "run_checks"),
+    ".checks._registry": ("check",),
+    ".errors": ("ConfigError", "InputError", "LocalServerError", "Problem", "PromptVCRError"),
+    ".load._cases": ("Case",),
+    ".load._evals": ("CaseRun", "Eval", "load"),
+    ".load._metrics": ("Measure", "Metric", "metric"),
+    ".record._cassettes": ("RecordMode",),
+    ".report._stats": ("wilson",),
+    ".run._row": ("AnsweredBy", "ErrorKind", "Outcome", "Row"),
+    ".tokens._cost": ("cost_usd", "price_for"),
+    ".tokens._count": ("TokenCountError", "UnknownModelError", "count_text", "estimate_prompt_tokens", "prompt_tokens"),
+}
+_HOME = {name: module for module, names in _HOMES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SESSION:
-        from . import _session
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
 
-        return getattr(_session, name)
-    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Libraries imported when they are first used, not when a module naming them is: a replay answered from its
-cassettes never needs the openai SDK (half a second to import), and the report's pandas stack only when it writes
-the report. A module takes them from here, typed as the modules themselves:
+cassettes never needs the openai SDK (half a second to import), and pandas and numpy only an A/B comparison or a
+metric of the user's. A module takes them from here, typed as the modules themselves:
 
     from .._lazy import pandas as pd
 

@@ -294,13 +294,12 @@ class Session:
             done.problem = str(exc)
             return done
         done.problem = self._accounting(rows, interrupted, done.notes)
-        df = report.frame(rows)
-        done.summaries = report.summarize(df, loaded)
+        done.summaries = report.summarize(rows, loaded)
         self.run_dir = done.run_dir = self.run_dir or report.new_run_dir(self.settings.reports_dir)
         mode = "replay only" if not self.live else f"record mode {self.options.record_mode}"
         mode += ", through the Batch API" if self.batches.replay is not None else ""
         partial = " Partial: the run was stopped before every sample ran." if interrupted else ""
-        report.write(self.run_dir, df, done.summaries, report.run_note(df, mode) + partial, loaded, self.durations)
+        report.write(self.run_dir, rows, done.summaries, report.run_note(rows, mode) + partial, loaded, self.durations)
         paths = self.eval_paths | {n: str(e.path) for n, e in loaded.items()}
         status = "interrupted" if interrupted else "complete"  # what `promptvcr merge` checks: a split's parts, done
         journal.finish(self.run_dir, status, evals=paths, shard=list(shard) if shard else None)

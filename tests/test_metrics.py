@@ -41,17 +41,17 @@ def test_a_registered_metric_gates_a_variant_like_a_built_in(tmp_path: Path) -> 
     ev = evals.load(path, tmp_path)
     terse, wordy = [3] * 8 + [9] * 2, [3] * 5 + [9] * 5
     expected = {"terse": sum(t <= SHORT for t in terse) / 10, "wordy": sum(t <= SHORT for t in wordy) / 10}
-    df = report.frame(rows("terse", terse) + rows("wordy", wordy))
-    summaries = report.summarize(df, {"e": ev})
+    ran = rows("terse", terse) + rows("wordy", wordy)
+    summaries = report.summarize(ran, {"e": ev})
     found = {s.metrics["variant"]: s.gates[0] for s in summaries}
     assert {v: (g.verdict, g.observed, g.n) for v, g in found.items()} == {
         "terse": ("pass" if expected["terse"] >= 0.75 else "fail", expected["terse"], 10),
         "wordy": ("pass" if expected["wordy"] >= 0.75 else "fail", expected["wordy"], 10),
     }
     assert found["wordy"].describe() == "FAIL short_answer_rate >= 0.75 (observed 0.5000, n=10)"
-    assert "short_answer_rate" not in report.summary_frame(summaries).columns  # summary.csv keeps its columns
+    assert "short_answer_rate" not in report.summary_records(summaries)[0]  # summary.csv keeps its columns
     (tmp_path / "run").mkdir()
-    report.write(tmp_path / "run", df, summaries, "a note", {"e": ev})  # every report file, the comparison's too
+    report.write(tmp_path / "run", ran, summaries, "a note", {"e": ev})  # every report file, the comparison's too
     assert "FAIL short_answer_rate >= 0.75" in (tmp_path / "run" / "summary.md").read_text(encoding="utf-8")
 
 
@@ -105,7 +105,7 @@ def test_a_metric_that_raises_or_returns_no_number_fails_its_gate_with_the_reaso
     tmp_path: Path, name: str, reason: str
 ) -> None:
     ev = evals.load(write(tmp_path, f'gates: [{{metric: {name}, op: ">=", value: 0.5}}]\n'), tmp_path)
-    summaries = report.summarize(report.frame(rows("terse", [1, 2])), {"e": ev})
+    summaries = report.summarize(rows("terse", [1, 2]), {"e": ev})
     [gate] = summaries[0].gates
     assert gate.verdict == "fail" and summaries[0].failed
     assert gate.describe() == f"FAIL {name} >= 0.5: {reason}"

@@ -12,13 +12,12 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from harness.load import _evals as evals
 from harness.report import _summary as report
 from harness.report._html import GATE_COLOURS
-from harness.run._row import COLUMNS, Row
+from harness.run._row import COLUMNS, Outcome, Row
 from tests.test_html import PNG_MAGIC, _chromium, needs_chromium
 
 CASES = 6
@@ -44,7 +43,7 @@ def project(root: Path) -> dict[str, evals.Eval]:
     return {"ab": evals.load(root / "e.yaml", root)}
 
 
-def rows() -> pd.DataFrame:
+def rows() -> list[Row]:
     out: list[dict[str, Any]] = []
     for variant in ("old", "new"):
         for i in range(CASES):
@@ -56,15 +55,15 @@ def rows() -> pd.DataFrame:
                 row |= {"output": '{"ok": 1}' if ok else LONG, "reasons": "" if ok else "json_valid: not JSON"}
                 row |= {"prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.0, "latency_ms": 100.0 + sample}
                 out.append(row)
-    return report.frame(Row.from_dict(row) for row in out)
+    return [Row.from_dict(row) for row in out]
 
 
 def write(tmp_path: Path) -> Path:
     loaded = project(tmp_path)
-    df = rows()
+    ran = rows()
     run = tmp_path / "run"
     run.mkdir()
-    report.write(run, df, report.summarize(df, loaded), report.run_note(df, "replay only"), loaded)
+    report.write(run, ran, report.summarize(ran, loaded), report.run_note(ran, "replay only"), loaded)
     return run
 
 
@@ -89,10 +88,9 @@ def test_summary_opens_with_one_verdict_per_gated_metric(tmp_path: Path) -> None
 
 
 def test_run_note_never_counts_skipped_samples_as_replayed() -> None:
-    df = pd.DataFrame(
-        {"outcome": ["passed", "failed", "skipped", "skipped", "passed"], "replayed": [True, True, False, False, False]}
-    )
-    assert report.run_note(df, "record mode once") == (
+    outcomes = zip(["passed", "failed", "skipped", "skipped", "passed"], [True, True, False, False, False], strict=True)
+    ran = [Row("e", "c", "v", "m", i, Outcome(o), replayed=r) for i, (o, r) in enumerate(outcomes)]
+    assert report.run_note(ran, "record mode once") == (
         "5 samples: 2 replayed from cassettes, 1 sent live, 2 skipped (no recording); record mode once."
     )
 

@@ -13,7 +13,7 @@ import vcr.record_mode
 from harness.load._metrics import Metric
 from harness.record._cassettes import TRANSIENT_STATUSES, RecordMode
 from harness.report import _merge as merge
-from harness.report import _summary as summary
+from harness.report import _tabular as tabular
 from harness.run import _journal as journal
 from harness.run._row import COLUMNS, FROM_CACHE, PRIMARY, AnsweredBy, ErrorKind, Outcome, Row
 
@@ -164,5 +164,5 @@ def test_a_row_comes_back_from_results_csv(tmp_path: Path) -> None:
     # the way `promptvcr merge` reads a shard: results.csv as the report writes it, every cell read as text
     rows = [_answered(), dataclasses.replace(_answered(), sample=4, error=None, answered_by=PRIMARY, json_valid=True)]
     rows.append(Row("e", "c", "v", "m", 5, Outcome.ERRORED, error=ErrorKind.BUDGET, error_message="spent"))
-    summary.frame(rows).to_csv(tmp_path / "results.csv", index=False)
+    (tmp_path / "results.csv").write_text(tabular.csv_text(COLUMNS, [row.cells() for row in rows]), encoding="utf-8")
     assert merge.rows_of(tmp_path / "results.csv") == rows

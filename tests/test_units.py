@@ -12,7 +12,6 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -25,6 +24,7 @@ from harness.load._evals import Gate
 from harness.load._metrics import Measure, measure
 from harness.report import _gates as gates
 from harness.report import _stats as stats
+from harness.run._row import Outcome, Row
 from harness.tokens import _cost as cost
 from tests.fakeserver import completion
 
@@ -447,7 +447,8 @@ def test_gate_with_too_few_samples_is_insufficient_even_if_perfect() -> None:
 
 def test_gate_counts_the_metric_own_basis() -> None:
     # pass_rate is over answered samples, error_rate over attempted ones
-    rows = pd.DataFrame({"outcome": ["passed"] * 5 + ["errored"] * 5 + ["skipped"] * 3})
+    outcomes = [Outcome.PASSED] * 5 + [Outcome.ERRORED] * 5 + [Outcome.SKIPPED] * 3
+    rows = [Row("e", "c", "v", "m", i, outcome) for i, outcome in enumerate(outcomes)]  # the built-ins' typed rows
     passed = gates.evaluate(gate("pass_rate", ">=", 0.9, 10), measure("pass_rate", rows))
     assert (passed.verdict, passed.n, passed.observed) == ("insufficient", 5, 1.0)
     result = gates.evaluate(gate("error_rate", "<=", 0.1, 10), measure("error_rate", rows))

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import unknown_name
-from . import _matching as matching
 from ._answer import Answer, CheckArgError, CheckResult
 
 CheckFn = Callable[[Answer, Mapping[str, Any], Any], Any]  # returns bool | str | CheckResult
@@ -148,6 +147,8 @@ def verdict(entry: Registered, label: str, answer: Answer, request: Mapping[str,
     """One check of one answer. An exception fails the check with its reason, never the run; a check that is not
     ``inline`` runs in a thread of its own, waited for until the sample's time is up."""
     assert entry.fn is not None  # judge checks are graded by the runner
+    from . import _matching as matching  # here: the registry is imported by every pytest run (harness.plugin)
+
     try:
         out = entry.fn(answer, request, args) if entry.inline else _in_time(entry.fn, answer, request, args)
     except TimeoutError:
@@ -165,6 +166,8 @@ def _said(exc: BaseException) -> str:
 
 
 def _in_time(fn: CheckFn, answer: Answer, request: Mapping[str, Any], args: Any) -> Any:
+    from . import _matching as matching  # see verdict
+
     left = matching.remaining()
     if math.isinf(left):  # outside a sample's checks (a direct call): no time limit to keep
         return fn(answer, request, args)

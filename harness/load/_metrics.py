@@ -48,6 +48,7 @@ class Registered:
     fn: Callable[[Any], Any]  # the variant's rows (a DataFrame) → float | Measure
     unit: str  # "rate": a share in 0..1 (a gate's value above 1 is a mistake); else e.g. "ms", shown unrounded
     interval: bool  # it gives a 95% interval, so a gate may judge on its lower or upper bound
+    typed: bool = False  # a built-in: given the rows as a list of ``Row`` (no DataFrame, no pandas to import)
 
 
 class MetricError(Exception):
@@ -57,7 +58,7 @@ class MetricError(Exception):
 _metrics: dict[str, Registered | str] = {}  # a str: why the name cannot be used
 
 
-def metric(name: str, *, unit: str = "rate", interval: bool = False) -> Callable[[F], F]:
+def metric(name: str, *, unit: str = "rate", interval: bool = False, typed: bool = False) -> Callable[[F], F]:
     """``@harness.metric("name")``: register the decorated ``(rows) -> float | Measure`` function as a gate metric."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"a metric's name is a non-empty string, not {name!r}")
@@ -69,7 +70,7 @@ def metric(name: str, *, unit: str = "rate", interval: bool = False) -> Callable
             where = f"{_origin(existing.fn)} and {_origin(fn)}"
             _metrics[name] = f"metric {name!r} is defined twice: {where}: rename one"
         elif not isinstance(existing, str):  # a name already unusable stays so: which definition wins is not a guess
-            _metrics[name] = Registered(name, fn, unit, interval)
+            _metrics[name] = Registered(name, fn, unit, interval, typed)
         return fn
 
     return decorate

@@ -22,24 +22,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ._mode import RecordMode as RecordMode  # where it was defined: imported from here
 from ._redaction import Redactor, mask_json_text
 from ._secrets import redact
-
-
-class RecordMode(StrEnum):
-    """vcrpy's record modes, as ``--record-mode`` takes them."""
-
-    NONE = "none"  # replay only: nothing is sent
-    ONCE = "once"  # record cassettes that do not exist yet; replay the others as they are
-    NEW_EPISODES = "new_episodes"  # replay what matches, record what does not, keep both
-    ALL = "all"  # record everything afresh
-
 
 # HTTP statuses of a transient failure, never recorded: a recorded 429 or 503 would replay as a failure for ever.
 # (Whether the runner sends again is ErrorKind.retryable's rule, on the kind the SDK's error is classified as.)

@@ -24,6 +24,7 @@ RESAMPLES = 2000
 SEED = 0  # fixed: the same rows give the same report (serial and pytest-xdist runs compare equal)
 ALPHA = 0.05
 CHUNK = 250  # resamples drawn at once: memory stays at CHUNK × cases values
+ROW_VALUES = 1 << 21  # rows of resamples taken at once by a statistic (a few arrays of this many: ~16 MB each)
 
 
 def codes(labels: Array) -> tuple[Array, int]:
@@ -51,23 +52,38 @@ def statistic_differences(
 ) -> Array:
     """Resampled statistic(b) − statistic(a) for any statistic (e.g. a percentile), whole clusters drawn.
 
-    When every cluster has as many rows and the statistic works along the last axis (``axis=-1``), a chunk of
+    When every cluster has as many rows and the statistic works along the last axis (``axis=-1``), a slice of
     resamples is one array: the same rows in the same order as one resample at a time, so the same numbers, without
     a Python loop per resample (the whole of a small replay's report time, before)."""
     members = _members(cluster, k)
     if len({len(m) for m in members}) == 1:
-        table = np.stack(members)
-        chunks = [table[p].reshape(len(p), -1) for p in _picks(k, resamples)]
-        deltas = [statistic(b[rows]) - statistic(a[rows]) for rows in chunks[:1]]
-        if np.shape(deltas[0]) == (len(chunks[0]),):  # one value per resample: the statistic takes rows of them
-            deltas += [statistic(b[rows]) - statistic(a[rows]) for rows in chunks[1:]]
-            return np.concatenate(deltas)
+        found = _along_rows(a, b, np.stack(members), k, statistic, resamples)
+        if found is not None:
+            return found
     out: list[float] = []
     for chunk in _picks(k, resamples):
         for chosen in chunk:
             rows = np.concatenate([members[c] for c in chosen])
             out.append(float(statistic(b[rows])) - float(statistic(a[rows])))
     return np.asarray(out)
+
+
+def _along_rows(
+    a: Array, b: Array, table: Array, k: int, statistic: Callable[[Array], Array], resamples: int
+) -> Array | None:
+    """``statistic_differences`` for equal clusters (``table``: their rows), slices of resamples at a time, at most
+    ROW_VALUES values each (a 100,000-row run held all 2,000 resamples' rows at once: gigabytes); None when the
+    statistic does not give one value per resample."""
+    step = max(1, ROW_VALUES // table.size)
+    deltas = []
+    for picks in _picks(k, resamples):
+        for chosen in (picks[start : start + step] for start in range(0, len(picks), step)):
+            rows = table[chosen].reshape(len(chosen), -1)
+            delta = statistic(b[rows]) - statistic(a[rows])
+            if np.shape(delta) != (len(rows),):
+                return None
+            deltas.append(delta)
+    return np.concatenate(deltas)
 
 
 def _members(cluster: Array, k: int) -> list[Array]:

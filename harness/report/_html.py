@@ -9,11 +9,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._lazy import jinja2
-from .._lazy import pandas as pd
+from ..run._row import Outcome, Row
 from . import _charts as charts
 from . import _compare as compare
 from . import _compare_text as compare_text
 from . import _verdicts as verdicts
+from ._variants import groups
 
 MAX_FAILURES_SHOWN = 20  # failing samples listed per case × variant; results.csv has them all
 MAX_OUTPUT_CHARS = 4000
@@ -37,11 +38,11 @@ def _colour(share: float) -> str:
     return "#ddd" if math.isnan(share) else f"hsl({120 * share:.0f}, 65%, 72%)"
 
 
-def _grid(rows: pd.DataFrame, variants: list[str]) -> dict[str, Any]:
+def _grid(rows: Sequence[Row], variants: list[str]) -> dict[str, Any]:
     # counted in one pass (boolean masks per case × variant were 2.7 s of a 10,000-row replay)
-    outcomes: dict[Any, dict[Any, Counter[str]]] = {}
-    for case, variant, outcome in zip(rows["case"], rows["variant"], rows["outcome"].astype(str), strict=True):
-        outcomes.setdefault(case, {}).setdefault(variant, Counter())[outcome] += 1
+    outcomes: dict[str, dict[str, Counter[str]]] = {}
+    for row in rows:
+        outcomes.setdefault(row.case, {}).setdefault(row.variant, Counter())[str(row.outcome)] += 1
     lines = []
     for case in sorted(outcomes):
         cells = []
@@ -53,7 +54,7 @@ def _grid(rows: pd.DataFrame, variants: list[str]) -> dict[str, Any]:
             text = f"{passed}/{answered}" + (f" ({errored} errors)" if errored else "") if counts.total() else "—"
             failing = answered - passed + errored
             cells.append({"text": text, "colour": _colour(share), "anchor": _anchor(case, variant) if failing else ""})
-        lines.append({"case": str(case), "cells": cells})
+        lines.append({"case": case, "cells": cells})
     return {"variants": variants, "rows": lines}
 
 
@@ -61,23 +62,23 @@ def _anchor(case: object, variant: object) -> str:
     return f"fail-{case}-{variant}"
 
 
-def _failures(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    bad = rows[rows["outcome"].isin(["failed", "errored"])]
+def _failures(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    totals = Counter((r.variant, r.case) for r in rows)
+    bad = (r for r in rows if r.outcome in (Outcome.FAILED, Outcome.ERRORED))
     out = []
-    for (variant, case), group in bad.groupby(["variant", "case"], sort=True):
-        total = len(rows[(rows["case"] == case) & (rows["variant"] == variant)])
+    for (variant, case), group in groups(bad, lambda r: (r.variant, r.case)):
         samples = [
             {
-                "sample": int(r["sample"]),
-                "why": str(r["reasons"] if r["outcome"] == "failed" else f"{r['error']}: {r['error_message']}"),
-                "output": _clip(r["output"]),
+                "sample": r.sample,
+                "why": r.reasons if r.outcome == Outcome.FAILED else f"{r.error}: {r.error_message}",
+                "output": _clip(r.output),
             }
-            for _, r in group.head(MAX_FAILURES_SHOWN).iterrows()
+            for r in group[:MAX_FAILURES_SHOWN]
         ]
         out.append(
             {
                 "anchor": _anchor(case, variant),
-                "title": f"{case} [{variant}]: {len(group)} of {total} samples failed or errored",
+                "title": f"{case} [{variant}]: {len(group)} of {totals[(variant, case)]} samples failed or errored",
                 "samples": samples,
                 "more": max(0, len(group) - MAX_FAILURES_SHOWN),
             }
@@ -85,13 +86,13 @@ def _failures(rows: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def _clip(output: object) -> str:
-    text = "" if output is None or (isinstance(output, float) and math.isnan(output)) else str(output)
+def _clip(output: str | None) -> str:
+    text = "" if output is None else output
     return text if len(text) <= MAX_OUTPUT_CHARS else text[:MAX_OUTPUT_CHARS] + f"… ({len(text)} characters)"
 
 
 def _eval_section(
-    name: str, rows: pd.DataFrame, metrics: Sequence[Mapping[str, Any]], comparisons: Sequence[compare.Comparison]
+    name: str, rows: Sequence[Row], metrics: Sequence[Mapping[str, Any]], comparisons: Sequence[compare.Comparison]
 ) -> dict[str, Any]:
     mine = [m for m in metrics if m["eval"] == name]
     variants = [str(m["variant"]) for m in mine]
@@ -113,10 +114,7 @@ def _eval_section(
         )
     latency = charts.distributions(
         "Latency per call (box p25–p75, line p50, dashed p95, dotted p99)",
-        [
-            (v, pd.to_numeric(rows.loc[rows["variant"] == v, "latency_ms"], errors="coerce").dropna().tolist())
-            for v in variants
-        ],
+        [(v, [float(r.latency_ms) for r in rows if r.variant == v and r.latency_ms is not None]) for v in variants],
         "ms",
     )
     answered = any(m["answered"] for m in mine)  # e.g. every case skipped: empty axes would only add noise
@@ -139,7 +137,7 @@ def _eval_section(
 
 
 def render(
-    df: pd.DataFrame,
+    rows: Sequence[Row],
     metrics: Sequence[Mapping[str, Any]],
     comparisons: Sequence[compare.Comparison],
     tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]],
@@ -148,7 +146,7 @@ def render(
 ) -> str:
     """The page: the verdicts and where the sides disagree, the given tables (title, headers, rows), then per eval
     its charts, outcome grid and A/B tables."""
-    sections = [_eval_section(str(name), rows, metrics, comparisons) for name, rows in df.groupby("eval", sort=True)]
+    sections = [_eval_section(name, mine, metrics, comparisons) for name, mine in groups(rows, lambda r: r.eval)]
     return (
         _env()
         .get_template("report.html.j2")

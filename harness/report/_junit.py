@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
-from .._lazy import numpy as np
-from .._lazy import pandas as pd
 from ..load._evals import Eval
 from ..run._row import Outcome, Row
+from ._stats import pairwise_sum
 
 Kind = Literal["passed", "failed", "errored", "skipped"]
 Item = tuple[str, str, str]  # eval, case, variant
@@ -42,28 +40,7 @@ def case_verdict(rows: Sequence[Row], min_pass_rate: float) -> tuple[Kind, str]:
     return "failed", f"{passed} of {n} samples passed (min_pass_rate {min_pass_rate:g}):\n" + top(reasons)
 
 
-def _groups(df: pd.DataFrame) -> Iterator[tuple[tuple[Any, Any, Any], list[dict[str, Any]]]]:
-    """The rows of each eval × case × variant as ``to_dict("records")`` gives them, in ``groupby``'s order: pandas
-    per group cost a 4 ms ``to_dict`` per case × variant (7 s of a 10,000-row replay), and all rows as dicts at
-    once held a copy of the run in memory; the columns are read once and one group's dicts made at a time."""
-    columns = {str(name): df[name].tolist() for name in df.columns}
-    positions: dict[tuple[Any, Any, Any], list[int]] = {}
-    for i, key in enumerate(zip(columns["eval"], columns["case"], columns["variant"], strict=True)):
-        positions.setdefault(key, []).append(i)
-    for key in sorted(positions):
-        yield key, [{name: values[i] for name, values in columns.items()} for i in positions[key]]
-
-
-def _number(value: object) -> float:
-    """A cell as ``pd.to_numeric(errors="coerce").fillna(0)`` reads it."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0.0
-    return 0.0 if math.isnan(number) else number
-
-
-def junit_xml(df: pd.DataFrame, evals: Mapping[str, Eval], durations: Mapping[Item, float]) -> bytes:
+def junit_xml(rows: Sequence[Row], evals: Mapping[str, Eval], durations: Mapping[Item, float]) -> bytes:
     """One testcase per case × variant (classname = eval, name = ``case[variant]``), failures with their reasons.
 
     Its ``time`` is what the item took in this session (``durations``; where unknown, as in a merge of shards, the
@@ -74,19 +51,21 @@ def junit_xml(df: pd.DataFrame, evals: Mapping[str, Eval], durations: Mapping[It
     suite = ET.Element("testsuite", name="promptvcr")
     counts: Counter[str] = Counter()
     runs = {(ev.name, r.case.id, r.variant.name): r for ev in evals.values() for r in ev.runs}
-    for (eval_name, case, variant), group in _groups(df):
-        run = runs[(str(eval_name), str(case), str(variant))]
-        rows = [Row.from_dict({str(k): v for k, v in r.items()}) for r in group]
-        kind, message = case_verdict(rows, run.case.min_pass_rate)
-        # as pandas sums a column (numpy's pairwise sum of float64), so the seconds written stay the same digits
-        latency = np.array([_number(r["latency_ms"]) for r in group], dtype=float)
-        live = latency[~np.array([bool(r["replayed"]) for r in group], dtype=bool)].sum() / 1000
-        seconds = durations.get((str(eval_name), str(case), str(variant)), live)
+    grouped: dict[Item, list[Row]] = {}
+    for row in rows:  # in the results' order (harness.report._variants.ordered)
+        grouped.setdefault((row.eval, row.case, row.variant), []).append(row)
+    for (eval_name, case, variant), group in sorted(grouped.items(), key=lambda item: item[0]):
+        run = runs[(eval_name, case, variant)]
+        kind, message = case_verdict(group, run.case.min_pass_rate)
+        # a sample without a latency counts 0 ms; summed as numpy sums, so the seconds written keep their digits
+        latency = [r.latency_ms or 0.0 for r in group]
+        live = pairwise_sum([ms for ms, r in zip(latency, group, strict=True) if not r.replayed]) / 1000
+        seconds = durations.get((eval_name, case, variant), live)
         element = ET.SubElement(
-            suite, "testcase", classname=str(eval_name), name=f"{case}[{variant}]", time=f"{seconds:.3f}"
+            suite, "testcase", classname=eval_name, name=f"{case}[{variant}]", time=f"{seconds:.3f}"
         )
         properties = ET.SubElement(element, "properties")
-        ET.SubElement(properties, "property", name="recorded_latency_s", value=f"{latency.sum() / 1000:.3f}")
+        ET.SubElement(properties, "property", name="recorded_latency_s", value=f"{pairwise_sum(latency) / 1000:.3f}")
         if kind == "failed" and run.variant.xfail:
             kind = "skipped"
             ET.SubElement(element, "skipped", type="pytest.xfail", message=f"{run.variant.xfail} — {message}")

@@ -81,11 +81,10 @@ def merge(targets: Sequence[Path], reports_dir: Path, find: Callable[[str], Path
     check_split(targets)
     rows = joined(targets)
     loaded = evals_of(rows, targets, find, root)
-    df = report.frame(rows)
-    summaries = report.summarize(df, loaded)
+    summaries = report.summarize(rows, loaded)
     run_dir = report.new_run_dir(reports_dir)
-    note = f"{len(df)} samples, merged from {len(targets)} runs: {', '.join(str(t) for t in targets)}."
-    report.write(run_dir, df, summaries, note, loaded)
+    note = f"{len(rows)} samples, merged from {len(targets)} runs: {', '.join(str(t) for t in targets)}."
+    report.write(run_dir, rows, summaries, note, loaded)
     journal.write_state(
         run_dir,
         {"status": "merged", "from": [str(t) for t in targets]}

@@ -87,3 +87,42 @@ def paired_sample_size(discordant: float, difference: float, alpha: float = 0.05
     z_alpha = NormalDist().inv_cdf(1 - alpha / 2)
     z_beta = NormalDist().inv_cdf(power)
     return math.ceil((z_alpha * math.sqrt(psi) + z_beta * math.sqrt(psi - delta * delta)) ** 2 / delta**2)
+
+
+_LANES, _BLOCK = 8, 128  # numpy's pairwise summation: 8 accumulators, blocks of up to 128 values
+
+
+def pairwise_sum(values: Sequence[float]) -> float:
+    """The float sum as numpy (and so pandas' ``Series.sum``) adds it, to the last bit: the reports' figures were
+    pandas' and keep their digits. Pairwise over halves, blocks of up to 128 values added in 8 lanes."""
+    return 0.0 + _pairwise(values, 0, len(values))
+
+
+def _pairwise(a: Sequence[float], start: int, n: int) -> float:
+    if n < _LANES:
+        total = 0.0
+        for i in range(start, start + n):
+            total += a[i]
+        return total
+    if n <= _BLOCK:
+        lanes = [float(a[start + j]) for j in range(_LANES)]
+        i = _LANES
+        while i < n - n % _LANES:
+            for j in range(_LANES):
+                lanes[j] += a[start + i + j]
+            i += _LANES
+        total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+        for k in range(start + i, start + n):
+            total += a[k]
+        return total
+    half = n // 2
+    half -= half % _LANES
+    return _pairwise(a, start, half) + _pairwise(a, start + half, n - half)
+
+
+def sorted_group_mean(values: Sequence[float]) -> float:
+    """The mean of one group as pandas' ``groupby(...).mean()`` takes it over rows sorted by the key, to the last
+    bit: numpy's ``add.reduceat``, the first value plus the pairwise sum of the others; nan if empty."""
+    if not values:
+        return math.nan
+    return (values[0] + _pairwise(values, 1, len(values) - 1)) / len(values)

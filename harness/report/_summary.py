@@ -1,4 +1,4 @@
-"""Reports: results rows into pandas once, per-variant metrics and gates, and the files under ``reports/``.
+"""Reports: the files under ``reports/``, from the typed rows aggregated once per variant (``_variants``).
 
 ``reports/<run-id>/results.csv`` has one row per case × variant × sample; ``summary.csv`` and ``summary.md`` one
 row per eval × variant (``summary.md`` adds each eval's A/B comparisons and the monthly cost projection);
@@ -14,156 +14,30 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._lazy import pandas as pd
-from ..load import _metrics as measures
 from ..load._evals import Eval
-from ..run._row import COLUMNS, PRIMARY, Row
+from ..run._row import COLUMNS, PRIMARY, Outcome, Row
 from . import _compare as compare
 from . import _compare_text as compare_text
-from . import _gates as gates_mod
 from . import _html as htmlreport
 from . import _junit as junit
-from . import _metric_builtins as builtins
 from . import _tables as tables
+from . import _tabular as tabular
 from . import _verdicts as verdicts
-from ._stats import percentile
-
-DAYS_PER_MONTH = 365.25 / 12  # an average month, so twelve projections make a year
-
-
-@dataclass(frozen=True)
-class VariantSummary:
-    metrics: dict[str, Any]
-    gates: list[gates_mod.GateResult]
-    xfail: str | None
-
-    @property
-    def failed(self) -> bool:
-        """A gate failed on a variant that is not expected to fall short."""
-        return self.xfail is None and any(g.verdict == "fail" for g in self.gates)
+from ._variants import DAYS_PER_MONTH, frame, ordered
+from ._variants import VariantSummary as VariantSummary  # the reports' callers (the session, merge) find them here
+from ._variants import summarize as summarize
 
 
-def frame(rows: Iterable[Row]) -> pd.DataFrame:
-    df = pd.DataFrame([row.to_dict() for row in rows], columns=list(COLUMNS))  # the rows' one way into pandas
-    return df.sort_values(["eval", "variant", "case", "sample"], kind="stable").reset_index(drop=True)
-
-
-def summarize(df: pd.DataFrame, evals: Mapping[str, Eval]) -> list[VariantSummary]:
-    """One summary per eval × variant present in ``df``, with its gates evaluated."""
-    out: list[VariantSummary] = []
-    for (eval_name, variant), group in df.groupby(["eval", "variant"], sort=True):
-        ev = evals[str(eval_name)]
-        spec = next(v for v in ev.variants if v.name == variant)
-        metrics = _metrics(str(eval_name), str(variant), group, ev)
-        gated = [g for g in ev.gates if gates_mod.applies(g, str(variant))]
-        results = [gates_mod.evaluate(g, measures.measure(g.metric, group)) for g in gated]
-        out.append(VariantSummary(metrics, results, spec.xfail))
-    return out
-
-
-def _judge_spend(g: pd.DataFrame) -> dict[str, Any]:
-    """The judge's tokens and cost, also on samples it then failed to grade (never added into the answers')."""
-    judged = g[g["judge_prompt_tokens"].notna()]
-    priced = bool(len(judged)) and bool(judged["judge_cost_usd"].notna().all())
-    return {
-        "judged": len(judged),
-        "judge_prompt_tokens": int(judged["judge_prompt_tokens"].astype(float).sum()),
-        "judge_completion_tokens": int(judged["judge_completion_tokens"].astype(float).sum()),
-        "judge_cost_usd": float(judged["judge_cost_usd"].astype(float).sum()) if priced else None,
-    }
-
-
-def _projection(answered: pd.DataFrame, ev: Eval, priced: bool) -> dict[str, Any]:
-    """The budget and, with a traffic profile, the monthly cost at the measured mix-weighted cost per call."""
-    per_call = _mix_cost_per_call(answered, ev) if priced else math.nan
-    monthly = ev.traffic.requests_per_day * DAYS_PER_MONTH * per_call if ev.traffic else math.nan
-    return {
-        "budget_usd": ev.budget_usd,
-        "requests_per_day": ev.traffic.requests_per_day if ev.traffic else None,
-        "mix_cost_per_call_usd": per_call,
-        "monthly_cost_usd": monthly,
-        "monthly_budget_usd": ev.monthly_budget_usd,
-        "over_budget": bool(ev.monthly_budget_usd is not None and monthly > ev.monthly_budget_usd),
-    }
-
-
-def _metrics(eval_name: str, variant: str, g: pd.DataFrame, ev: Eval) -> dict[str, Any]:
-    answered = builtins.answered(g)
-    json, schema = builtins.json_valid_rate(g), builtins.schema_valid_rate(g)
-    passed, errors = builtins.pass_rate(g), builtins.error_rate(g)
-    latency = builtins.latency_p95_ms(g)
-    n = len(answered)
-    priced = answered["cost_usd"].notna().all() and n > 0
-    latencies = answered["latency_ms"].dropna().tolist()
-    return {
-        "eval": eval_name,
-        "variant": variant,
-        "model": ", ".join(sorted(set(map(str, g["model"])))),
-        "planned": len(g),
-        "attempted": errors.n,
-        "answered": n,
-        "errors": errors.n - n,
-        "skipped": int((g["outcome"] == "skipped").sum()),
-        "json_checked": json.n,
-        "json_valid_rate": json.value,
-        "json_valid_low": json.interval[0],
-        "json_valid_high": json.interval[1],
-        "schema_checked": schema.n,
-        "schema_valid_rate": schema.value,
-        "schema_valid_low": schema.interval[0],
-        "schema_valid_high": schema.interval[1],
-        **builtins.tool_columns(g),
-        "pass_rate": passed.value,
-        "pass_low": passed.interval[0],
-        "pass_high": passed.interval[1],
-        "error_rate": errors.value,
-        "error_low": errors.interval[0],
-        "error_high": errors.interval[1],
-        "prompt_tokens": int(answered["prompt_tokens"].fillna(0).sum()),
-        "completion_tokens": int(answered["completion_tokens"].fillna(0).sum()),
-        "reasoning_tokens": int(answered["reasoning_tokens"].astype(float).fillna(0).sum()),  # within completion
-        "cost_usd": float(answered["cost_usd"].sum()) if priced else None,
-        **_judge_spend(g),
-        **_projection(answered, ev, bool(priced)),
-        "latency_n": latency.n,
-        "latency_p50_ms": percentile(latencies, 50),
-        "latency_p95_ms": latency.value,
-        "latency_p99_ms": percentile(latencies, 99),
-        **_streamed(g),
-    }
-
-
-def _streamed(g: pd.DataFrame) -> dict[str, Any]:
-    """Streamed samples' time to first token, output speed, and whether a cost was counted here (shown "≈")."""
-    ttft, answered = builtins.ttft_p95_ms(g), builtins.answered(g)
-    estimated = bool(answered["usage_estimated"].eq(True).any())
-    speed = percentile(answered["tokens_per_s"].dropna().tolist(), 50)
-    return {"ttft_n": ttft.n, "ttft_p95_ms": ttft.value, "tokens_per_s_p50": speed, "cost_estimated": estimated}
-
-
-def _mix_cost_per_call(answered: pd.DataFrame, ev: Eval) -> float:
-    """The cost of an average production call: each case's measured mean cost, weighted by the traffic mix.
-
-    nan without a traffic profile, or when a case the mix weighs has no answered sample to measure.
-    """
-    if ev.traffic is None:
-        return math.nan
-    per_case = answered.groupby("case")["cost_usd"].mean()
-    weights = {case: w for case, w in ev.traffic.mix.items() if w > 0}
-    if not weights or any(case not in per_case.index for case in weights):
-        return math.nan
-    return sum(w * float(per_case[case]) for case, w in weights.items()) / sum(weights.values())
-
-
-def summary_frame(summaries: Sequence[VariantSummary]) -> pd.DataFrame:
+def summary_records(summaries: Sequence[VariantSummary]) -> tuple[list[str], list[list[Any]]]:
+    """summary.csv's columns and lines: one per eval × variant, its metrics, gates and expected shortfall."""
     records = [
         s.metrics | {"gates": "; ".join(g.describe() for g in s.gates), "xfail": s.xfail or ""} for s in summaries
     ]
-    return pd.DataFrame(records)
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    return columns, [[record.get(c) for c in columns] for record in records]
 
 
 def _pct(value: float) -> str:
@@ -274,11 +148,6 @@ def _json_gate(s: VariantSummary) -> str:
     return ""
 
 
-def pairs(evals: Mapping[str, Eval]) -> dict[str, tuple[tuple[str, str], ...]]:
-    """Each eval's A/B pairs: its ``compare`` list, by default every variant against its first."""
-    return {name: ev.compare for name, ev in evals.items()}
-
-
 PROJECTION_HEADERS = ("eval", "variant", "requests/day", "cost per 1k calls (traffic mix)", "projected monthly cost")
 
 
@@ -343,7 +212,7 @@ def fallback_lines(rows: Iterable[Row]) -> list[str]:
 
 
 def stories(
-    df: pd.DataFrame,
+    df: Any,  # a pandas.DataFrame of the compared rows (``frame``)
     comparisons: Sequence[compare.Comparison],
     summaries: Sequence[VariantSummary],
     evals: Mapping[str, Eval],
@@ -359,38 +228,57 @@ def stories(
     return out
 
 
-def run_note(df: pd.DataFrame, mode: str) -> str:
+def _compared(rows: Sequence[Row], summaries: Sequence[VariantSummary], evals: Mapping[str, Eval]) -> tuple[
+    list[compare.Comparison], list[verdicts.Story]
+]:  # fmt: skip
+    """The A/B comparisons and their stories; pandas (the pairing, the bootstrap) only when a pair ran."""
+    ran = {(s.metrics["eval"], s.metrics["variant"]) for s in summaries}
+    pairs = {name: ev.compare for name, ev in evals.items()}
+    compared = {e for e, p in pairs.items() for a, b in p if (e, a) in ran and (e, b) in ran}
+    if not compared:
+        return [], []
+    df = frame(rows)
+    comparisons = compare.compare_variants(df, pairs)
+    return comparisons, stories(df, comparisons, summaries, evals)
+
+
+def run_note(rows: Sequence[Row], mode: str) -> str:
     """What the run did with its samples: replayed, sent, skipped (a skipped sample is never "replayed")."""
-    replayed = int(df["replayed"].map(lambda v: v is True or v == "True").sum())
-    skipped = int((df["outcome"] == "skipped").sum())
-    sent = len(df) - replayed - skipped
+    replayed = sum(r.replayed for r in rows)
+    skipped = sum(r.outcome == Outcome.SKIPPED for r in rows)
+    sent = len(rows) - replayed - skipped
     counts = [(replayed, "replayed from cassettes"), (sent, "sent live"), (skipped, "skipped (no recording)")]
     said = ", ".join(f"{n} {what}" for n, what in counts if n)
-    return f"{len(df)} samples: {said or 'none ran'}; {mode}."
+    return f"{len(rows)} samples: {said or 'none ran'}; {mode}."
 
 
 def write(
     run_dir: Path,
-    df: pd.DataFrame,
+    rows: Iterable[Row],
     summaries: Sequence[VariantSummary],
     note: str,
     evals: Mapping[str, Eval],
     durations: Mapping[junit.Item, float] | None = None,
 ) -> None:
     """Every report file of a run; ``durations``: each item's own time in this session, for junit.xml."""
-    comparisons = compare.compare_variants(df, pairs(evals))
-    told = stories(df, comparisons, summaries, evals)
-    df.to_csv(run_dir / "results.csv", index=False)
-    df[list(METADATA)].to_json(run_dir / "calls.jsonl", orient="records", lines=True)
-    summary_frame(summaries).to_csv(run_dir / "summary.csv", index=False)
+    rows = ordered(rows)
+    comparisons, told = _compared(rows, summaries, evals)
+    cells = [row.cells() for row in rows]  # the results' lines: once, for results.csv and calls.jsonl
+    with (run_dir / "results.csv").open("w", encoding="utf-8", newline="") as out:
+        tabular.write_csv(out, COLUMNS, cells)
+    metadata = [COLUMNS.index(c) for c in METADATA]
+    with (run_dir / "calls.jsonl").open("w", encoding="utf-8", newline="") as out:
+        tabular.write_jsonl(out, METADATA, [[line[i] for i in metadata] for line in cells])
+    del cells
+    (run_dir / "summary.csv").write_text(tabular.csv_text(*summary_records(summaries)), encoding="utf-8", newline="")
     (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons, told), encoding="utf-8")
-    (run_dir / "junit.xml").write_bytes(junit.junit_xml(df, evals, durations or {}))
+    (run_dir / "junit.xml").write_bytes(junit.junit_xml(rows, evals, durations or {}))
     shown: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = [("Per variant", *per_variant(summaries))]
     projections = projection_rows(summaries)
     if projections:
         shown.append(("Monthly cost projection", PROJECTION_HEADERS, projections))
     coloured = [s.metrics | {"json_gate": _json_gate(s)} for s in summaries]
-    html = htmlreport.render(df, coloured, comparisons, shown, note, told)
+    html = htmlreport.render(rows, coloured, comparisons, shown, note, told)
     (run_dir / "report.html").write_text(html, encoding="utf-8")
     latest = run_dir.parent / "latest"
     tmp = run_dir.parent / f".latest-{run_dir.name}"

@@ -164,11 +164,15 @@ class Row:
 
     def to_dict(self) -> dict[str, Any]:
         """The row as the files have it: JSON scalars, keyed by ``COLUMNS`` in order."""
-        out = {name: getattr(self, name) for name in COLUMNS}
-        out["outcome"] = str(self.outcome)
-        out["error"] = None if self.error is None else str(self.error)
-        out["answered_by"] = None if self.answered_by is None else str(self.answered_by)
-        out["failed_checks"] = ";".join(self.failed_checks)
+        return dict(zip(COLUMNS, self.cells(), strict=True))
+
+    def cells(self) -> list[Any]:
+        """``to_dict``'s values, in ``COLUMNS`` order: a results file's line, without a dict per row."""
+        out = [getattr(self, name) for name in COLUMNS]
+        out[_OUTCOME] = str(self.outcome)
+        out[_ERROR] = None if self.error is None else str(self.error)
+        out[_ANSWERED_BY] = None if self.answered_by is None else str(self.answered_by)
+        out[_FAILED_CHECKS] = ";".join(self.failed_checks)
         return out
 
     @classmethod
@@ -194,6 +198,8 @@ class Row:
 
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(Row) if f.name != "remedy")
+_TEXT_CELLS = ("outcome", "error", "answered_by", "failed_checks")  # cells whose value is made text
+_OUTCOME, _ERROR, _ANSWERED_BY, _FAILED_CHECKS = map(COLUMNS.index, _TEXT_CELLS)
 
 
 def _scalar(hint: Any) -> Any:

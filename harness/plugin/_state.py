@@ -1,48 +1,48 @@
-"""The pytest plugin: eval files become test items, results become reports, gates decide the exit code.
-
-Each ``evals/*.yaml`` is collected as a file; each case × variant is a real ``pytest.Function`` (so fixtures,
-``-k``, ``-x``, ``--junitxml`` and pytest-xdist work) named ``<case-id>[<variant>]``. The item's result rows ride
-on its test report, which pytest-xdist carries to the controller; the controller aggregates once at the end.
+"""The eval machinery of the pytest plugin (``harness.plugin``), imported when a run has evals: the ``Session``
+behind it, the eval files' collectors and items, and the hooks that carry rows onto reports and into the reports.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dotenv import load_dotenv
 
-from . import _cliargs as cliargs
-from ._session import Finished, Session, Settings
-from .cli import _remedies as remedies
-from .errors import InternalError, PromptVCRError
-from .load import _evals as evals
-from .load import _profiles as profiles
-from .record._cassettes import RecordMode
-from .report import _junit as junit
-from .report import _summary as report
-from .run import _batch as batches
-from .run import _journal as journal
-from .run._row import Row
+from .._session import Finished, Session, Settings
+from ..cli import _remedies as remedies
+from ..errors import InternalError, PromptVCRError
+from ..load import _evals as evals
+from ..load import _profiles as profiles
+from ..record._cassettes import RecordMode
+from ..report import _junit as junit
+from ..report import _summary as report
+from ..run import _batch as batches
+from ..run import _journal as journal
+from ..run._row import Row
+from . import STATE
 
 try:  # the variant is a real parameter of the item: pytest's cache (--lf, --ff), -k and --deselect see it as one
     from _pytest.python import CallSpec  # pytest ≥ 9.2, whose node ids are structured
 except ImportError:  # pragma: no cover  # older pytest
     from _pytest.python import CallSpec2 as CallSpec  # its name there
 
-pytest_plugins = ["harness.checks._pytest_hook"]  # the pytest_promptvcr_checks hook, for conftest.py files
-_STATE = pytest.StashKey["_State"]()
 LOCAL_URL_ENV = "PROMPTVCR_LOCAL_URL"  # a local model server that is running already
 _ROWS = pytest.StashKey[list[Row]]()
 
 
-class _State:
+def start(config: pytest.Config) -> State:
+    """The run's state, its hooks registered; a live run's folder and journal started."""
+    state = State(config)
+    config.pluginmanager.register(state, "promptvcr-state")
+    state.session.start_journal([str(a) for a in config.invocation_params.args], _selection(config))
+    return state
+
+
+class State:
     """The pytest side of a session: options and environment in, the ``Session``'s rows onto items and reports."""
 
     def __init__(self, config: pytest.Config) -> None:
@@ -103,19 +103,50 @@ class _State:
             reporter.write_line(line)
             reporter.flush()
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        rows = getattr(report, "promptvcr_rows", None)
-        if rows:
-            _, path = report.promptvcr_eval  # set in pytest_runtest_makereport
-            eval_name, variant, case, samples = report.promptvcr_item
-            # as pytest-xdist carried them: dicts
-            self.session.ended(
-                list(map(Row.from_dict, rows)), (eval_name, variant, case), samples, report.duration, path
-            )
-            # the session has them now: one copy of 100,000 rows, not three (a pytest-xdist worker's report still
-            # has them to carry)
-            if self.worker is None:
-                setattr(report, "promptvcr_rows", None)  # noqa: B010  # not an attribute TestReport declares
+    def ended(self, report: pytest.TestReport) -> None:
+        """An item's rows, off its report (``harness.plugin`` passes every report that has some)."""
+        rows = report.promptvcr_rows  # set in pytest_runtest_makereport
+        _, path = report.promptvcr_eval
+        eval_name, variant, case, samples = report.promptvcr_item
+        if isinstance(rows[0], dict):  # as pytest-xdist carried them
+            rows = list(map(Row.from_dict, rows))
+        self.session.ended(rows, (eval_name, variant, case), samples, report.duration, path)
+        # the session has them now: one copy of 100,000 rows, not two (a pytest-xdist worker's report still has
+        # them to carry)
+        if self.worker is None:
+            setattr(report, "promptvcr_rows", None)  # noqa: B010  # not an attribute TestReport declares
+
+    def eval_file(self, path: Path, parent: pytest.Collector) -> pytest.Collector:
+        collector: pytest.Collector = EvalFile.from_parent(parent, path=path)
+        return collector
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.session.write_plan([item.stash[_RUN] for item in session.items if _RUN in item.stash])
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        # pytest's own loop stops a session whose collection failed before running anything: so must we
+        stopping = session.testsfailed and not session.config.option.continue_on_collection_errors
+        if self.session.live and self.worker is None and not stopping and not session.config.option.collectonly:
+            self.session.start_ahead([(item.nodeid, item.stash[_RUN]) for item in session.items if _RUN in item.stash])
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+        rep: Any = yield
+        if call.when == "call" and _ROWS in item.stash:
+            # taken off the item, which pytest keeps to the end (as it keeps the report, until the rows on it are
+            # the session's: ended); typed in this process, dicts only for a pytest-xdist worker's to carry
+            rows = item.stash[_ROWS]
+            rep.promptvcr_rows = rows if self.worker is None else [row.to_dict() for row in rows]
+            del item.stash[_ROWS]
+            run = item.stash[_RUN]
+            rep.promptvcr_eval = [run.eval_name, str(item.path)]
+            rep.promptvcr_item = [run.eval_name, run.variant.name, run.case.id, run.samples]
+        return rep  # type: ignore[no-any-return]  # pluggy wrappers return what they received
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.session.close()
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.internal_error:
@@ -151,90 +182,6 @@ class _State:
         terminalreporter.write_line(f"reports: {done.run_dir} (latest: {self.reports_dir / 'latest'})")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("promptvcr", "promptvcr prompt evals")
-    group.addoption(
-        "--eval", action="append", default=[], metavar="NAME", help="run only these evals (name or file stem)"
-    )
-    group.addoption("--variant", action="append", default=[], metavar="NAME", help="run only these variants")
-    group.addoption(
-        "--record-mode", default="none", choices=tuple(map(str, RecordMode)), help="cassette record mode (none: replay)"
-    )
-    group.addoption(
-        "--samples",
-        type=cliargs.typed("samples", int),
-        default=None,
-        metavar="N",
-        help="samples per case, overriding the files",
-    )
-    group.addoption(
-        "--cassettes-dir", default="cassettes", metavar="DIR", help="where cassettes live (default: cassettes)"
-    )
-    group.addoption("--profile", default=None, metavar="NAME", help="key profile from profiles.yaml (dev, prod, …)")
-    group.addoption(
-        "--reports-dir", default="reports", metavar="DIR", help="where reports are written (default: reports)"
-    )
-    group.addoption(
-        "--resume",
-        action="store_true",
-        help="continue the newest live run that did not finish: send only samples without an answer",
-    )
-    group.addoption(
-        "--batch",
-        action="store_true",
-        help="record through the OpenAI Batch API (half the price, in 24 h), then replay (default record mode: once)",
-    )
-    group.addoption(
-        "--progress-every",
-        type=cliargs.typed("progress_every", float),
-        default=5.0,
-        metavar="S",
-        help="seconds between the progress lines of a live run (default: 5)",
-    )
-    group.addoption(
-        "--shard",
-        type=cliargs.shard,
-        default=None,
-        metavar="I/N",
-        help="run the I-th of N parts of the items (1-based), e.g. one per CI machine; `promptvcr merge` joins them",
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    load_dotenv(config.rootpath / ".env", override=False)
-    _sigterm_as_ctrl_c(config)
-    state = _State(config)
-    config.stash[_STATE] = state
-    config.pluginmanager.register(state, "promptvcr-state")
-    state.session.start_journal([str(a) for a in config.invocation_params.args], _selection(config))
-
-
-def _sigterm_as_ctrl_c(config: pytest.Config) -> None:
-    """CI cancels a job with SIGTERM: stop as Ctrl-C does (nothing more sent, a partial report, `interrupted`),
-    unless something else already handles it."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    signal.signal(signal.SIGTERM, interrupt)
-    config.add_cleanup(restore)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """pytest-xdist: a worker journals into the controller's run folder."""
-    run_dir = node.config.stash[_STATE].session.run_dir
-    if run_dir is not None:
-        node.workerinput["promptvcr_run_dir"] = str(run_dir)
-
-
 def _selection(config: pytest.Config) -> journal.Selection:
     return journal.Selection(
         tuple(str(Path(a).resolve()) for a in config.args),
@@ -245,50 +192,9 @@ def _selection(config: pytest.Config) -> journal.Selection:
     )
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    runs = [item.stash[_RUN] for item in session.items if _RUN in item.stash]
-    session.config.stash[_STATE].session.write_plan(runs)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``--shard I/N``: every N-th item from the I-th on, in collection order — the same on every machine."""
-    resumed = config.stash[_STATE].session.resumed
-    shard = resumed.selection.shard if resumed is not None else config.getoption("shard")
-    if shard is None:
-        return
-    index, count = shard
-    keep = [item for n, item in enumerate(items) if n % count == index - 1]
-    dropped = [item for n, item in enumerate(items) if n % count != index - 1]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
-    state = session.config.stash[_STATE]
-    # pytest's own loop stops a session whose collection failed before running anything: so must we
-    stopping = session.testsfailed and not session.config.option.continue_on_collection_errors
-    if state.session.live and state.worker is None and not stopping and not session.config.option.collectonly:
-        state.session.start_ahead([(item.nodeid, item.stash[_RUN]) for item in session.items if _RUN in item.stash])
-    return (yield)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if _STATE in config.stash:
-        config.stash[_STATE].session.close()
-
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix in (".yaml", ".yml") and file_path.parent.name == "evals":
-        collector: pytest.Collector = EvalFile.from_parent(parent, path=file_path)
-        return collector
-    return None
-
-
 class EvalFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        session = self.config.stash[_STATE].session
+        session = self.config.stash[STATE].session
         resumed = session.resumed
         samples = resumed.selection.samples if resumed is not None else self.config.getoption("samples")
         ev = evals.load(self.path, self.config.rootpath, samples, session.settings.profile)
@@ -317,7 +223,7 @@ class EvalFile(pytest.File):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, InternalError):  # our bug, not the file's: the run ends with pytest's code 3
-            self.config.stash[_STATE].internal_error = True
+            self.config.stash[STATE].internal_error = True
         if isinstance(excinfo.value, PromptVCRError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
@@ -334,7 +240,7 @@ class CaseItem(pytest.Function):
 
 def _test_for(run: evals.CaseRun, ev: evals.Eval) -> Callable[[pytest.FixtureRequest], None]:
     def promptvcr_case(request: pytest.FixtureRequest) -> None:
-        rows = request.config.stash[_STATE].session.rows_of(request.node.nodeid, run, ev)
+        rows = request.config.stash[STATE].session.rows_of(request.node.nodeid, run, ev)
         request.node.stash[_ROWS] = rows
         _verdict(run, rows)
 
@@ -350,17 +256,3 @@ def _verdict(run: evals.CaseRun, rows: list[Row]) -> None:
     if kind == "failed" and run.variant.xfail:  # one line: -ra prints it for every item; details in results.csv
         pytest.xfail(f"{run.variant.xfail} — {message.splitlines()[0]}")
     pytest.fail(message, pytrace=False)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    rep: Any = yield
-    if call.when == "call" and _ROWS in item.stash:
-        # what pytest-xdist can carry; taken off the item, which pytest keeps to the end (as it keeps the report,
-        # until the rows on it are the session's: pytest_runtest_logreport)
-        rep.promptvcr_rows = [row.to_dict() for row in item.stash[_ROWS]]
-        del item.stash[_ROWS]
-        run = item.stash[_RUN]
-        rep.promptvcr_eval = [run.eval_name, str(item.path)]
-        rep.promptvcr_item = [run.eval_name, run.variant.name, run.case.id, run.samples]
-    return rep  # type: ignore[no-any-return]  # pluggy wrappers return what they received
