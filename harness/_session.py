@@ -87,7 +87,7 @@ class Session:
         self._local: str | None = None
         self._stack = ExitStack()
         self.connections = client.Connections(not self.live, self.local_url)
-        self.pool = scheduler.Pool(self.connections.workers)
+        self.pool = scheduler.Pool(lambda: self.connections.workers(spare=not self.budgets))
         self.journal: journal.Journal | None = None
         self.options = runner.RunOptions(
             record_mode=settings.record_mode,

@@ -98,3 +98,18 @@ def test_report_renders_in_chromium_with_its_charts(
     for case in MIX:
         assert f'href="#fail-{case}-shaky"' in dom and f'<details id="fail-{case}-shaky">' in dom
     assert "small: shaky vs steady" in dom
+
+
+def test_a_failure_without_a_message_reads_as_it_always_did() -> None:
+    from harness.report._html import _failures
+    from harness.run._row import ErrorKind, Outcome, Row
+
+    rows = [
+        Row("e", "c", "v", "m", 0, Outcome.ERRORED, error=ErrorKind.TIMEOUT),
+        Row("e", "c", "v", "m", 1, Outcome.ERRORED, error=ErrorKind.TIMEOUT, error_message="HTTP 408"),
+        Row("e", "c", "v", "m", 2, Outcome.PASSED),
+    ]
+    (failure,) = _failures(rows)
+    # the report once read these rows back from results.csv, where a missing message was an empty cell: nan
+    assert [s["why"] for s in failure["samples"]] == ["timeout: nan", "timeout: HTTP 408"]
+    assert failure["title"] == "c [v]: 2 of 3 samples failed or errored"

@@ -201,16 +201,13 @@ def test_a_429_pauses_every_thread_once_per_window_later_ones_wait_for_themselve
     g = past_the_first_request(gate(fake))
     assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 1.0, attempt=0, max_retries=2) == 1.0
     fake.sleep(0.25)
-    # one more while the pause runs (its request was in flight): it waits for the rest of that pause only
-    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 1.0, attempt=0, max_retries=2) == 0.75
+    # one more while the pause runs (its request was in flight): it waits its own Retry-After, not the pause's rest
+    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 1.0, attempt=0, max_retries=2) == 1.0
+    # one asking for less than is left of the pause waits for the pause: nobody goes before it ends
+    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 0.25, attempt=0, max_retries=2) == 0.75
     assert send_times(g, fake, 1) == [1.0]  # the first 429: everyone waited its Retry-After
-    # another one in the same window, once its pause has passed: its own sender backs off (jittered, doubling with
-    # its attempts, never past the Retry-After), the others are not paused again
-    first = g.retry_wait("m", ErrorKind.RATE_LIMITED, 1.0, attempt=0, max_retries=2)
-    again = g.retry_wait("m", ErrorKind.RATE_LIMITED, 1.0, attempt=1, max_retries=2)
-    assert first is not None and limits.BACKOFF_BASE_S / 2 <= first <= limits.BACKOFF_BASE_S
-    assert again is not None and limits.BACKOFF_BASE_S <= again <= 1.0
-    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 0.1, attempt=1, max_retries=2) == 0.1
+    # another one in the same window: its own sender is told to wait, the others are not paused again
+    assert g.retry_wait("m", ErrorKind.RATE_LIMITED, 1.0, attempt=0, max_retries=2) == 1.0
     assert send_times(g, fake, 1) == [1.0]
     fake.sleep(limits.PAUSE_WINDOW_S)  # a new window: the next 429 pauses everyone again
     start = fake.now
@@ -377,6 +374,7 @@ def test_the_pool_has_spare_threads_beyond_the_slots_but_one_slot_keeps_one_thre
     assert connections.workers() == 1  # one at a time, in order
     connections._pacers["many"] = Pacer(Limits(), 50)
     assert connections.workers() == 1 + 50 + 13
+    assert connections.workers(spare=False) == 1 + 50  # a budgeted run: a waiting thread would hold budget
 
 
 def test_a_live_clients_connections_are_split_and_each_request_takes_the_least_busy_pool() -> None:

@@ -17,7 +17,22 @@ from harness.report import _tabular as tabular
 from harness.report._stats import pairwise_sum, sorted_group_mean
 
 CHARS = [chr(c) for c in range(0x80)] + ["é", "€", "日", "😀", "\u2028", "\ufeff", "\x80", '"', ",", "/", "\\"]
-SPECIAL = [0.0, -0.0, 1.0, 0.5, 0.1 + 0.2, 1e16, 1e-16, 1e-15, 2.5e-15, 9999999999999998.0, 6e-06, 5e-324]
+SPECIAL = [
+    0.0,
+    -0.0,
+    float("inf"),
+    float("-inf"),
+    1.0,
+    0.5,
+    0.1 + 0.2,
+    1e16,
+    1e-16,
+    1e-15,
+    2.5e-15,
+    9999999999999998.0,
+    6e-06,
+    5e-324,
+]
 
 
 def _float(rng: random.Random) -> float:

@@ -62,6 +62,11 @@ def _anchor(case: object, variant: object) -> str:
     return f"fail-{case}-{variant}"
 
 
+def _or_nan(text: str | None) -> str:
+    """A missing message as the report always showed it (it was read back from results.csv: an empty cell, nan)."""
+    return "nan" if text is None else text
+
+
 def _failures(rows: Sequence[Row]) -> list[dict[str, Any]]:
     totals = Counter((r.variant, r.case) for r in rows)
     bad = (r for r in rows if r.outcome in (Outcome.FAILED, Outcome.ERRORED))
@@ -70,7 +75,7 @@ def _failures(rows: Sequence[Row]) -> list[dict[str, Any]]:
         samples = [
             {
                 "sample": r.sample,
-                "why": r.reasons if r.outcome == Outcome.FAILED else f"{r.error}: {r.error_message}",
+                "why": r.reasons if r.outcome == Outcome.FAILED else f"{r.error}: {_or_nan(r.error_message)}",
                 "output": _clip(r.output),
             }
             for r in group[:MAX_FAILURES_SHOWN]

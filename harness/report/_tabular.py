@@ -61,8 +61,7 @@ def write_csv(out: TextIO, columns: Sequence[str], records: Sequence[Record]) ->
     for record in records:
         line = list(record)
         for i in floats:
-            value = line[i]
-            line[i] = None if value is None or value != value else float(value)
+            line[i] = None if _missing(line[i]) else float(line[i])
         for i in mended:
             if _missing(line[i]):
                 line[i] = None
@@ -116,7 +115,7 @@ def json_double(value: float) -> str:
 
 
 def _json_cell(value: Any) -> str:
-    if _missing(value):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):  # pandas writes ±inf as null too
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"

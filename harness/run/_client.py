@@ -264,14 +264,15 @@ class Connections:
                 pacer = self._pacers[endpoint.base_url] = Pacer(endpoint.limits, endpoint.concurrency)
             return pacer
 
-    def workers(self) -> int:
+    def workers(self, spare: bool = True) -> int:
         """Threads worth running: every endpoint's concurrency and a quarter more. A sample holds a thread, not a
         slot, while it is checked and journaled, its case's cassette written, or while it waits to retry a 429: the
         spare threads wait at the slots meanwhile, so that no slot idles while samples are queued (4.9 → 4.6 s of
         sending for 1,000 calls at concurrency 50). An endpoint of one slot keeps one thread: its samples go one
-        after the other, in order, as they always did."""
+        after the other, in order, as they always did. ``spare=False`` (a run with a budget): one thread a slot,
+        since a thread waiting at the slots has reserved its sample's worst case, which the others could spend."""
         with self._lock:
-            return max(1, sum(_threads(p.concurrency) for p in self._pacers.values()))
+            return max(1, sum(_threads(p.concurrency, spare) for p in self._pacers.values()))
 
     def close(self) -> None:
         with self._lock:
@@ -280,5 +281,5 @@ class Connections:
             self._clients.clear()
 
 
-def _threads(concurrency: int) -> int:
-    return concurrency if concurrency == 1 else concurrency + math.ceil(SPARE_THREADS * concurrency)
+def _threads(concurrency: int, spare: bool) -> int:
+    return concurrency if concurrency == 1 or not spare else concurrency + math.ceil(SPARE_THREADS * concurrency)

@@ -8,12 +8,10 @@ One ``Pacer`` per endpoint (base URL) for the whole session, shared by every thr
   matching ``x-ratelimit-reset-*``);
 - a 429 pauses the model for every thread (``Retry-After`` / ``retry-after-ms`` honoured, else exponential backoff
   with jitter) once per window (``PAUSE_WINDOW_S``, the minute OpenAI counts its limits in): a later 429 of the same
-  window waits for what is left of that pause, then for its own jittered backoff (doubling with the sample's
-  attempts, never longer than its ``Retry-After``), so scattered 429s neither idle the endpoint a pause at a time
-  (46 of them at Retry-After 1 s cost 19 s of a 4 s run) nor hold their samples a whole ``Retry-After`` each, one
-  after the other, once the window's pause has passed; the wall-clock time the endpoint spends waiting to retry
-  is capped (``max_retry_time_s``): past it, failures are final instead of retried, so a run in a rate-limit storm
-  ends instead of hanging.
+  window waits for itself only (its own ``Retry-After``, or what is left of the window's pause if longer), so
+  scattered 429s do not idle the endpoint a pause at a time (46 of them at Retry-After 1 s cost 19 s of a 4 s
+  run); the wall-clock time the endpoint spends waiting to retry is capped (``max_retry_time_s``): past it,
+  failures are final instead of retried, so a run in a rate-limit storm ends instead of hanging.
 
 The pace is the generic cell rate algorithm: each request books the interval it is worth after the previous
 booking, with one second of burst allowed; a request bigger than a second's worth of tokens waits its turn rather
@@ -189,30 +187,28 @@ class Pacer:
             return None
         if attempt >= (MAX_RATE_LIMITED_ATTEMPTS if error == ErrorKind.RATE_LIMITED else max_retries):
             return None
-        backoff = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt)
-        backoff *= 0.5 + random.random() / 2  # jitter: threads that failed together don't come back together
-        wait = after_s if after_s is not None else backoff
-        pausing = error == ErrorKind.RATE_LIMITED and self._opens_window(model)
-        if error == ErrorKind.RATE_LIMITED and not pausing:
-            # the window's pause was taken: this thread waits for what is left of it, then backs off on its own
-            # (never longer than the endpoint asked), so a scattered 429 costs its sample a moment, not a pause
-            wait = max(self._pause_left(model), min(wait, backoff))
-        if self.retry_time_s() + wait > self.limits.max_retry_time_s:
-            return None
-        if pausing:
-            self._pause_for_429(model, wait)
-        return wait
+        wait = after_s if after_s is not None else _backoff(attempt)
+        if error == ErrorKind.RATE_LIMITED:
+            return self._wait_for_429(model, wait)
+        return None if self.retry_time_s() + wait > self.limits.max_retry_time_s else wait
 
-    def _opens_window(self, model: str) -> bool:
-        """Whether a 429 now is the first of a window (see the module doc): then it pauses every thread."""
+    def _wait_for_429(self, model: str, wait: float) -> float | None:
+        """The first 429 of a window pauses the model for every thread; a later one waits for itself: its own
+        ``wait``, or what is left of the window's pause if that is longer (see the module doc). Looked at and set
+        under one lock, so that two 429s arriving together open one window, not two."""
         with self._lock:
+            now = self._clock()
             start = self._window_start.get(model)
-            return start is None or self._clock() - start >= PAUSE_WINDOW_S
-
-    def _pause_for_429(self, model: str, seconds: float) -> None:
-        with self._lock:
-            self._window_start[model] = self._clock()
-        self.pause(model, seconds)
+            opens = start is None or now - start >= PAUSE_WINDOW_S
+            paused_until = self._paused_until.get(model, 0.0)
+            if not opens:
+                wait = max(wait, paused_until - now)
+            if self._retry_time_locked(now) + wait > self.limits.max_retry_time_s:
+                return None
+            if opens:
+                self._window_start[model] = now
+                self._paused_until[model] = max(paused_until, now + wait)
+            return wait
 
     @contextmanager
     def retrying(self) -> Iterator[None]:
@@ -232,12 +228,19 @@ class Pacer:
 
     def retry_time_s(self) -> float:
         with self._lock:
-            ongoing = self._clock() - self._waiting_since if self._waiting else 0.0
-            return self._retry_time_s + ongoing
+            return self._retry_time_locked(self._clock())
+
+    def _retry_time_locked(self, now: float) -> float:
+        return self._retry_time_s + (now - self._waiting_since if self._waiting else 0.0)
 
     def wait_to_retry(self, seconds: float) -> None:
         with self.retrying():
             self._sleep_for(seconds)
+
+
+def _backoff(attempt: int) -> float:
+    full = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2.0**attempt)
+    return full * (0.5 + random.random() / 2)  # jitter: threads that failed together don't come back together
 
 
 def _number(text: str | None) -> float | None:
