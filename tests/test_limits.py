@@ -375,16 +375,3 @@ def test_the_pool_has_spare_threads_beyond_the_slots_but_one_slot_keeps_one_thre
     connections._pacers["many"] = Pacer(Limits(), 50)
     assert connections.workers() == 1 + 50 + 13
     assert connections.workers(spare=False) == 1 + 50  # a budgeted run: a waiting thread would hold budget
-
-
-def test_a_live_clients_connections_are_split_and_each_request_takes_the_least_busy_pool() -> None:
-    from harness.record._transport import POOL_SIZE, Network
-
-    network = Network(50)
-    pools = network._transports
-    assert len(pools) == 7 and all(p._pool._max_connections <= POOL_SIZE for p in pools)
-    with network.least_busy() as first, network.least_busy() as second:
-        assert first is not second
-    with network.least_busy() as again:
-        assert again is pools[0]  # both given back
-    network.close()

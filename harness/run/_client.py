@@ -1,9 +1,16 @@
 """The OpenAI client: endpoint, key, timeouts; one call, classified.
 
-The official SDK does the HTTP, through ``harness.record._cassettes.Transport`` so that the cassette the sending thread
-plays answers or records. The SDK's own retries are off: the runner retries, paced by the endpoint's ``limits.Pacer``,
-so a 429 slows every thread and retry time is capped. This module knows nothing about YAML: it gets a request body and
-returns the response JSON, or an error class with the server's own message.
+The official SDK builds the requests and classifies what fails, through ``harness.record._transport.Transport`` so that
+the cassette the sending thread plays answers or records. A live client's chat requests after its first go past the
+SDK, straight to that transport with the method, URL and headers the SDK sent the first one with (its
+``Template``): the SDK's request and response handling is two thirds of a live call's CPU under 50 threads (issue 14).
+What such a request gets back is classified by the SDK's own rules all the same — a status that is not 2xx becomes
+the SDK's error for it (``_make_status_error_from_response``), a network failure its ``APITimeoutError`` or
+``APIConnectionError`` — so rows, messages and cassettes are the same either way (``tests/test_direct.py``).
+
+The SDK's own retries are off: the runner retries, paced by the endpoint's ``limits.Pacer``, so a 429 slows every
+thread and retry time is capped. This module knows nothing about YAML: it gets a request body and returns the
+response JSON, or an error class with the server's own message.
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ import functools
 import json
 import math
 import os
+import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from .._lazy import httpx2, openai  # imported when a request first needs the SDK: most replays never do
 from ..errors import ConfigError
@@ -28,9 +37,14 @@ from ._limits import Pacer
 from ._remedy import Remedy
 from ._row import ErrorKind
 
+if TYPE_CHECKING:
+    from ..record._transport import Transport
+
 # Placeholder used in replay: recordings never contain a key, so none is needed to replay them.
 REPLAY_KEY = "replay-needs-no-key"
 SPARE_THREADS = 0.25  # spare threads for each concurrency slot (see ``Connections.workers``)
+# A live client's transport, which its requests past the SDK go to (see the module doc)
+_TRANSPORTS: weakref.WeakKeyDictionary[Any, Transport] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -63,19 +77,18 @@ def make_client(
         )
     from ..record._transport import Network, Transport  # httpx2's: with the SDK, not before
 
-    network = None if replay else Network(connections)
-    return openai.OpenAI(
+    transport = Transport(None if replay else Network(connections), endpoint.timeout_s, stream.first_token_ms)
+    api = openai.OpenAI(
         api_key=key,
         base_url=base_url or endpoint.base_url,
         timeout=endpoint.timeout_s,
         max_retries=0,
         # trust_env off: a proxy from the environment would get a transport of its own, past the cassette
-        http_client=httpx2.Client(
-            transport=Transport(network, endpoint.timeout_s, stream.first_token_ms),
-            timeout=endpoint.timeout_s,
-            trust_env=False,
-        ),
+        http_client=httpx2.Client(transport=transport, timeout=endpoint.timeout_s, trust_env=False),
     )
+    if not replay:  # a replay's requests are answered from the cassette (``replayed``), or need the SDK's errors
+        _TRANSPORTS[api] = transport
+    return api
 
 
 def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
@@ -84,9 +97,7 @@ def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
     try:
         if body.get("stream"):
             return _streamed(client, body)
-        # the SDK's request path (auth, headers, timeouts, errors) without `create`'s typed-parameter transform,
-        # which only re-checks a body that is plain JSON already (a third of a live call's CPU under 50 threads)
-        raw = client.post("/chat/completions", cast_to=httpx2.Response, body=body)
+        headers, text = _posted(client, body)
     except NoRecording:  # not an httpx2 error: the SDK lets it through unwrapped
         return CallResult(None, None, ErrorKind.MISSING_RECORDING, "")
     except openai.APITimeoutError as exc:
@@ -100,11 +111,39 @@ def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
         return _failed(ErrorKind.SERVER_ERROR, exc, start)
     except openai.APIStatusError as exc:
         return _failed(ErrorKind.REFUSED_BY_ENDPOINT, exc, start)
-    recorded = raw.headers.get(LATENCY_HEADER)
+    recorded = headers.get(LATENCY_HEADER)
     latency = float(recorded) if recorded else _ms_since(start)
-    headers = _pacing_headers(raw.headers)
-    parsed = _parsed(raw.text, latency, headers, replayed=bool(raw.headers.get(REPLAYED_HEADER)))
-    return replace(parsed, batch=BATCH_HEADER in raw.headers)
+    parsed = _parsed(text, latency, _pacing_headers(headers), replayed=bool(headers.get(REPLAYED_HEADER)))
+    return replace(parsed, batch=BATCH_HEADER in headers)
+
+
+def _posted(client: openai.OpenAI, body: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """A 2xx answer's headers (lowercased names, repeats joined as httpx2 joins them) and text; raises the SDK's
+    errors. Through the SDK until its first request taught the transport how the SDK sends (see the module doc)."""
+    transport = _TRANSPORTS.get(client)
+    template = transport.template if transport is not None else None
+    if transport is None or template is None:
+        # the SDK's request path (auth, headers, timeouts, errors) without `create`'s typed-parameter transform,
+        # which only re-checks a body that is plain JSON already
+        raw = client.post("/chat/completions", cast_to=httpx2.Response, body=body)
+        return dict(raw.headers.items()), raw.text
+    from ..record._network import charset  # with httpx2, which a replay may never import
+
+    # serialized as the SDK serializes a body (openai._utils._json.openapi_dumps), so the bytes sent are the same
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    try:
+        status, _, headers, content = transport.exchange(template.method, template.url, template.headers, data)
+    except httpx2.TimeoutException as exc:
+        raise openai.APITimeoutError(request=template.request(data)) from exc
+    except (httpx2.RequestError, ssl.SSLError) as exc:  # the SDK's request_exceptions
+        raise openai.APIConnectionError(request=template.request(data)) from exc
+    if not 200 <= status < 300:  # httpx2's raise_for_status, then the SDK's error for the status
+        response = httpx2.Response(status, headers=headers, content=content, request=template.request(data))
+        raise client._make_status_error_from_response(response) from None
+    joined: dict[str, str] = {}
+    for name, value in headers:
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return joined, content.decode(charset(joined.get("content-type")), "replace")
 
 
 def replayed(cassette: Cassette, sample: int | None, body: dict[str, Any]) -> CallResult | None:
@@ -182,7 +221,7 @@ def _parsed(text: str, latency: float | None, headers: dict[str, str], replayed:
     return CallResult(response, latency, headers=headers, replayed=replayed)
 
 
-def _pacing_headers(headers: httpx2.Headers) -> dict[str, str]:
+def _pacing_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith(("x-ratelimit-", "retry-after"))}
 
 
