@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -208,8 +211,7 @@ def test_an_idle_connection_the_server_closed_is_not_used_again(fake_openai: Fak
     _post(network, fake_openai.base_url)
     ((origin, idle),) = network._idle.items()
     stale = idle[0]
-    assert stale.sock is not None
-    stale.sock.shutdown(socket.SHUT_RD)  # reads as a connection the server closed: readable, at its end
+    stale.shutdown(socket.SHUT_RD)  # type: ignore[attr-defined]  # a socket  # reads as a connection the server closed: readable, at its end
     assert _post(network, fake_openai.base_url) == 200
     assert network._idle[origin] and network._idle[origin][0] is not stale
     fake_openai.respond = lambda body: Reply(body=completion("bye"), headers={"connection": "close"})
@@ -227,3 +229,45 @@ def test_a_call_has_one_deadline_however_its_body_trickles_in(slow_server: FakeO
         _post(network, slow_server.base_url, deadline_s=0.5)
     assert _post(network, slow_server.base_url, deadline_s=5.0) == 200
     network.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[FakeOpenAI, Path]]:
+    """The fake server behind TLS, with a certificate for 127.0.0.1 made here (openssl's command line)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl command to make a certificate with")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    subprocess.run(
+        [openssl, *request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server = FakeOpenAI(lambda body: streamed(["a", "b", "c"], gap_s=0.2))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server._httpd.socket = context.wrap_socket(server._httpd.socket, server_side=True)
+    server._httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]  # a client gone
+    with server:
+        yield server, cert
+
+
+def test_tls_connections_check_the_certificate_are_kept_alive_and_keep_the_deadline(
+    tls_server: tuple[FakeOpenAI, Path],
+) -> None:
+    server, cert = tls_server
+    url = server.base_url.replace("http://", "https://")
+    network = Network(idle=2, tls=ssl.create_default_context(cafile=str(cert)))
+    assert _post(network, url) == 200
+    ((origin, idle),) = network._idle.items()
+    assert origin[0] == "https" and isinstance(idle[0], ssl.SSLSocket)
+    first = idle[0]
+    assert _post(network, url) == 200 and network._idle[origin] == [first]
+    with pytest.raises(httpx2.ReadTimeout):
+        _post(network, url, deadline_s=0.5)  # every read within 0.5 s, the whole not
+    network.close()
+    untrusting = Network(idle=1)  # the CA bundle's: this certificate is signed by no one it knows
+    with pytest.raises(httpx2.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        _post(untrusting, url)
+    untrusting.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import email.message
+import functools
 import http.client
 import select
 import socket
@@ -75,84 +76,82 @@ class _TLSSocket(_Deadline, ssl.SSLSocket):  # type: ignore[misc]  # recv_into's
     pass
 
 
-def tls_context() -> ssl.SSLContext:
-    """One context for every connection (loading the CA bundle costs ~30 ms), making deadline sockets."""
-    context = httpx2.create_ssl_context(trust_env=False)
-    context.sslsocket_class = _TLSSocket
-    return context
-
-
 class Network:
-    """Kept-alive connections by origin, shared by the threads; at most ``idle`` of them kept between calls."""
+    """Kept-alive connections by origin, shared by the threads; at most ``idle`` of them kept between calls. TLS
+    checks certificates as httpx2 does (its context, made on first use: loading the CA bundle costs ~30 ms), or
+    with ``tls``."""
 
     def __init__(self, idle: int, tls: ssl.SSLContext | None = None) -> None:
         self._idle_max = max(1, idle)
         self._tls = tls
-        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        if tls is not None:
+            tls.sslsocket_class = _TLSSocket
+        self._idle: dict[Origin, list[_Deadline]] = {}
         self._lock = threading.Lock()
 
     def send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, deadline: float | None) -> Reply:
         """One request, its whole answer read; raises httpx2's ``TransportError``s."""
         origin, target = _split(url)
         start = time.perf_counter()
-        conn = self._take(origin, deadline)
+        sock = self._take(origin, deadline)
         try:
-            reply, reusable = _exchange(conn, method, target, headers, body, start)
+            reply, reusable = _exchange(sock, _head(method, target, headers, len(body)) + body, method, start)
         except BaseException:
-            conn.close()
+            _close(sock)
             raise
-        finally:
-            _set_deadline(conn, None)
+        sock.deadline = None
         if reusable:
-            self._give_back(origin, conn)
+            self._give_back(origin, sock)
         else:
-            conn.close()
+            _close(sock)
         return reply
 
-    def _take(self, origin: Origin, deadline: float | None) -> http.client.HTTPConnection:
+    def _take(self, origin: Origin, deadline: float | None) -> _Deadline:
         while True:
             with self._lock:
                 idle = self._idle.get(origin)
-                conn = idle.pop() if idle else None
-            if conn is None:
+                sock = idle.pop() if idle else None
+            if sock is None:
                 return self._opened(origin, deadline)
-            if _alive(conn):
-                _set_deadline(conn, deadline)
-                return conn
-            conn.close()
+            if _alive(sock):
+                sock.deadline = deadline
+                return sock
+            _close(sock)
 
-    def _opened(self, origin: Origin, deadline: float | None) -> http.client.HTTPConnection:
+    def _opened(self, origin: Origin, deadline: float | None) -> _Deadline:
         scheme, host, port = origin
         sock = _connected(host, port, deadline)
+        if scheme != "https":
+            return sock
         try:
-            if scheme == "https":
-                if self._tls is None:
-                    self._tls = tls_context()
-                sock = self._tls.wrap_socket(sock, server_hostname=host)
+            if self._tls is None:
+                self._tls = httpx2.create_ssl_context(trust_env=False)
+                self._tls.sslsocket_class = _TLSSocket
+            tls = self._tls.wrap_socket(sock, server_hostname=host)
         except (OSError, ValueError) as exc:  # ssl.SSLError and a certificate that does not match are OSErrors
-            sock.close()
+            _close(sock)
             raise (httpx2.ConnectTimeout if isinstance(exc, TimeoutError) else httpx2.ConnectError)(str(exc)) from exc
-        conn = http.client.HTTPConnection(host, port)
-        conn.sock = sock  # opened here, with its deadline: http.client never opens one itself (see ``_exchange``)
-        _set_deadline(conn, deadline)
-        return conn
+        assert isinstance(tls, _TLSSocket)  # the context's sslsocket_class (``tls_context``)
+        tls.deadline = deadline
+        return tls
 
-    def _give_back(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
+    def _give_back(self, origin: Origin, sock: _Deadline) -> None:
         with self._lock:
             idle = self._idle.setdefault(origin, [])
             if len(idle) < self._idle_max:
-                idle.append(conn)
+                idle.append(sock)
                 return
-        conn.close()
+        _close(sock)
 
     def close(self) -> None:
         with self._lock:
-            conns = [c for idle in self._idle.values() for c in idle]
+            socks = [s for idle in self._idle.values() for s in idle]
             self._idle.clear()
-        for conn in conns:
-            conn.close()
+        for sock in socks:
+            _close(sock)
 
 
+@functools.lru_cache(maxsize=256)
 def _split(url: str) -> tuple[Origin, str]:
     parsed = httpx2.URL(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -160,7 +159,15 @@ def _split(url: str) -> tuple[Origin, str]:
     return (parsed.scheme, parsed.host, port), target
 
 
-def _connected(host: str, port: int, deadline: float | None) -> socket.socket:
+def _head(method: str, target: str, headers: list[tuple[str, str]], length: int) -> bytes:
+    """The request line and headers (httpx2 checked them when it made the SDK's request: no line breaks)."""
+    lines = [f"{method} {target} HTTP/1.1"]
+    lines += [f"{k}: {v}" for k, v in headers if k not in ("content-length", "accept-encoding")]
+    lines += [f"accept-encoding: {ACCEPT_ENCODING}", f"content-length: {length}", "", ""]
+    return "\r\n".join(lines).encode()
+
+
+def _connected(host: str, port: int, deadline: float | None) -> _Socket:
     timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
     try:
         plain = socket.create_connection((host, port), timeout)
@@ -175,35 +182,24 @@ def _connected(host: str, port: int, deadline: float | None) -> socket.socket:
     return sock
 
 
-def _set_deadline(conn: http.client.HTTPConnection, deadline: float | None) -> None:
-    if isinstance(conn.sock, _Deadline):
-        conn.sock.deadline = deadline
+def _close(sock: _Deadline) -> None:
+    sock.close()  # type: ignore[attr-defined]  # mixed into sockets only
 
 
-def _alive(conn: http.client.HTTPConnection) -> bool:
+def _alive(sock: _Deadline) -> bool:
     """Whether an idle connection can carry a request: readable while idle means the server closed it."""
-    if conn.sock is None:
-        return False
     poll = select.poll()
-    poll.register(conn.sock, select.POLLIN)
+    poll.register(sock, select.POLLIN)  # type: ignore[arg-type]  # a socket
     return not poll.poll(0)
 
 
-def _exchange(
-    conn: http.client.HTTPConnection,
-    method: str,
-    target: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    start: float,
-) -> tuple[Reply, bool]:
-    """The request sent and its answer read; whether the connection can carry another."""
-    sent = {k: v for k, v in headers if k != "content-length"}  # http.client counts the body itself
-    sent["accept-encoding"] = ACCEPT_ENCODING
+def _exchange(sock: _Deadline, request: bytes, method: str, start: float) -> tuple[Reply, bool]:
+    """The request sent and its answer read (``http.client`` parses it); whether the connection can carry another."""
     with _raised(httpx2.WriteTimeout, httpx2.WriteError):
-        conn.request(method, target, body=body, headers=sent)
+        sock.sendall(request)
     with _raised(httpx2.ReadTimeout, httpx2.ReadError):
-        response = conn.getresponse()
+        response = http.client.HTTPResponse(sock, method=method)  # type: ignore[arg-type]  # a socket
+        response.begin()
         decode = _decoder(response.getheader("content-encoding"))
         arrivals = []
         while piece := response.read1(PIECE_BYTES):
@@ -214,7 +210,7 @@ def _exchange(
             arrivals.append(((time.perf_counter() - start) * 1000, tail))
     reason = response.reason.encode("latin-1").decode("ascii", "ignore")  # as httpx2 reads it
     reply = Reply(response.status, reason, _header_list(response.getheaders()), arrivals)
-    return reply, not response.will_close and conn.sock is not None
+    return reply, not response.will_close
 
 
 class _raised:
