@@ -28,7 +28,7 @@ import pytest
 from harness.load._evals import Endpoint
 from harness.record import _cassettes as cassettes
 from harness.record._cassettes import LATENCY_HEADER, TRANSIENT_STATUSES, RecordMode
-from harness.record._network import Network
+from harness.record._network import KEEPALIVE_S, Network
 from harness.record._transport import record_answer
 from harness.run import _client as client
 from tests.fakeserver import FakeOpenAI, Reply, completion, streamed
@@ -72,7 +72,7 @@ def _old_client(endpoint: Endpoint) -> Any:
 
 def _sent(api: Any, tmp: Path, name: str, *, direct: bool | None) -> tuple[client.CallResult, list[Any]]:
     """One call through ``api`` (``direct``: past the SDK; False: through it; None: an old client), its result
-    without the latency, and what its cassette recorded without the latency header."""
+    without the latency, and what its cassette recorded without the latency and date headers."""
     transport = client._TRANSPORTS.get(api)
     if transport is not None and not direct:
         transport.template = None  # the SDK sends it, and teaches the transport its template again
@@ -81,8 +81,9 @@ def _sent(api: Any, tmp: Path, name: str, *, direct: bool | None) -> tuple[clien
     with cassettes.playing(cassette, 0):
         result = client.call(api, BODY)
     cassette.close()
-    for interaction in cassette.data:
+    for interaction in cassette.data:  # what differs from one send to the next
         interaction["response"]["headers"].pop(LATENCY_HEADER, None)
+        interaction["response"]["headers"].pop("date", None)
     return result.__class__(**{**result.__dict__, "latency_ms": None}), cassette.data
 
 
@@ -190,34 +191,42 @@ def _post(network: Network, base_url: str, deadline_s: float = 5.0) -> int:
     return network.send("POST", base_url + "/chat/completions", headers, body, time.monotonic() + deadline_s).status
 
 
+def _idle(network: Network, origin: Any) -> list[Any]:
+    return [sock for sock, _ in network._idle.get(origin, [])]
+
+
 def test_connections_are_kept_alive_and_at_most_idle_of_them_are_kept(slow_server: FakeOpenAI) -> None:
     network = Network(idle=2)
     assert _post(network, slow_server.base_url) == 200
     ((origin, idle),) = network._idle.items()
-    first = idle[0]
-    assert _post(network, slow_server.base_url) == 200 and network._idle[origin] == [first]  # the same one again
+    first = idle[0][0]
+    assert _post(network, slow_server.base_url) == 200 and _idle(network, origin) == [first]  # the same one again
     threads = [threading.Thread(target=_post, args=(network, slow_server.base_url)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(network._idle[origin]) == 2  # four were open at once; two kept
+    assert len(_idle(network, origin)) == 2  # four were open at once; two kept
     network.close()
     assert not network._idle
 
 
-def test_an_idle_connection_the_server_closed_is_not_used_again(fake_openai: FakeOpenAI) -> None:
+def test_an_idle_connection_the_server_closed_or_kept_too_long_is_not_used_again(fake_openai: FakeOpenAI) -> None:
     network = Network(idle=4)
     _post(network, fake_openai.base_url)
     ((origin, idle),) = network._idle.items()
-    stale = idle[0]
+    stale = idle[0][0]
     stale.shutdown(socket.SHUT_RD)  # type: ignore[attr-defined]  # a socket  # reads as a connection the server closed: readable, at its end
     assert _post(network, fake_openai.base_url) == 200
-    assert network._idle[origin] and network._idle[origin][0] is not stale
+    assert _idle(network, origin) and _idle(network, origin)[0] is not stale
+    idle = network._idle[origin]
+    idle[0] = (idle[0][0], idle[0][1] - KEEPALIVE_S)  # idle as long as a connection is kept: not used again
+    old = idle[0][0]
+    assert _post(network, fake_openai.base_url) == 200 and _idle(network, origin)[0] is not old
     fake_openai.respond = lambda body: Reply(body=completion("bye"), headers={"connection": "close"})
     network.close()
     _post(network, fake_openai.base_url)
-    assert not network._idle.get(origin)  # the server said it closes: not kept
+    assert not _idle(network, origin)  # the server said it closes: not kept
     network.close()
 
 
@@ -261,9 +270,9 @@ def test_tls_connections_check_the_certificate_are_kept_alive_and_keep_the_deadl
     network = Network(idle=2, tls=ssl.create_default_context(cafile=str(cert)))
     assert _post(network, url) == 200
     ((origin, idle),) = network._idle.items()
-    assert origin[0] == "https" and isinstance(idle[0], ssl.SSLSocket)
-    first = idle[0]
-    assert _post(network, url) == 200 and network._idle[origin] == [first]
+    first = idle[0][0]
+    assert origin[0] == "https" and isinstance(first, ssl.SSLSocket)
+    assert _post(network, url) == 200 and _idle(network, origin) == [first]
     with pytest.raises(httpx2.ReadTimeout):
         _post(network, url, deadline_s=0.5)  # every read within 0.5 s, the whole not
     network.close()

@@ -32,6 +32,7 @@ import httpx2
 # What a request may get its answer compressed with: what the decoder below reads (httpx2 sends the same).
 ACCEPT_ENCODING = "gzip, deflate"
 PIECE_BYTES = 65536
+KEEPALIVE_S = 5.0  # how long a connection is kept idle (httpx2's keepalive_expiry): older ones may be dropped
 Origin = tuple[str, str, int]  # scheme, host, port
 
 
@@ -86,7 +87,7 @@ class Network:
         self._tls = tls
         if tls is not None:
             tls.sslsocket_class = _TLSSocket
-        self._idle: dict[Origin, list[_Deadline]] = {}
+        self._idle: dict[Origin, list[tuple[_Deadline, float]]] = {}  # and since when, monotonic
         self._lock = threading.Lock()
 
     def send(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, deadline: float | None) -> Reply:
@@ -110,10 +111,10 @@ class Network:
         while True:
             with self._lock:
                 idle = self._idle.get(origin)
-                sock = idle.pop() if idle else None
+                sock, since = idle.pop() if idle else (None, 0.0)
             if sock is None:
                 return self._opened(origin, deadline)
-            if _alive(sock):
+            if time.monotonic() - since < KEEPALIVE_S and _alive(sock):
                 sock.deadline = deadline
                 return sock
             _close(sock)
@@ -139,13 +140,13 @@ class Network:
         with self._lock:
             idle = self._idle.setdefault(origin, [])
             if len(idle) < self._idle_max:
-                idle.append(sock)
+                idle.append((sock, time.monotonic()))
                 return
         _close(sock)
 
     def close(self) -> None:
         with self._lock:
-            socks = [s for idle in self._idle.values() for s in idle]
+            socks = [s for idle in self._idle.values() for s, _ in idle]
             self._idle.clear()
         for sock in socks:
             _close(sock)
