@@ -1,10 +1,12 @@
 """Live runs send samples concurrently: a pool of threads, and one ``Job`` per case × variant.
 
-Threads, not asyncio: the SDK's sync client, the checks and the cassettes are plain functions, and a call spends
-its time waiting on the network with the GIL released. Measured here (1,000 calls of 200 ms at concurrency 50,
-the SDK alone): 50 threads on the sync client took 4.3–4.4 s and 1.3–1.7 s of CPU, asyncio on ``AsyncOpenAI``
-4.8–5.1 s and 1.8–2.2 s. What a live run costs beyond that is its own work (cassettes, checks, journal, reports;
-`make bench-runner`). How many requests are in flight per endpoint, and how fast, is the endpoint's
+Threads, not asyncio: the checks and the cassettes are plain functions, and a call spends its time waiting on the
+network with the GIL released. Measured here (1,000 calls of 200 ms at concurrency 50, the client alone, CPU for
+the 1,000): 50 threads on the SDK's sync client 4.2–4.3 s and 1.0–1.4 s, asyncio on ``AsyncOpenAI`` 4.8–5.1 s and
+1.8–2.2 s, raw httpx2 in 50 threads 0.8 s, on ``AsyncClient`` 1.1 s, and ``http.client`` in 50 threads 0.25 s —
+which is what a live call goes over now, past the SDK (``_client``, ``harness.record._network``). The whole live
+run, collection, cassettes, checks, journal and reports included, costs 1.8–2.3 ms of CPU a call and 4.9–5.3 s
+(`make bench-runner`; before issue 14: 3.1–4.2 ms and 5.3–5.5 s). How many requests are in flight per endpoint, and how fast, is the endpoint's
 ``limits.Pacer``'s business; the pool has spare threads beyond the slots (``_client.Connections.workers``), so
 that a sample being checked and journaled, or waiting to retry a 429, does not leave a slot idle.
 
