@@ -6,9 +6,11 @@ the 1,000): 50 threads on the SDK's sync client 4.2–4.3 s and 1.0–1.4 s, asy
 1.8–2.2 s, raw httpx2 in 50 threads 0.8 s, on ``AsyncClient`` 1.1 s, and ``http.client`` in 50 threads 0.25 s —
 which is what a live call goes over now, past the SDK (``_client``, ``harness.record._network``). The whole live
 run, collection, cassettes, checks, journal and reports included, costs 1.8–2.3 ms of CPU a call and 4.9–5.3 s
-(`make bench-runner`; before issue 14: 3.1–4.2 ms and 5.3–5.5 s). How many requests are in flight per endpoint, and how fast, is the endpoint's
-``limits.Pacer``'s business; the pool has spare threads beyond the slots (``_client.Connections.workers``), so
-that a sample being checked and journaled, or waiting to retry a 429, does not leave a slot idle.
+(`make bench-runner`; before issue 14: 3.1–4.2 ms and 5.3–5.5 s).
+
+How many requests are in flight per endpoint, and how fast, is the endpoint's ``limits.Pacer``'s business; the pool
+has spare threads beyond the slots (``_client.Connections.workers``), so that a sample being checked and journaled,
+or waiting to retry a 429, does not leave a slot idle.
 
 Without pytest-xdist the plugin starts every case's job as the run starts, in item order, so samples of
 later cases fill the slots the earlier ones leave; each pytest item then waits for its own job. Under pytest-xdist
