@@ -106,7 +106,7 @@ def _three_ways(fake_openai: FakeOpenAI, endpoint: Endpoint, reply: Reply, tmp: 
 
 
 REPLIES = {
-    "200": Reply(body=completion("Oui !"), headers={"x-ratelimit-remaining-requests": "99", "x-request-id": "r1"}),
+    "200": Reply(body=completion("Oui !"), headers={"x-ratelimit-remaining-requests": "99 ", "x-request-id": "r1"}),
     "200 latin-1": Reply(
         body='{"choices": [{"message": {"content": "caf\xe9"}}]}'.encode("latin-1"),
         headers={"content-type": "application/json; charset=latin-1"},

@@ -262,9 +262,9 @@ def _decoder(encoding: str | None) -> Callable[..., bytes]:
 
 
 def _header_list(raw: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Header names lowercased, values decoded as httpx2 decodes them: ASCII, else UTF-8, else Latin-1
-    (``http.client`` reads them as Latin-1)."""
-    pairs = [(k.lower(), v) for k, v in raw]
+    """Header names lowercased, values without the white space around them (h11 strips it, ``http.client`` keeps
+    what trails) and decoded as httpx2 decodes them: ASCII, else UTF-8, else Latin-1 (``http.client`` reads Latin-1)."""
+    pairs = [(k.lower(), v.strip(" \t")) for k, v in raw]
     if all(k.isascii() and v.isascii() for k, v in pairs):
         return pairs
     try:
