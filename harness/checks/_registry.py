@@ -147,11 +147,11 @@ def verdict(entry: Registered, label: str, answer: Answer, request: Mapping[str,
     """One check of one answer. An exception fails the check with its reason, never the run; a check that is not
     ``inline`` runs in a thread of its own, waited for until the sample's time is up."""
     assert entry.fn is not None  # judge checks are graded by the runner
-    from . import _matching as matching  # here: the registry is imported by every pytest run (harness.plugin)
-
     try:
         out = entry.fn(answer, request, args) if entry.inline else _in_time(entry.fn, answer, request, args)
     except TimeoutError:
+        from . import _matching as matching  # here: the registry is imported by every pytest run (harness.plugin)
+
         return CheckResult(label, False, matching.TIMED_OUT)
     except RecursionError:  # e.g. a recursive schema on an answer nested deeper than the stack
         return CheckResult(label, False, "check could not finish: the answer nests too deep")
@@ -207,5 +207,7 @@ def _result(label: str, out: Any) -> CheckResult:
         reason = str(out.reason or ("" if passed else "the check failed without a reason"))
         if score is not None:
             reason = f"score {score:g}: {reason}" if reason else f"score {score:g}"
+        if out.name == label and out.passed is passed and out.reason == reason:
+            return out  # a built-in's result, as it stands (frozen): no copy for every check of every sample
         return replace(out, name=label, passed=passed, reason=reason)
     return CheckResult(label, False, f"the check returned {type(out).__name__}: a bool, a reason or a CheckResult")

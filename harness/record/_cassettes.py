@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from . import _cache as cache
 from ._mode import RecordMode as RecordMode  # where it was defined: imported from here
 from ._redaction import Redactor, mask_json_text
 from ._secrets import redact
@@ -42,7 +43,6 @@ BATCH_HEADER = "x-promptvcr-batch"  # on answers the Batch API gave (`--batch`):
 FORMAT_VERSION = 1  # vcrpy's cassette format version
 WAL_SUFFIX = ".wal"
 FRESH = "fresh"
-INDEX_DIR = ".promptvcr-cache/cassettes"  # see ``index_dir``
 
 Interaction = dict[str, Any]  # {"request": {...}, "response": {...}}, as in vcrpy's YAML
 
@@ -113,8 +113,9 @@ class Cassette:
                 wal.unlink()  # a log of another version of the file, or of an abandoned re-recording
         # answers by request and by the sample that got them live (None: a cassette from before samples were noted)
         self._index: dict[tuple[str, int | None], list[int]] = {}
+        stored: dict[str, str] = {}  # a stored body → its key: every sample of a case recorded the same body
         for number, interaction in enumerate(self.data):
-            self._index.setdefault(_key_and_sample(interaction), []).append(number)
+            self._index.setdefault(_key_and_sample(interaction, stored), []).append(number)
         self._cursor: dict[tuple[str, int | None], int] = {}
         self._keys: dict[bytes, str] = {}  # request bodies → their keys (``key_of``)
         self.play_count = 0
@@ -218,9 +219,16 @@ class Cassette:
         return "the request differs from the recording (prompt, parameters or model changed)", RecordMode.ALL
 
 
-def _key_and_sample(interaction: Interaction) -> tuple[str, int | None]:
+def _key_and_sample(interaction: Interaction, keys: dict[str, str]) -> tuple[str, int | None]:
+    """The interaction's index key and sample; ``keys``: the keys of the stored bodies seen so far."""
     tag = interaction["response"].get("headers", {}).get(SAMPLE_HEADER)
-    return body_key(parsed(interaction["request"].get("body"))), int(tag[0]) if tag else None
+    body = interaction["request"].get("body")
+    key = keys.get(body) if isinstance(body, str) else None
+    if key is None:
+        key = body_key(parsed(body))
+        if isinstance(body, str):
+            keys[body] = key
+    return key, int(tag[0]) if tag else None
 
 
 def ends_a_line(path: Path) -> bool:
@@ -251,9 +259,8 @@ def _wal(path: Path) -> Path:
 
 
 def index_dir(cassettes_dir: Path) -> Path:
-    """Where the parsed cassettes of a project are kept (beside ``cassettes/``, git-ignored: a cache, never the
-    record)."""
-    return cassettes_dir.parent / INDEX_DIR
+    """Where the parsed cassettes of a project are kept (beside ``cassettes/``: ``harness.record._cache``)."""
+    return cache.folder(cassettes_dir.parent, "cassettes")
 
 
 def _interactions(path: Path, raw: bytes, digest: str, index: Path | None) -> list[Interaction]:
@@ -296,16 +303,8 @@ def _index(cached: Path, interactions: list[Interaction]) -> None:
         text = json.dumps(interactions, ensure_ascii=False)
     except (TypeError, ValueError):
         return
-    if json.loads(text) != interactions:
-        return
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, cached)
-    except OSError:
-        return
+    if json.loads(text) == interactions:
+        cache.write(cached, text)
 
 
 def _read_wal(path: Path) -> tuple[str | None, list[Interaction]]:
