@@ -118,6 +118,7 @@ class Cassette:
             self._index.setdefault(_key_and_sample(interaction, stored), []).append(number)
         self._cursor: dict[tuple[str, int | None], int] = {}
         self._keys: dict[bytes, str] = {}  # request bodies → their keys (``key_of``)
+        self._last: tuple[Any, str] | None = None  # the last body given as data, and its key (``key``)
         self.play_count = 0
         self._lock = threading.Lock()
         self._log: Any = None  # the open .wal file, once something was recorded
@@ -128,8 +129,15 @@ class Cassette:
         return scrubbed(body, self._redactor)
 
     def key(self, body: Any) -> str:
-        """The index key of a request body given as data (e.g. to find a fallback's answer)."""
-        return self.key_of(json.dumps(body).encode())
+        """The index key of a request body given as data (e.g. to find a fallback's answer). Every sample of a case
+        sends the very same body (a request body is never changed once built: a turn or a fallback makes its own),
+        so the last one's key is kept for it, not made again for every sample."""
+        last = self._last
+        if last is not None and last[0] is body:
+            return last[1]
+        key = self.key_of(json.dumps(body).encode())
+        self._last = (body, key)
+        return key
 
     def key_of(self, body: bytes) -> str:
         # every sample of a case sends the same body: scrubbed and canonicalized once (a third of a replay's call)
