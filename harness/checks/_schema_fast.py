@@ -85,7 +85,7 @@ def _every(tests: list[Accepter]) -> Accepter:
         return tests[0]
 
     def every(v: Any) -> bool:
-        for test in tests:  # noqa: SIM110  # all() of a generator costs a third more, on every value
+        for test in tests:  # noqa: SIM110  # all() of a generator takes three times as long, on every value
             if not test(v):
                 return False
         return True
