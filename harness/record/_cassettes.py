@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from . import _cache as cache
+from . import _yamlread as yamlread
 from ._mode import RecordMode as RecordMode  # where it was defined: imported from here
 from ._redaction import Redactor, mask_json_text
 from ._secrets import redact
@@ -283,24 +284,13 @@ def _interactions(path: Path, raw: bytes, digest: str, index: Path | None) -> li
             indexed = None  # not indexed yet (or not readable): parsed below
         if isinstance(indexed, list):
             return indexed
-    data = _parsed_yaml(raw.decode("utf-8")) or {}
+    data = yamlread.parsed(raw.decode("utf-8")) or {}
     interactions = data.get("interactions") if isinstance(data, dict) else None
     if not isinstance(interactions, list):
         raise ValueError(f"{path} is not a cassette (no `interactions` list)")
     if cached is not None:
         _index(cached, interactions)
     return interactions
-
-
-def _parsed_yaml(text: str) -> Any:
-    """The cassette's YAML, as vcrpy reads it. libyaml's safe loader reads every cassette written from JSON data;
-    vcrpy's own loader (the same, plus the Python tags of old vcrpy cassettes) reads the rest."""
-    try:
-        return yaml.load(text, Loader=yaml.CSafeLoader)
-    except yaml.constructor.ConstructorError:
-        from vcr.serializers import yamlserializer  # imported for the rare file that needs it
-
-        return yamlserializer.deserialize(text)
 
 
 def _index(cached: Path, interactions: list[Interaction]) -> None:
