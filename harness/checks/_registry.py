@@ -45,6 +45,9 @@ class Registered:
 
 _checks: dict[str, Registered | str] = {}  # a str: why the name cannot be used
 _loaded_entry_points = False
+# The built-ins, registered once, when harness.checks._builtins is first imported: a session's ``restore`` keeps
+# them, though that may have been after its snapshot (the first session of a process that runs several)
+_built_ins: dict[str, Registered] = {}
 
 
 def register(name: str, fn: CheckFn, *, origin: str | None = None) -> None:
@@ -73,6 +76,8 @@ def add(entry: Registered) -> None:
         _checks[entry.name] = f"check {entry.name!r} is defined twice: {existing.origin} and {entry.origin}: rename one"
     elif not isinstance(existing, str):  # a name already unusable stays so: which definition wins is not a guess
         _checks[entry.name] = entry
+    if entry.origin == BUILT_IN:
+        _built_ins.setdefault(entry.name, entry)
 
 
 def signature_problem(fn: Any) -> str | None:
@@ -139,6 +144,7 @@ def snapshot() -> tuple[dict[str, Registered | str], bool]:
 def restore(state: tuple[dict[str, Registered | str], bool]) -> None:
     global _loaded_entry_points
     _checks.clear()
+    _checks.update({name: entry for name, entry in _built_ins.items() if name not in state[0]})
     _checks.update(state[0])
     _loaded_entry_points = state[1]
 

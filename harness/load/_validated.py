@@ -2,7 +2,8 @@
 valid: ``.promptvcr-cache/validated/<sha256>.json`` under the project's root (git-ignored, safe to delete).
 
 Reading a file strictly (``harness.load._yamlsrc``) and validating it (``harness.load.schemas``) was most of the
-start of a big run (5,000 cases: 14 s) and all that imported jsonschema. An entry holds a file's data and the
+start of a big run (an eval of 5,000 cases: 6.6 s CPU to load, 0.7 s from the cache) and what imported
+jsonschema. An entry holds a file's data and the
 line of each pointer, named by the sha256 of what decided that the file is valid: its bytes, the schema's name, the
 shipped schemas, the source of the modules that read and validate (this one's too) and the versions of PyYAML and
 jsonschema. A changed file or rule is a new name, so an entry is never stale. Only a file without any problem is

@@ -274,8 +274,8 @@ def index_dir(cassettes_dir: Path) -> Path:
 
 def _interactions(path: Path, raw: bytes, digest: str, index: Path | None) -> list[Interaction]:
     """The file's interactions: from the index when it holds this very file (by its sha256), else parsed and put
-    in the index. YAML's construction is pure Python (~1.5 ms a 10-answer cassette); the same data as JSON loads in
-    a thirtieth of that."""
+    in the index. Making YAML's data is Python (~1 ms a 10-answer cassette, harness.record._yamlread); the same
+    data as JSON loads in a quarter of that."""
     cached = index / f"{digest}.json" if index is not None else None
     if cached is not None:
         try:
