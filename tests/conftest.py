@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpcore2  # noqa: F401  # see below
+import jinja2  # noqa: F401  # see below
+import jsonschema  # noqa: F401  # see below
 import numpy  # noqa: F401  # see below
 import openai  # noqa: F401  # see below
 import pandas  # noqa: F401  # see below
@@ -16,7 +18,9 @@ pytest_plugins = ["pytester"]
 # table it builds once; a re-imported httpcore2 would raise classes that table doesn't know, and a refused
 # connection would escape unmapped. Importing it here keeps one httpcore2 for the whole session. The harness imports
 # the SDK and the report's pandas on first use (harness._lazy), which may be inside such a run: numpy cannot be
-# imported twice in a process, and a second openai would raise classes the first one's callers don't catch.
+# imported twice in a process, and a second openai would raise classes the first one's callers don't catch. So are
+# jinja2 (a compiled template imports jinja2.runtime by name: a second one's `missing` and `Undefined` are not the
+# sandbox's) and jsonschema (its errors and referencing's registries must be the ones the validators know).
 
 
 @pytest.fixture(scope="session")

@@ -99,16 +99,19 @@ class Answer:
             calls.append(ToolCall.parse(message["function_call"]))
         if isinstance(refusal, str) and refusal:
             return cls(text, choice.get("finish_reason"), _NOT_JSON, refusal, tuple(calls))
-        answer = cls.parse(text, choice.get("finish_reason"))
-        return cls(answer.content, answer.finish_reason, answer.parsed, None, tuple(calls))
+        return cls(text, choice.get("finish_reason"), _json_of(text), None, tuple(calls))
 
     @classmethod
     def parse(cls, text: str, finish_reason: str | None) -> Answer:
-        try:
-            parsed = json.loads(text)
-        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack, from a server
-            parsed = _NOT_JSON
-        return cls(text, finish_reason, parsed)
+        return cls(text, finish_reason, _json_of(text))
+
+
+def _json_of(text: str) -> JSONDoc:
+    try:
+        parsed: JSONDoc = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack, from a server
+        return _NOT_JSON
+    return parsed
 
 
 def at_pointer(doc: JSONDoc, path: str) -> tuple[bool, Any]:

@@ -17,16 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
-from referencing import Registry, Resource
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import specification_with
-
+from .._lazy import jsonschema, referencing
 from . import _matching as matching
 from . import _python as python
 from . import _registry as registry
+from . import _schema_fast as schema_fast
 from . import _tools as tools
 
 # what the loader and the runner use of a check, said here with the steps (compile_check, run_checks)
@@ -168,25 +163,28 @@ def _json_valid(answer: Answer, request: Mapping[str, Any], want: bool) -> Check
     return CheckResult("json_valid", ok, reason)
 
 
-def _schema_validator(arg: Any) -> Any:
+def _compiled_schema(arg: Any) -> matching.Schema:
     # every case of a file often shares one schema, and checking a schema against its meta-schema is the slow part
     key = json.dumps(arg, sort_keys=True)
-    if key not in _VALIDATORS:
-        _VALIDATORS[key] = _compiled_validator(arg)
-    return _VALIDATORS[key]
+    if key not in _SCHEMAS:
+        accepts = schema_fast.compile(arg)  # a schema it compiles is a valid one: jsonschema when an answer needs it
+        _SCHEMAS[key] = matching.Schema(arg, accepts, None if accepts is not None else _checked_validator(arg))
+    return _SCHEMAS[key]
 
 
-_VALIDATORS: dict[str, Any] = {}
+_SCHEMAS: dict[str, matching.Schema] = {}
 _SAMPLE_VALUES: tuple[JSONDoc, ...] = (None, {}, [], "", 0)  # one of each kind of JSON value
 
 
-def _compiled_validator(arg: Any) -> Any:
+def _checked_validator(arg: Any) -> Any:
+    """jsonschema's validator of ``arg``, once the schema itself is found valid (CheckArgError if not)."""
+    validator_for = jsonschema.validators.validator_for
     cls = validator_for(arg, default=_UNKNOWN_DRAFT) if "$schema" in arg else jsonschema.Draft202012Validator
     if cls is _UNKNOWN_DRAFT:
         raise CheckArgError(f"unknown $schema {arg['$schema']!r}: use a JSON Schema draft's URI", "/$schema")
     try:
         cls.check_schema(arg)
-    except SchemaError as exc:
+    except jsonschema.exceptions.SchemaError as exc:
         where = "".join(f"/{p}" for p in exc.absolute_path)
         raise CheckArgError(f"invalid JSON Schema: {exc.message}", where) from None
     _check_refs(arg, cls)
@@ -199,20 +197,20 @@ def _compiled_validator(arg: Any) -> Any:
     return validator
 
 
-@_builtin("json_schema", prepare=_schema_validator)
-def _json_schema(answer: Answer, request: Mapping[str, Any], validator: Any) -> CheckResult:
+@_builtin("json_schema", prepare=_compiled_schema)
+def _json_schema(answer: Answer, request: Mapping[str, Any], schema: matching.Schema) -> CheckResult:
     if not answer.is_json:
         return CheckResult("json_schema", False, "the answer is not JSON")
-    violation = matching.violation(validator, answer.parsed)
+    violation = schema.violation(answer.parsed)
     return CheckResult("json_schema", violation is None, violation or "")
 
 
 def _check_refs(schema: dict[str, Any], cls: Any) -> None:
     """Every ``$ref`` must resolve inside the schema: nothing is fetched, and a dangling one would fail mid-run."""
     base = "urn:promptvcr:schema"
-    spec = specification_with(cls.META_SCHEMA["$schema"])
-    resource: Resource[Any] = spec.create_resource(schema)
-    resolver = Registry().with_resource(base, resource).resolver(base_uri=base)
+    spec = referencing.jsonschema.specification_with(cls.META_SCHEMA["$schema"])
+    resource: referencing.Resource[Any] = spec.create_resource(schema)
+    resolver = referencing.Registry().with_resource(base, resource).resolver(base_uri=base)
     stack: list[tuple[str, Any]] = [("", schema)]
     while stack:
         where, node = stack.pop()
@@ -221,7 +219,7 @@ def _check_refs(schema: dict[str, Any], cls: Any) -> None:
             if isinstance(ref, str):
                 try:
                     resolver.lookup(ref)
-                except Unresolvable:
+                except referencing.exceptions.Unresolvable:
                     raise CheckArgError(f"$ref {ref!r} does not resolve within the schema", f"{where}/$ref") from None
             stack.extend((f"{where}/{_escape(k)}", v) for k, v in node.items() if k != "$ref")
         elif isinstance(node, list):

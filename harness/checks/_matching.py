@@ -5,6 +5,8 @@ A pattern such as ``(a+)+$`` backtracks exponentially on a long answer, and Pyth
 holds the GIL inside one C call, so no thread or signal ends it. The ``regex`` package (same syntax) takes a
 ``timeout``. ``limit`` opens the time one sample's checks have; every match made inside it gets what is left, and
 one that runs out raises ``TimeoutError``, which fails that sample's check, never the run.
+
+``Schema`` is a compiled JSON Schema, its ``pattern`` keywords matched so (``timed``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import regex
-from jsonschema.exceptions import ValidationError
+
+from .._lazy import jsonschema
+from . import _schema_fast as schema_fast
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 CHECK_TIME_LIMIT_S = 2.0  # for all the checks of one sample
 TIMED_OUT = f"check timed out (the sample's checks may take {CHECK_TIME_LIMIT_S:g} s)"
@@ -90,7 +96,7 @@ def _match(pattern: Any, text: str, seconds: float, outcome: list[bool | Timeout
 
 def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
     if validator.is_type(instance, "string") and not search(compiled(patrn), instance):
-        yield ValidationError(f"{instance!r} does not match {patrn!r}")
+        yield jsonschema.exceptions.ValidationError(f"{instance!r} does not match {patrn!r}")
 
 
 def _pattern_properties(validator: Any, properties: dict[str, Any], instance: Any, schema: Any) -> Iterator[Any]:
@@ -108,10 +114,29 @@ def timed(cls: Any) -> Any:
     return jsonschema.validators.extend(cls, keywords)  # type: ignore[no-untyped-call]  # jsonschema leaves it untyped
 
 
-def violation(validator: Any, instance: Any) -> str | None:
-    """Why ``instance`` does not satisfy the compiled schema ``validator`` (its most telling error), or None."""
-    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
-    if error is None:
-        return None
-    where = "".join(f"/{p}" for p in error.absolute_path) or "/"
-    return f"schema violation at {where}: {error.message}"
+class Schema:
+    """A compiled JSON Schema, as a json_schema check (or a tool's parameters) holds answers to it. A value the
+    plain-Python accepter (``harness.checks._schema_fast``) knows to be valid passes without jsonschema; any other
+    gets jsonschema's verdict and message, from ``validator`` — or, for a schema the accepter compiled (draft
+    2020-12, no ``$schema``), a validator made when a value first needs one."""
+
+    def __init__(self, schema: Any, accepts: schema_fast.Accepter | None, validator: Any = None) -> None:
+        self.schema = schema
+        self.accepts = accepts
+        self._validator = validator
+
+    def validator(self) -> Any:
+        if self._validator is None:  # two threads may both make one: the same validator
+            cls = timed(jsonschema.Draft202012Validator)
+            self._validator = cls(self.schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        return self._validator
+
+    def violation(self, instance: Any) -> str | None:
+        """Why ``instance`` does not satisfy the schema (its most telling error), or None."""
+        if self.accepts is not None and self.accepts(instance):
+            return None
+        error = jsonschema.exceptions.best_match(self.validator().iter_errors(instance))
+        if error is None:
+            return None
+        where = "".join(f"/{p}" for p in error.absolute_path) or "/"
+        return f"schema violation at {where}: {error.message}"

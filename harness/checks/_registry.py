@@ -45,6 +45,9 @@ class Registered:
 
 _checks: dict[str, Registered | str] = {}  # a str: why the name cannot be used
 _loaded_entry_points = False
+# The built-ins, registered once, when harness.checks._builtins is first imported: a session's ``restore`` keeps
+# them, though that may have been after its snapshot (the first session of a process that runs several)
+_built_ins: dict[str, Registered] = {}
 
 
 def register(name: str, fn: CheckFn, *, origin: str | None = None) -> None:
@@ -73,6 +76,8 @@ def add(entry: Registered) -> None:
         _checks[entry.name] = f"check {entry.name!r} is defined twice: {existing.origin} and {entry.origin}: rename one"
     elif not isinstance(existing, str):  # a name already unusable stays so: which definition wins is not a guess
         _checks[entry.name] = entry
+    if entry.origin == BUILT_IN:
+        _built_ins.setdefault(entry.name, entry)
 
 
 def signature_problem(fn: Any) -> str | None:
@@ -139,6 +144,7 @@ def snapshot() -> tuple[dict[str, Registered | str], bool]:
 def restore(state: tuple[dict[str, Registered | str], bool]) -> None:
     global _loaded_entry_points
     _checks.clear()
+    _checks.update({name: entry for name, entry in _built_ins.items() if name not in state[0]})
     _checks.update(state[0])
     _loaded_entry_points = state[1]
 
@@ -147,11 +153,11 @@ def verdict(entry: Registered, label: str, answer: Answer, request: Mapping[str,
     """One check of one answer. An exception fails the check with its reason, never the run; a check that is not
     ``inline`` runs in a thread of its own, waited for until the sample's time is up."""
     assert entry.fn is not None  # judge checks are graded by the runner
-    from . import _matching as matching  # here: the registry is imported by every pytest run (harness.plugin)
-
     try:
         out = entry.fn(answer, request, args) if entry.inline else _in_time(entry.fn, answer, request, args)
     except TimeoutError:
+        from . import _matching as matching  # here: the registry is imported by every pytest run (harness.plugin)
+
         return CheckResult(label, False, matching.TIMED_OUT)
     except RecursionError:  # e.g. a recursive schema on an answer nested deeper than the stack
         return CheckResult(label, False, "check could not finish: the answer nests too deep")
@@ -207,5 +213,7 @@ def _result(label: str, out: Any) -> CheckResult:
         reason = str(out.reason or ("" if passed else "the check failed without a reason"))
         if score is not None:
             reason = f"score {score:g}: {reason}" if reason else f"score {score:g}"
+        if out.name == label and out.passed is passed and out.reason == reason:
+            return out  # a built-in's result, as it stands (frozen): no copy for every check of every sample
         return replace(out, name=label, passed=passed, reason=reason)
     return CheckResult(label, False, f"the check returned {type(out).__name__}: a bool, a reason or a CheckResult")

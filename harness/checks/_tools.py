@@ -30,7 +30,7 @@ class _Arguments:
     test: str  # one of ARGUMENT_TESTS
     value: Any  # as written
     path: str | None
-    compiled: Any = None  # a regex's pattern, a json_schema's validator
+    compiled: Any = None  # a regex's pattern, a json_schema's compiled schema
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,13 @@ class _CallSpec:
     validate_parameters: bool
 
 
-def _schema(schema: Any, where: str) -> Any:
-    """The compiled validator of a JSON Schema, as the ``json_schema`` check compiles it (one rule of schemas)."""
+def _schema(schema: Any, where: str) -> matching.Schema:
+    """A JSON Schema compiled as the ``json_schema`` check compiles it (one rule of schemas)."""
     prepare = registry.lookup("json_schema").prepare
     assert prepare is not None
     try:
-        return prepare(schema, Path.cwd())
+        compiled: matching.Schema = prepare(schema, Path.cwd())
+        return compiled
     except CheckArgError as exc:
         raise CheckArgError(str(exc), f"{where}{exc.pointer}") from None
 
@@ -102,7 +103,7 @@ def call_problem(call: ToolCall, request: Mapping[str, Any], validate: bool = Tr
     if not isinstance(function.get("parameters"), Mapping):
         return ""  # a tool without parameters takes anything
     try:
-        violation = matching.violation(_schema(function["parameters"], ""), call.parsed)
+        violation = _schema(function["parameters"], "").violation(call.parsed)
     except CheckArgError as exc:  # the request's schema itself: found at load for a case's own tools
         return f"the parameters of {call.name!r} are not a usable JSON Schema: {exc}"
     return f"the arguments of {call.name!r} do not fit its parameters: {violation}" if violation else ""
@@ -134,7 +135,7 @@ def _argument_problem(call: ToolCall, test: _Arguments) -> str:
         return "" if test.value in text else f"the {where} do not contain {test.value!r}"
     if test.test == "regex":
         return "" if matching.search(test.compiled, text) else f"the {where} do not match /{test.value}/"
-    violation = matching.violation(test.compiled, value)
+    violation = test.compiled.violation(value)
     return f"the {where}: {violation}" if violation else ""
 
 

@@ -19,8 +19,8 @@ from ..errors import InputError, Problem, reading
 from . import _datatables as datatables
 from . import _render as render
 from . import _tool_params as tool_params
+from . import _validated as validated
 from . import _yamlsrc as yamlsrc
-from . import schemas
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ def load(path: Path, root: Path) -> list[Case]:
 
 
 def _load(path: Path, root: Path) -> list[Case]:
-    doc = yamlsrc.load(path)
-    problems = schemas.validate(doc, "case.schema.json")
+    checked = validated.load(path, "case.schema.json", root)
+    doc, problems = checked.doc, checked.problems
     if problems:
         raise InputError(problems + _unknown_names(doc))
     expansion = _Expansion(doc, root, problems)
@@ -75,6 +75,7 @@ def _load(path: Path, root: Path) -> list[Case]:
     problems.extend(_once(problem, ids, len(cases)) for problem, ids in expansion.shared.items())
     if problems:
         raise InputError(list(dict.fromkeys(problems)))  # a table entry's checks are each row's: said once
+    checked.keep()
     return cases
 
 

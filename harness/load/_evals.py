@@ -18,8 +18,8 @@ from . import _metrics as metrics
 from . import _profiles as profiles
 from . import _render as render
 from . import _tool_params as tool_params
+from . import _validated as validated
 from . import _yamlsrc as yamlsrc
-from . import schemas
 from ._limits import Limits
 from ._profiles import Profile
 
@@ -160,8 +160,8 @@ def load(path: Path, root: Path, samples_override: int | None = None, profile: s
 
 
 def _load(path: Path, root: Path, samples_override: int | None, profile_name: str | None) -> Eval:
-    doc = yamlsrc.load(path)
-    problems = schemas.validate(doc, "eval.schema.json")
+    checked = validated.load(path, "eval.schema.json", root)
+    doc, problems = checked.doc, checked.problems
     if problems:
         raise InputError(problems)
     data = doc.data
@@ -191,6 +191,7 @@ def _load(path: Path, root: Path, samples_override: int | None, profile_name: st
     traffic = _traffic(doc, [c.id for c in all_cases], problems)
     if problems:
         raise InputError(problems)
+    checked.keep()
     return Eval(
         data["name"],
         path,

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
-from . import _yamlsrc as yamlsrc
-from . import schemas
+from . import _validated as validated
 
 FILE = "profiles.yaml"
 ENV = "PROMPTVCR_PROFILE"
@@ -33,10 +32,11 @@ def selected(root: Path, name: str | None = None) -> Profile | None:
         if name:
             raise ConfigError(f"profile {name!r} asked for, but {path} does not exist: create it or unset {ENV}")
         return None
-    doc = yamlsrc.load(path)
-    problems = schemas.validate(doc, "profiles.schema.json")
-    if problems:
-        raise InputError(problems)
+    checked = validated.load(path, "profiles.schema.json", root)
+    doc = checked.doc
+    if checked.problems:
+        raise InputError(checked.problems)
+    checked.keep()  # a profile the file lacks is the command line's mistake, not the file's
     known = doc.data["profiles"]
     name = name or doc.data.get("default")
     if name is None:

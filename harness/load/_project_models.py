@@ -13,8 +13,7 @@ from typing import Any
 from ..errors import InputError, Problem
 from ..tokens import _formats as formats
 from ..tokens import _models as models
-from . import _yamlsrc as yamlsrc
-from . import schemas
+from . import _validated as validated
 
 FILE = "models.yaml"
 
@@ -26,8 +25,8 @@ def use(root: Path) -> None:
     if not path.is_file():
         models.use_project({})
         return
-    doc = yamlsrc.load(path)
-    problems = schemas.validate(doc, "models.schema.json")
+    checked = validated.load(path, "models.schema.json", root)
+    doc, problems = checked.doc, checked.problems
     entries: dict[str, Any] = doc.data.get("models") or {} if not problems else {}
     for name, raw in entries.items():
         chat_format = raw.get("chat_format")
@@ -42,3 +41,4 @@ def use(root: Path) -> None:
         models.use_project(entries)
     except ValueError as exc:  # e.g. a snapshot that another model already names
         raise InputError([Problem(path, 1, "/models", str(exc))]) from None
+    checked.keep()

@@ -15,11 +15,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from .._lazy import jinja2
+
+if TYPE_CHECKING:
+    from jinja2.environment import Template
 
 PARAM_KEYS = (
     "model",
@@ -52,24 +53,36 @@ _WIDE = re.compile(r"%[-+ #0]*(\*|\d*\.?(\d{7,}|\*))|\{[^{}]*:[^{}]*(\d{7,}|\{)"
 _SIZED = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "indent", "wordwrap", "generate_lorem_ipsum"})
 
 
-class _Sandbox(SandboxedEnvironment):
-    """jinja2's sandbox, refusing what would make a huge value in one C call (a memory or time bomb no time limit
-    stops): `*` and `**` past a size, a size over MAX_OUTPUT given to a function or filter, 7-digit format widths."""
+@functools.cache
+def _env() -> jinja2.sandbox.SandboxedEnvironment:
+    """jinja2's sandbox (made when the first template needs it: a case without one never imports jinja2), refusing
+    what would make a huge value in one C call (a memory or time bomb no time limit stops): `*` and `**` past a
+    size, a size over MAX_OUTPUT given to a function or filter, 7-digit format widths."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    class Sandbox(jinja2.sandbox.SandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**", "%"})
 
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if _huge(operator, left, right):
-            raise SecurityError(f"`{operator}` would make a value too large for a prompt")
-        return super().call_binop(context, operator, left, right)
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if _huge(operator, left, right):
+                raise _refused(f"`{operator}` would make a value too large for a prompt")
+            return super().call_binop(context, operator, left, right)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # jinja2's own argument names
-        _refuse_huge(getattr(__obj, "__name__", "the function"), getattr(__obj, "__self__", None), args, kwargs)
-        return super().call(__context, __obj, *args, **kwargs)
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # jinja2's argument names
+            _refuse_huge(getattr(__obj, "__name__", "the function"), getattr(__obj, "__self__", None), args, kwargs)
+            return super().call(__context, __obj, *args, **kwargs)
 
-    def wrap_str_format(self, value: Any) -> Any:  # `'…'.format`: the sandbox's own formatter runs it
-        _refuse_huge("format", getattr(value, "__self__", None), (), {})
-        return super().wrap_str_format(value)
+        def wrap_str_format(self, value: Any) -> Any:  # `'…'.format`: the sandbox's own formatter runs it
+            _refuse_huge("format", getattr(value, "__self__", None), (), {})
+            return super().wrap_str_format(value)
+
+    env = Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters = {name: _filter(name, fn) for name, fn in env.filters.items()}
+    return env
+
+
+def _refused(message: str) -> Exception:
+    """jinja2's SecurityError, as its sandbox refuses: a problem's message names the error's type."""
+    return jinja2.exceptions.SecurityError(message)
 
 
 def _huge(operator: str, left: Any, right: Any) -> bool:
@@ -86,10 +99,10 @@ def _huge(operator: str, left: Any, right: Any) -> bool:
 
 def _refuse_huge(name: str, subject: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     if isinstance(subject, str) and _WIDE.search(subject):
-        raise SecurityError(f"{name}: a format width of 7 digits or more, or from an argument, is refused")
+        raise _refused(f"{name}: a format width of 7 digits or more, or from an argument, is refused")
     sizes = (*args, *kwargs.values()) if name in _SIZED else ()
     if any(isinstance(v, int) and abs(v) > MAX_OUTPUT for v in sizes):
-        raise SecurityError(f"{name}: a size over {MAX_OUTPUT} is refused")
+        raise _refused(f"{name}: a size over {MAX_OUTPUT} is refused")
 
 
 def _filter(name: str, fn: Any) -> Any:
@@ -104,10 +117,6 @@ def _filter(name: str, fn: Any) -> Any:
     return checked
 
 
-_ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
-_ENV.filters = {name: _filter(name, fn) for name, fn in _ENV.filters.items()}
-
-
 class TemplateProblem(ValueError):
     """A template could not be rendered; ``line`` is 1-based within the template, when known."""
 
@@ -120,16 +129,19 @@ class _Expired(BaseException):
     """The time limit, raised from a signal handler: a BaseException, so no ``except Exception`` on the way holds it."""
 
 
+_SYNTAX = ("{{", "{%", "{#")  # what opens each of jinja2's tags; `line_statement_prefix` and the like are unset
+
+
 def render(template: str, variables: dict[str, Any]) -> str:
-    if "{" not in template and "\r" not in template:
-        # no jinja2 syntax (its tags all open with `{`) and no line break it would rewrite: jinja2 gives the text
-        # back as it is, after a compile per message that was most of loading a big case file
+    if not any(tag in template for tag in _SYNTAX) and "\r" not in template:
+        # no jinja2 tag and no line break it would rewrite: jinja2 gives the text back as it is (after a compile per
+        # message that was most of loading a big case file, and an import of jinja2 a replay needs for nothing)
         try:
             return _bounded(iter((template,)))
-        except SecurityError as exc:  # as the same text rendered by jinja2 fails (below)
+        except Exception as exc:  # only _bounded's refusals: said as the same text rendered by jinja2 (below)
             raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}", None) from None
     try:
-        compiled = _ENV.from_string(template)
+        compiled = _compiled(template)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(f"template syntax error: {exc.message}", exc.lineno) from None
     try:
@@ -149,6 +161,12 @@ def render(template: str, variables: dict[str, Any]) -> str:
         raise TemplateProblem(f"template error: {type(exc).__name__}: {exc}", _line(exc)) from None
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(template: str) -> Template:
+    """Cases of a file (a data table's rows, above all) share their templates: each compiled once."""
+    return _env().from_string(template)
+
+
 def _bounded(chunks: Iterator[str]) -> str:
     """The rendered text, at most MAX_OUTPUT characters of valid Unicode (a request body is UTF-8)."""
     parts: list[str] = []
@@ -156,13 +174,13 @@ def _bounded(chunks: Iterator[str]) -> str:
     for chunk in chunks:
         size += len(chunk)
         if size > MAX_OUTPUT:
-            raise SecurityError(f"the template renders more than {MAX_OUTPUT} characters")
+            raise _refused(f"the template renders more than {MAX_OUTPUT} characters")
         parts.append(chunk)
     text = "".join(parts)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise SecurityError(f"the template renders {exc.object[exc.start]!a}, half of a UTF-16 pair") from None
+        raise _refused(f"the template renders {exc.object[exc.start]!a}, half of a UTF-16 pair") from None
     return text
 
 

@@ -128,7 +128,12 @@ def decoded(path: Path, raw: bytes) -> str:
 def load(path: Path) -> Located:
     """Parse ``path``; raise InputError with the line of any syntax error, duplicate key, value JSON has no form
     for (NaN, infinity, a date), or alias expansion past ``ALIAS_BUDGET``."""
-    text = decoded(path, read(path))
+    return parse(path, read(path))
+
+
+def parse(path: Path, raw: bytes) -> Located:
+    """``load`` of the bytes ``raw`` read from ``path``."""
+    text = decoded(path, raw)
     try:
         try:
             _, data, lines = _parse(text, _FAST_LOADER, path)

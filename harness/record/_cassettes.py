@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from . import _cache as cache
+from . import _yamlread as yamlread
 from ._mode import RecordMode as RecordMode  # where it was defined: imported from here
 from ._redaction import Redactor, mask_json_text
 from ._secrets import redact
@@ -42,7 +44,6 @@ BATCH_HEADER = "x-promptvcr-batch"  # on answers the Batch API gave (`--batch`):
 FORMAT_VERSION = 1  # vcrpy's cassette format version
 WAL_SUFFIX = ".wal"
 FRESH = "fresh"
-INDEX_DIR = ".promptvcr-cache/cassettes"  # see ``index_dir``
 
 Interaction = dict[str, Any]  # {"request": {...}, "response": {...}}, as in vcrpy's YAML
 
@@ -113,10 +114,12 @@ class Cassette:
                 wal.unlink()  # a log of another version of the file, or of an abandoned re-recording
         # answers by request and by the sample that got them live (None: a cassette from before samples were noted)
         self._index: dict[tuple[str, int | None], list[int]] = {}
+        stored: dict[str, str] = {}  # a stored body → its key: every sample of a case recorded the same body
         for number, interaction in enumerate(self.data):
-            self._index.setdefault(_key_and_sample(interaction), []).append(number)
+            self._index.setdefault(_key_and_sample(interaction, stored), []).append(number)
         self._cursor: dict[tuple[str, int | None], int] = {}
         self._keys: dict[bytes, str] = {}  # request bodies → their keys (``key_of``)
+        self._last: tuple[Any, str] | None = None  # the last body given as data, and its key (``key``)
         self.play_count = 0
         self._lock = threading.Lock()
         self._log: Any = None  # the open .wal file, once something was recorded
@@ -127,8 +130,15 @@ class Cassette:
         return scrubbed(body, self._redactor)
 
     def key(self, body: Any) -> str:
-        """The index key of a request body given as data (e.g. to find a fallback's answer)."""
-        return self.key_of(json.dumps(body).encode())
+        """The index key of a request body given as data (e.g. to find a fallback's answer). Every sample of a case
+        sends the very same body (a request body is never changed once built: a turn or a fallback makes its own),
+        so the last one's key is kept for it, not made again for every sample."""
+        last = self._last
+        if last is not None and last[0] is body:
+            return last[1]
+        key = self.key_of(json.dumps(body).encode())
+        self._last = (body, key)
+        return key
 
     def key_of(self, body: bytes) -> str:
         # every sample of a case sends the same body: scrubbed and canonicalized once (a third of a replay's call)
@@ -218,9 +228,16 @@ class Cassette:
         return "the request differs from the recording (prompt, parameters or model changed)", RecordMode.ALL
 
 
-def _key_and_sample(interaction: Interaction) -> tuple[str, int | None]:
+def _key_and_sample(interaction: Interaction, keys: dict[str, str]) -> tuple[str, int | None]:
+    """The interaction's index key and sample; ``keys``: the keys of the stored bodies seen so far."""
     tag = interaction["response"].get("headers", {}).get(SAMPLE_HEADER)
-    return body_key(parsed(interaction["request"].get("body"))), int(tag[0]) if tag else None
+    body = interaction["request"].get("body")
+    key = keys.get(body) if isinstance(body, str) else None
+    if key is None:
+        key = body_key(parsed(body))
+        if isinstance(body, str):
+            keys[body] = key
+    return key, int(tag[0]) if tag else None
 
 
 def ends_a_line(path: Path) -> bool:
@@ -251,15 +268,14 @@ def _wal(path: Path) -> Path:
 
 
 def index_dir(cassettes_dir: Path) -> Path:
-    """Where the parsed cassettes of a project are kept (beside ``cassettes/``, git-ignored: a cache, never the
-    record)."""
-    return cassettes_dir.parent / INDEX_DIR
+    """Where the parsed cassettes of a project are kept (beside ``cassettes/``: ``harness.record._cache``)."""
+    return cache.folder(cassettes_dir.parent, "cassettes")
 
 
 def _interactions(path: Path, raw: bytes, digest: str, index: Path | None) -> list[Interaction]:
     """The file's interactions: from the index when it holds this very file (by its sha256), else parsed and put
-    in the index. YAML's construction is pure Python (~1.5 ms a 10-answer cassette); the same data as JSON loads in
-    a thirtieth of that."""
+    in the index. Making YAML's data is Python (~1 ms a 10-answer cassette, harness.record._yamlread); the same
+    data as JSON loads in a quarter of that."""
     cached = index / f"{digest}.json" if index is not None else None
     if cached is not None:
         try:
@@ -268,24 +284,13 @@ def _interactions(path: Path, raw: bytes, digest: str, index: Path | None) -> li
             indexed = None  # not indexed yet (or not readable): parsed below
         if isinstance(indexed, list):
             return indexed
-    data = _parsed_yaml(raw.decode("utf-8")) or {}
+    data = yamlread.parsed(raw.decode("utf-8")) or {}
     interactions = data.get("interactions") if isinstance(data, dict) else None
     if not isinstance(interactions, list):
         raise ValueError(f"{path} is not a cassette (no `interactions` list)")
     if cached is not None:
         _index(cached, interactions)
     return interactions
-
-
-def _parsed_yaml(text: str) -> Any:
-    """The cassette's YAML, as vcrpy reads it. libyaml's safe loader reads every cassette written from JSON data;
-    vcrpy's own loader (the same, plus the Python tags of old vcrpy cassettes) reads the rest."""
-    try:
-        return yaml.load(text, Loader=yaml.CSafeLoader)
-    except yaml.constructor.ConstructorError:
-        from vcr.serializers import yamlserializer  # imported for the rare file that needs it
-
-        return yamlserializer.deserialize(text)
 
 
 def _index(cached: Path, interactions: list[Interaction]) -> None:
@@ -296,16 +301,8 @@ def _index(cached: Path, interactions: list[Interaction]) -> None:
         text = json.dumps(interactions, ensure_ascii=False)
     except (TypeError, ValueError):
         return
-    if json.loads(text) != interactions:
-        return
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, cached)
-    except OSError:
-        return
+    if json.loads(text) == interactions:
+        cache.write(cached, text)
 
 
 def _read_wal(path: Path) -> tuple[str | None, list[Interaction]]:

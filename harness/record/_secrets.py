@@ -30,12 +30,17 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "project-id": re.compile(r"\bproj_(?P<token>[A-Za-z0-9]{8,})"),
 }
 MIN_REAL_TOKEN = 16  # real keys and ids carry 20+ random characters; prose and identifiers rarely reach 16
+# The text each case-sensitive pattern's match must hold: a text without it is not scanned by it (every answer of a
+# run is redacted: one scan instead of four for most)
+_LITERAL = {"openai-key": "sk-", "org-id": "org-", "project-id": "proj_"}
 
 
 def redact(text: str) -> str:
     """``text`` with API keys, bearer tokens, org and project ids replaced by ``REDACTED``."""
-    for pattern in PATTERNS.values():
-        text = pattern.sub("REDACTED", text)
+    for kind, pattern in PATTERNS.items():
+        literal = _LITERAL.get(kind)
+        if literal is None or literal in text:
+            text = pattern.sub("REDACTED", text)
     return text
 
 

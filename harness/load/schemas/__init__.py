@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
-
+from ..._lazy import jsonschema, referencing
 from ...errors import Problem
 from ...load._yamlsrc import Located, pointer
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_FILES = ("case.schema.json", "eval.schema.json", "profiles.schema.json", "models.schema.json")
 
@@ -26,28 +26,30 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def schema_bytes() -> bytes:
+    """The shipped schemas as they are: what a file's validity depends on (harness.load._validated)."""
+    return b"".join(files(__package__).joinpath(name).read_bytes() for name in SCHEMA_FILES)
+
+
 @cache
-def _validator(name: str) -> Any:  # a class made by jsonschema.validators.extend
-    registry: Registry[Any] = Registry().with_resources(
-        (f, Resource.from_contents(load_schema(f))) for f in SCHEMA_FILES
+def _validator(name: str) -> Any:  # an instance of a class made by jsonschema.validators.extend
+    resource = referencing.Resource.from_contents
+    registry: referencing.Registry[Any] = referencing.Registry().with_resources(
+        (f, resource(load_schema(f))) for f in SCHEMA_FILES
     )
-    registry = registry.with_resources(
-        (load_schema(f)["$id"], Resource.from_contents(load_schema(f))) for f in SCHEMA_FILES
+    registry = registry.with_resources((load_schema(f)["$id"], resource(load_schema(f))) for f in SCHEMA_FILES)
+    # JSON Schema counts 2.0 as an integer; the harness uses the value as one (a count, a range), so every "integer"
+    # field of the shipped schemas takes whole numbers written as such. (NaN and infinity are refused by
+    # harness.load._yamlsrc.)
+    strict = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # jsonschema leaves extend untyped
+        jsonschema.Draft202012Validator,
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _integral),
     )
-    return _STRICT(load_schema(name), registry=registry)
+    return strict(load_schema(name), registry=registry)
 
 
 def _integral(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
-
-
-# JSON Schema counts 2.0 as an integer; the harness uses the value as one (a count, a range), so every "integer"
-# field of the shipped schemas takes whole numbers written as such. (NaN and infinity are refused by
-# harness.load._yamlsrc.)
-_STRICT = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # jsonschema leaves extend untyped
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _integral),
-)
 
 
 def validate(doc: Located, name: str) -> list[Problem]:
