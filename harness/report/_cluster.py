@@ -75,7 +75,8 @@ def statistic_differences(
     a: Array, b: Array, cluster: Array, k: int, statistic: Callable[[Array], Array], resamples: int = RESAMPLES
 ) -> Array:
     """Resampled statistic(b) − statistic(a) for any statistic (e.g. a percentile), whole clusters drawn; one value
-    per resample along the last axis (a statistic may give several per resample, e.g. two percentiles at once).
+    per resample along the last axis (a statistic may give several per resample, e.g. two percentiles at once). The
+    statistic is given the drawn rows' values as a new array of its own (it may reorder them).
 
     When every cluster has as many rows and the statistic works along the last axis (``axis=-1``), a slice of
     resamples is one array: the same rows in the same order as one resample at a time, so the same numbers, without
