@@ -32,6 +32,7 @@ SPECIAL = [
     9999999999999998.0,
     6e-06,
     5e-324,
+    math.nan,  # missing, as None is: written empty / null
 ]
 
 
@@ -55,7 +56,8 @@ def _value(kind: str, rng: random.Random) -> Any:
         return "".join(rng.choice(CHARS) for _ in range(rng.randint(0, 12)))
     if kind == "mixed":
         return rng.choice([rng.randint(0, 99), _float(rng)])  # whole and fractional numbers in one column
-    return rng.choice([True, False, 1, 0, 1.0, 0.0, "1", "x", rng.randint(0, 3)])  # True == 1 == 1.0: told apart
+    # True == 1 == 1.0: told apart; nan is missing
+    return rng.choice([True, False, 1, 0, 1.0, 0.0, "1", "x", rng.randint(0, 3), math.nan])
 
 
 def _table(rng: random.Random) -> tuple[list[str], list[list[Any]]]:

@@ -5,8 +5,11 @@ behind it, the eval files' collectors and items, and the hooks that carry rows o
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,6 @@ except ImportError:  # pragma: no cover  # older pytest
     from _pytest.python import CallSpec2 as CallSpec  # its name there
 
 LOCAL_URL_ENV = "PROMPTVCR_LOCAL_URL"  # a local model server that is running already
-_ROWS = pytest.StashKey[list[Row]]()
 
 
 def start(config: pytest.Config) -> State:
@@ -81,6 +83,7 @@ class State:
         )
         self.finished = Finished()
         self.internal_error = False  # a bug of ours while loading a file (errors.InternalError)
+        self.frozen = False  # collection's objects moved out of the cycle collector's way (pytest_collection_finish)
 
     def _resumed_run(self, record_mode: RecordMode) -> Path:
         if self.worker is not None:
@@ -121,32 +124,43 @@ class State:
         return collector
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.session.write_plan([item.stash[_RUN] for item in session.items if _RUN in item.stash])
+        cases = [item.stash[_CASE] for item in session.items if _CASE in item.stash]
+        self.session.write_plan([case.run for case in cases])
+        if cases and len(cases) == len(session.items):
+            # Only evals run: what collection made (the evals, their items) lives to the end, so Python's cycle
+            # collector need not walk it again at every full collection while the rows pile up (a 100,000-row
+            # replay spent seconds there). Not when other tests run: theirs may count on collecting it.
+            gc.freeze()
+            self.frozen = True
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         # pytest's own loop stops a session whose collection failed before running anything: so must we
         stopping = session.testsfailed and not session.config.option.continue_on_collection_errors
         if self.session.live and self.worker is None and not stopping and not session.config.option.collectonly:
-            self.session.start_ahead([(item.nodeid, item.stash[_RUN]) for item in session.items if _RUN in item.stash])
+            cases = [item.stash[_CASE] for item in session.items if _CASE in item.stash]
+            self.session.start_ahead([(case.key, case.run) for case in cases])
         return (yield)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
         rep: Any = yield
-        if call.when == "call" and _ROWS in item.stash:
+        case = item.stash.get(_CASE, None) if call.when == "call" else None
+        if case is not None and case.rows is not None:
             # taken off the item, which pytest keeps to the end (as it keeps the report, until the rows on it are
             # the session's: ended); typed in this process, dicts only for a pytest-xdist worker's to carry
-            rows = item.stash[_ROWS]
+            rows, case.rows = case.rows, None
             rep.promptvcr_rows = rows if self.worker is None else [row.to_dict() for row in rows]
-            del item.stash[_ROWS]
-            run = item.stash[_RUN]
+            run = case.run
             rep.promptvcr_eval = [run.eval_name, str(item.path)]
             rep.promptvcr_item = [run.eval_name, run.variant.name, run.case.id, run.samples]
         return rep  # type: ignore[no-any-return]  # pluggy wrappers return what they received
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.session.close()
+        self.session.rows, self.finished = [], Finished()  # reported: pytest's last full collections need not walk them
+        if self.frozen:
+            gc.unfreeze()  # that collection sees everything again (pytest reports what a finalizer raises then)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.internal_error:
@@ -210,15 +224,20 @@ class EvalFile(pytest.File):
         for warning in session.preflight(ev, runs):
             if reporter is not None:
                 reporter.write_line(f"promptvcr: warning: {warning}", yellow=True)
+        fixtures = None  # the items' fixtures are their file's: found once, shared (as pytest's parametrize does)
         for run in runs:
+            name = f"{run.case.id}[{run.variant.name}]"
+            case = _Case(run, ev, f"{self.nodeid}::{name}")
             item = CaseItem.from_parent(
                 self,
-                name=f"{run.case.id}[{run.variant.name}]",
+                name=name,
                 originalname=run.case.id,
                 callspec=CallSpec(_idlist=(run.variant.name,)),  # the variant, as pytest's own parametrize says it
-                callobj=_test_for(run, ev),
+                callobj=functools.partial(_play, session, case),  # no arguments: no fixture to set up per item
+                fixtureinfo=fixtures,
             )
-            item.stash[_RUN] = run
+            fixtures = item._fixtureinfo
+            item.stash[_CASE] = case
             yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -229,22 +248,29 @@ class EvalFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
-_RUN = pytest.StashKey[evals.CaseRun]()
+@dataclass
+class _Case:
+    """An item's case × variant, the node id its job was started ahead under, and its rows once it ran."""
+
+    run: evals.CaseRun
+    ev: evals.Eval
+    key: str
+    rows: list[Row] | None = None
+
+
+_CASE = pytest.StashKey[_Case]()
 
 
 class CaseItem(pytest.Function):
     def reportinfo(self) -> tuple[Path, int, str]:
-        run = self.stash[_RUN]
+        run = self.stash[_CASE].run
         return run.case.path, run.case.line - 1, self.name
 
 
-def _test_for(run: evals.CaseRun, ev: evals.Eval) -> Callable[[pytest.FixtureRequest], None]:
-    def promptvcr_case(request: pytest.FixtureRequest) -> None:
-        rows = request.config.stash[STATE].session.rows_of(request.node.nodeid, run, ev)
-        request.node.stash[_ROWS] = rows
-        _verdict(run, rows)
-
-    return promptvcr_case
+def _play(session: Session, case: _Case) -> None:
+    """The item's test: its rows (kept for its report, see pytest_runtest_makereport), then its verdict."""
+    case.rows = session.rows_of(case.key, case.run, case.ev)
+    _verdict(case.run, case.rows)
 
 
 def _verdict(run: evals.CaseRun, rows: list[Row]) -> None:

@@ -47,43 +47,71 @@ def mean_differences(a: Array, b: Array, cluster: Array, k: int, resamples: int 
     return np.concatenate([sums[p].sum(axis=1) / counts[p].sum(axis=1) for p in _picks(k, resamples)])
 
 
+def whole_mean_differences(a: Array, b: Array, cluster: Array, k: int, resamples: int = RESAMPLES) -> Array | None:
+    """Resampled mean(b) − mean(a), the numbers ``statistic_differences`` gives with a mean, from each cluster's sums
+    and counts: when every value is a whole number (token counts) every sum is exact, in any order, so a resample's
+    mean is its exact sum over its count, as numpy's mean of its rows. None when a value is not whole (or a sum could
+    exceed the doubles' exact integers)."""
+    if not (_whole(a) and _whole(b)):
+        return None
+    largest = max(float(np.bincount(cluster, weights=np.abs(v), minlength=k).max(initial=0)) for v in (a, b))
+    if k * largest >= 2**53:  # a resample's partial sums stay below this: exact
+        return None
+    sums_a = np.bincount(cluster, weights=a, minlength=k)
+    sums_b = np.bincount(cluster, weights=b, minlength=k)
+    counts = np.bincount(cluster, minlength=k).astype(float)
+    out = []
+    for picks in _picks(k, resamples):
+        n = counts[picks].sum(axis=1)
+        out.append(sums_b[picks].sum(axis=1) / n - sums_a[picks].sum(axis=1) / n)
+    return np.concatenate(out)
+
+
+def _whole(values: Array) -> bool:
+    return bool(np.all(np.isfinite(values)) and np.array_equal(values, np.trunc(values)))
+
+
 def statistic_differences(
     a: Array, b: Array, cluster: Array, k: int, statistic: Callable[[Array], Array], resamples: int = RESAMPLES
 ) -> Array:
-    """Resampled statistic(b) − statistic(a) for any statistic (e.g. a percentile), whole clusters drawn.
+    """Resampled statistic(b) − statistic(a) for any statistic (e.g. a percentile), whole clusters drawn; one value
+    per resample along the last axis (a statistic may give several per resample, e.g. two percentiles at once). The
+    statistic is given the drawn rows' values as a new array of its own (it may reorder them).
 
     When every cluster has as many rows and the statistic works along the last axis (``axis=-1``), a slice of
     resamples is one array: the same rows in the same order as one resample at a time, so the same numbers, without
     a Python loop per resample (the whole of a small replay's report time, before)."""
     members = _members(cluster, k)
     if len({len(m) for m in members}) == 1:
-        found = _along_rows(a, b, np.stack(members), k, statistic, resamples)
+        table = np.stack(members)
+        found = _along_rows(a[table], b[table], k, statistic, resamples)
         if found is not None:
             return found
-    out: list[float] = []
+    out: list[Array] = []
     for chunk in _picks(k, resamples):
         for chosen in chunk:
             rows = np.concatenate([members[c] for c in chosen])
-            out.append(float(statistic(b[rows])) - float(statistic(a[rows])))
-    return np.asarray(out)
+            out.append(np.asarray(statistic(b[rows])) - np.asarray(statistic(a[rows])))
+    return np.stack(out, axis=-1)
 
 
 def _along_rows(
-    a: Array, b: Array, table: Array, k: int, statistic: Callable[[Array], Array], resamples: int
+    table_a: Array, table_b: Array, k: int, statistic: Callable[[Array], Array], resamples: int
 ) -> Array | None:
-    """``statistic_differences`` for equal clusters (``table``: their rows), slices of resamples at a time, at most
-    ROW_VALUES values each (a 100,000-row run held all 2,000 resamples' rows at once: gigabytes); None when the
-    statistic does not give one value per resample."""
-    step = max(1, ROW_VALUES // table.size)
+    """``statistic_differences`` for equal clusters (``table_a``, ``table_b``: each cluster's values, one row per
+    cluster), slices of resamples at a time, at most ROW_VALUES values each (a 100,000-row run held all 2,000
+    resamples' rows at once: gigabytes); None when the statistic does not give one value per resample."""
+    step = max(1, ROW_VALUES // table_a.size)
     deltas = []
     for picks in _picks(k, resamples):
         for chosen in (picks[start : start + step] for start in range(0, len(picks), step)):
-            rows = table[chosen].reshape(len(chosen), -1)
-            delta = statistic(b[rows]) - statistic(a[rows])
-            if np.shape(delta) != (len(rows),):
+            delta = statistic(table_b[chosen].reshape(len(chosen), -1)) - statistic(
+                table_a[chosen].reshape(len(chosen), -1)
+            )
+            if np.shape(delta)[-1:] != (len(chosen),):
                 return None
             deltas.append(delta)
-    return np.concatenate(deltas)
+    return np.concatenate(deltas, axis=-1)
 
 
 def _members(cluster: Array, k: int) -> list[Array]:

@@ -68,12 +68,26 @@ def _per_1k_mean(v: Array) -> Array:
     return np.asarray(1000 * v.mean(axis=-1))
 
 
+def _mean(v: Array) -> Array:
+    return np.asarray(v.mean(axis=-1))
+
+
+def _p50(v: Array) -> Array:
+    return np.asarray(np.percentile(v, 50, axis=-1))
+
+
+def _p95(v: Array) -> Array:
+    return np.asarray(np.percentile(v, 95, axis=-1))
+
+
+PERCENTILES = {_p50: 50, _p95: 95}  # resampled together when they summarise one column (one partition of its rows)
+
 CONTINUOUS = (
     Metric("cost_per_1k_calls", "usd", False, False, "cost_usd", _per_1k_mean),
-    Metric("prompt_tokens", "tokens", False, False, "prompt_tokens", lambda v: v.mean(axis=-1)),
-    Metric("completion_tokens", "tokens", False, False, "completion_tokens", lambda v: v.mean(axis=-1)),
-    Metric("latency_p50_ms", "ms", False, False, "latency_ms", lambda v: np.percentile(v, 50, axis=-1)),
-    Metric("latency_p95_ms", "ms", False, False, "latency_ms", lambda v: np.percentile(v, 95, axis=-1)),
+    Metric("prompt_tokens", "tokens", False, False, "prompt_tokens", _mean),
+    Metric("completion_tokens", "tokens", False, False, "completion_tokens", _mean),
+    Metric("latency_p50_ms", "ms", False, False, "latency_ms", _p50),
+    Metric("latency_p95_ms", "ms", False, False, "latency_ms", _p95),
 )
 
 
@@ -205,8 +219,9 @@ def _rate(metric: Metric, a: Array, b: Array, case: Array) -> MetricDelta:
     return replace(found, low=low, high=high, verdict=verdict, p_value=cluster.p_value(deltas), why=why)
 
 
-def _continuous(metric: Metric, a: Array, b: Array, case: Array) -> MetricDelta:
-    """Cluster bootstrap of the statistic's difference: whole cases resampled, each keeping its pairs' link."""
+def _continuous(metric: Metric, a: Array, b: Array, case: Array, shared: dict[str, Array]) -> MetricDelta:
+    """Cluster bootstrap of the statistic's difference: whole cases resampled, each keeping its pairs' link.
+    ``shared``: the resampled percentiles of this metric's column, once one of them is drawn."""
     statistic = metric.statistic
     assert statistic is not None  # every CONTINUOUS metric has one
     n = len(a)
@@ -217,12 +232,30 @@ def _continuous(metric: Metric, a: Array, b: Array, case: Array) -> MetricDelta:
     found = MetricDelta(metric, base, cand, cand - base, math.nan, math.nan, n, "insufficient data", cases=k)
     if n < MIN_BOOTSTRAP_PAIRS or k < MIN_CASES:
         return replace(found, why=f"{n} pairs in {k} case(s)")
-    if metric.statistic is _per_1k_mean:  # a mean: the fast path of sums per case
-        deltas = 1000 * cluster.mean_differences(a, b, codes, k)
-    else:
-        deltas = cluster.statistic_differences(a, b, codes, k, statistic)
-    low, high = cluster.interval(deltas)
+    low, high = cluster.interval(_resampled(metric, a, b, codes, k, shared))
     return replace(found, low=low, high=high, verdict=_verdict(metric, low > 0 or high < 0, cand - base))
+
+
+def _resampled(metric: Metric, a: Array, b: Array, codes: Array, k: int, shared: dict[str, Array]) -> Array:
+    """The metric's resampled differences, each the number ``cluster.statistic_differences`` gives for it."""
+    statistic = metric.statistic
+    assert statistic is not None
+    if statistic is _per_1k_mean:  # the fast path of sums per case
+        return 1000 * cluster.mean_differences(a, b, codes, k)
+    if statistic is _mean:  # token counts: sums per case, the same numbers
+        found = cluster.whole_mean_differences(a, b, codes, k)
+        return found if found is not None else cluster.statistic_differences(a, b, codes, k, statistic)
+    if statistic in PERCENTILES:  # every percentile of the column from one draw: np.percentile's, q by q
+        if f"{metric.column} {PERCENTILES[statistic]}" not in shared:
+            together = [m.statistic for m in CONTINUOUS if m.column == metric.column and m.statistic in PERCENTILES]
+            qs = [PERCENTILES[s] for s in together if s is not None]
+            # the rows given are a fresh gather, free to be reordered in place: the same values, without a copy
+            found = cluster.statistic_differences(
+                a, b, codes, k, lambda v: np.percentile(v, qs, axis=-1, overwrite_input=True)
+            )
+            shared |= {f"{metric.column} {q}": row for q, row in zip(qs, found, strict=True)}
+        return shared[f"{metric.column} {PERCENTILES[statistic]}"]
+    return cluster.statistic_differences(a, b, codes, k, statistic)
 
 
 def _cases(baseline: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
@@ -264,8 +297,9 @@ def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, baseline_name: str,
     case = (pairs["eval"].astype(str) + "\x1f" + pairs["case"].astype(str)).to_numpy()  # the cluster of a pair
     for metric in RATES:
         deltas.append(_rate(metric, *_measured(pairs, metric.name, case)))
+    shared: dict[str, Array] = {}
     for metric in CONTINUOUS:
-        deltas.append(_continuous(metric, *_measured(pairs, metric.column, case)))
+        deltas.append(_continuous(metric, *_measured(pairs, metric.column, case), shared))
     evals = sorted({*map(str, baseline["eval"]), *map(str, candidate["eval"])})
     return Comparison(
         ", ".join(evals), baseline_name, candidate_name, tuple(deltas), _cases(baseline, candidate), unpaired

@@ -20,8 +20,12 @@ Rows = Sequence["Row"]
 PASSED, ERRORED = "passed", "errored"  # Outcome's values (an Outcome is equal to its text)
 
 
-def answered(rows: Rows) -> list[Row]:
-    return [r for r in rows if r.outcome.answered]
+class Answered(list["Row"]):
+    """Rows that ``answered`` kept: a group's are filtered once, however many of its metrics read them."""
+
+
+def answered(rows: Rows) -> Answered:
+    return rows if isinstance(rows, Answered) else Answered(r for r in rows if r.outcome.answered)
 
 
 def _share(hits: int, n: int) -> Measure:

@@ -26,7 +26,7 @@ from . import _junit as junit
 from . import _tables as tables
 from . import _tabular as tabular
 from . import _verdicts as verdicts
-from ._variants import DAYS_PER_MONTH, frame, ordered
+from ._variants import DAYS_PER_MONTH, frame_of, ordered
 from ._variants import VariantSummary as VariantSummary  # the reports' callers (the session, merge) find them here
 from ._variants import summarize as summarize
 
@@ -212,7 +212,7 @@ def fallback_lines(rows: Iterable[Row]) -> list[str]:
 
 
 def stories(
-    df: Any,  # a pandas.DataFrame of the compared rows (``frame``)
+    df: Any,  # a pandas.DataFrame of the compared rows (``frame_of``)
     comparisons: Sequence[compare.Comparison],
     summaries: Sequence[VariantSummary],
     evals: Mapping[str, Eval],
@@ -228,16 +228,21 @@ def stories(
     return out
 
 
-def _compared(rows: Sequence[Row], summaries: Sequence[VariantSummary], evals: Mapping[str, Eval]) -> tuple[
-    list[compare.Comparison], list[verdicts.Story]
-]:  # fmt: skip
-    """The A/B comparisons and their stories; pandas (the pairing, the bootstrap) only when a pair ran."""
+# The result columns a comparison and its story read: the frame they are given has only these.
+COMPARED = tuple(dict.fromkeys((*compare.USED, *verdicts.USED)))
+
+
+def _compared(
+    cells: Sequence[Sequence[Any]], summaries: Sequence[VariantSummary], evals: Mapping[str, Eval]
+) -> tuple[list[compare.Comparison], list[verdicts.Story]]:
+    """The A/B comparisons and their stories (``cells``: the results' lines); pandas (the pairing, the bootstrap)
+    only when a pair ran."""
     ran = {(s.metrics["eval"], s.metrics["variant"]) for s in summaries}
     pairs = {name: ev.compare for name, ev in evals.items()}
     compared = {e for e, p in pairs.items() for a, b in p if (e, a) in ran and (e, b) in ran}
     if not compared:
         return [], []
-    df = frame(rows)
+    df = frame_of(cells, COMPARED)
     comparisons = compare.compare_variants(df, pairs)
     return comparisons, stories(df, comparisons, summaries, evals)
 
@@ -262,14 +267,15 @@ def write(
 ) -> None:
     """Every report file of a run; ``durations``: each item's own time in this session, for junit.xml."""
     rows = ordered(rows)
-    comparisons, told = _compared(rows, summaries, evals)
-    cells = [row.cells() for row in rows]  # the results' lines: once, for results.csv and calls.jsonl
-    with (run_dir / "results.csv").open("w", encoding="utf-8", newline="") as out:
-        tabular.write_csv(out, COLUMNS, cells)
-    metadata = [COLUMNS.index(c) for c in METADATA]
-    with (run_dir / "calls.jsonl").open("w", encoding="utf-8", newline="") as out:
-        tabular.write_jsonl(out, METADATA, [[line[i] for i in metadata] for line in cells])
+    cells = [row.cells() for row in rows]  # the results' lines: once, for the comparisons and both files
+    comparisons, told = _compared(cells, summaries, evals)
+    columns = tabular.by_column(cells, len(COLUMNS))
     del cells
+    with (run_dir / "results.csv").open("w", encoding="utf-8", newline="") as out:
+        tabular.write_csv_columns(out, COLUMNS, columns)
+    with (run_dir / "calls.jsonl").open("w", encoding="utf-8", newline="") as out:
+        tabular.write_jsonl_columns(out, METADATA, [columns[COLUMNS.index(c)] for c in METADATA])
+    del columns
     (run_dir / "summary.csv").write_text(tabular.csv_text(*summary_records(summaries)), encoding="utf-8", newline="")
     (run_dir / "summary.md").write_text(markdown(summaries, note, comparisons, told), encoding="utf-8")
     (run_dir / "junit.xml").write_bytes(junit.junit_xml(rows, evals, durations or {}))

@@ -13,7 +13,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
 Kind = Literal["int", "float", "bool", "object"]
@@ -27,9 +27,9 @@ _MIN_FIXED = 1e-15
 _DECIMALS = 10  # pandas' double_precision
 
 
-def kinds(records: Sequence[Record], width: int) -> list[Kind]:
-    """Each column's type, as pandas infers it from ``records``."""
-    return [_kind({type(record[i]) for record in records}) for i in range(width)]
+def column_kinds(columns: Sequence[Sequence[Any]]) -> list[Kind]:
+    """Each column's type, as pandas infers it from its values."""
+    return [_kind(set(map(type, column))) for column in columns]
 
 
 def _kind(types: set[type]) -> Kind:
@@ -44,28 +44,33 @@ def _kind(types: set[type]) -> Kind:
     return "float" if types <= {int, float} else "object"
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+def by_column(records: Sequence[Record], width: int = 0) -> list[Sequence[Any]]:
+    """The records' cells column by column (one pass in C, not a pass over every record per column)."""
+    return list(zip(*records, strict=True)) if records else [() for _ in range(width)]
 
 
 def write_csv(out: TextIO, columns: Sequence[str], records: Sequence[Record]) -> None:
-    """``records`` (cells in ``columns`` order) as ``to_csv(index=False)`` writes their frame.
+    """``records`` (cells in ``columns`` order) as ``to_csv(index=False)`` writes their frame."""
+    write_csv_columns(out, columns, by_column(records, len(columns)))
+
+
+def write_csv_columns(out: TextIO, names: Sequence[str], columns: Sequence[Sequence[Any]]) -> None:
+    """``write_csv`` of the same cells given column by column (``columns[i]``: the ``names[i]`` cell of every line).
 
     The csv module writes a cell as ``str`` does, as pandas does; what differs is mended column by column: a float
     column's whole numbers are written as floats, a missing float (nan) is an empty cell."""
-    types = kinds(records, len(columns))
-    floats = [i for i, kind in enumerate(types) if kind == "float"]
-    mended = [i for i, kind in enumerate(types) if kind == "object"]  # nan only: None is written empty already
+    mended = [_mended(column, kind) for column, kind in zip(columns, column_kinds(columns), strict=True)]
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(columns)
-    for record in records:
-        line = list(record)
-        for i in floats:
-            line[i] = None if _missing(line[i]) else float(line[i])
-        for i in mended:
-            if _missing(line[i]):
-                line[i] = None
-        writer.writerow(line)
+    writer.writerow(names)
+    writer.writerows(zip(*mended, strict=True))
+
+
+def _mended(column: Sequence[Any], kind: Kind) -> Sequence[Any]:
+    if kind == "float":
+        return [None if v is None or v != v else float(v) for v in column]  # v != v: nan
+    if kind == "object":  # nan only: None is written empty already
+        return [None if v.__class__ is float and v != v else v for v in column]
+    return column
 
 
 def csv_text(columns: Sequence[str], records: Sequence[Record]) -> str:
@@ -124,23 +129,29 @@ def _json_cell(value: Any) -> str:
     return str(value) if isinstance(value, int) else json_string(str(value))
 
 
-def _json_cells(kind: Kind) -> Callable[[Any], str]:
-    """One column's cell writer, each distinct value written once (a run's rows repeat their names and numbers)."""
-    written: dict[Any, str] = {}
-
-    def cell(value: Any) -> str:
-        key = (value.__class__, value) if kind == "object" else value  # True == 1 == 1.0: kept apart in objects
-        text = written.get(key)
-        if text is None:
-            text = written[key] = _json_cell(float(value) if kind == "float" and not _missing(value) else value)
-        return text
-
-    return cell
+def _json_texts(column: Sequence[Any], kind: Kind) -> list[str]:
+    """One column's cells as JSON, each distinct value written once (a run's rows repeat their names and numbers)."""
+    types = set(map(type, column))
+    if kind == "object" and len(types & {bool, int, float}) > 1:  # True == 1 == 1.0: kept apart by their class
+        keyed: dict[tuple[type, Any], str] = {}
+        for value in column:
+            if (value.__class__, value) not in keyed:
+                keyed[(value.__class__, value)] = _json_cell(value)
+        return [keyed[(value.__class__, value)] for value in column]
+    floats = kind == "float"
+    written = {value: _json_cell(float(value) if floats and value is not None else value) for value in set(column)}
+    return list(map(written.__getitem__, column))  # a nan is its own key: found as the same object
 
 
 def write_jsonl(out: TextIO, columns: Sequence[str], records: Sequence[Record]) -> None:
     """``records`` (cells in ``columns`` order) as ``to_json(orient="records", lines=True)`` writes their frame."""
-    cells = [_json_cells(kind) for kind in kinds(records, len(columns))]
-    keys = [json_string(c) + ":" for c in columns]
-    for record in records:
-        out.write("{" + ",".join([key + cell(v) for key, cell, v in zip(keys, cells, record, strict=True)]) + "}\n")
+    write_jsonl_columns(out, columns, by_column(records, len(columns)))
+
+
+def write_jsonl_columns(out: TextIO, names: Sequence[str], columns: Sequence[Sequence[Any]]) -> None:
+    """``write_jsonl`` of the same cells given column by column."""
+    texts = [
+        [key + text for text in _json_texts(column, kind)]
+        for key, column, kind in zip((json_string(n) + ":" for n in names), columns, column_kinds(columns), strict=True)
+    ]
+    out.writelines("{" + ",".join(line) + "}\n" for line in zip(*texts, strict=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,16 @@ def ordered(rows: Iterable[Row]) -> list[Row]:
 def frame(rows: Iterable[Row]) -> pd.DataFrame:
     """The rows as a DataFrame (results.csv's columns, in the results' order): what a metric of the user's and an
     A/B comparison are given; the rows' one way into pandas."""
-    return pd.DataFrame([row.cells() for row in ordered(rows)], columns=list(COLUMNS))  # lists: lighter than dicts
+    return frame_of([row.cells() for row in ordered(rows)])
+
+
+def frame_of(cells: Sequence[Sequence[Any]], columns: Sequence[str] = COLUMNS) -> pd.DataFrame:
+    """``frame`` of rows whose cells are made already (``Row.cells``, in the results' order), only ``columns`` of
+    them: pandas infers each column's type from its own values, so a column is the same in any selection."""
+    if tuple(columns) != COLUMNS:
+        pick = operator.itemgetter(*map(COLUMNS.index, columns))
+        cells = [pick(line) for line in cells]
+    return pd.DataFrame(cells, columns=list(columns))  # lists (or tuples): lighter than dicts
 
 
 @dataclass(frozen=True)
@@ -113,10 +123,11 @@ def _projection(answered: Sequence[Row], ev: Eval, priced: bool) -> dict[str, An
 
 
 def _metrics(eval_name: str, variant: str, g: list[Row], ev: Eval) -> dict[str, Any]:
+    # filtered once: a metric of answered samples reads the same from them as from the group (a passed one too)
     answered = builtins.answered(g)
-    json, schema = builtins.json_valid_rate(g), builtins.schema_valid_rate(g)
-    passed, errors = builtins.pass_rate(g), builtins.error_rate(g)
-    latency = builtins.latency_p95_ms(g)
+    json, schema = builtins.json_valid_rate(answered), builtins.schema_valid_rate(answered)
+    passed, errors = builtins.pass_rate(answered), builtins.error_rate(g)
+    latency = builtins.latency_p95_ms(answered)
     n = len(answered)
     costs = [r.cost_usd for r in answered]
     priced = n > 0 and all(c is not None for c in costs)
@@ -138,7 +149,7 @@ def _metrics(eval_name: str, variant: str, g: list[Row], ev: Eval) -> dict[str, 
         "schema_valid_rate": schema.value,
         "schema_valid_low": schema.interval[0],
         "schema_valid_high": schema.interval[1],
-        **builtins.tool_columns(g),
+        **builtins.tool_columns(answered),
         "pass_rate": passed.value,
         "pass_low": passed.interval[0],
         "pass_high": passed.interval[1],
@@ -155,13 +166,13 @@ def _metrics(eval_name: str, variant: str, g: list[Row], ev: Eval) -> dict[str, 
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": latency.value,
         "latency_p99_ms": percentile(latencies, 99),
-        **_streamed(g),
+        **_streamed(answered),
     }
 
 
-def _streamed(g: Sequence[Row]) -> dict[str, Any]:
+def _streamed(answered: builtins.Answered) -> dict[str, Any]:
     """Streamed samples' time to first token, output speed, and whether a cost was counted here (shown "≈")."""
-    ttft, answered = builtins.ttft_p95_ms(g), builtins.answered(g)
+    ttft = builtins.ttft_p95_ms(answered)
     estimated = any(r.usage_estimated is True for r in answered)
     speed = percentile(_numbers(r.tokens_per_s for r in answered), 50)
     return {"ttft_n": ttft.n, "ttft_p95_ms": ttft.value, "tokens_per_s_p50": speed, "cost_estimated": estimated}

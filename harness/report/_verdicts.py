@@ -19,6 +19,7 @@ from ._gates import GateResult
 
 ANSWER_CHARS = 240  # of each side's answer shown where they disagree; results.csv has them whole
 MAX_DISAGREEMENTS = 12  # cases listed per pair
+USED = ("eval", "case", "variant", "sample", "outcome", "output", "error_message")  # the result columns a story reads
 
 
 def _pts(x: float) -> str:

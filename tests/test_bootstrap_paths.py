@@ -1,0 +1,106 @@
+"""The cluster bootstrap's short cuts (harness.report._cluster, harness.report._compare) give the very numbers of
+the plain way: every resample drawn one at a time, its rows gathered, the statistic taken on each side — written
+out here on its own, so a short cut that drifts by one bit fails."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.report import _cluster as cluster
+from harness.report import _compare as compare
+from harness.run._row import COLUMNS
+
+Array = np.ndarray[Any, Any]
+
+
+def by_hand(a: Array, b: Array, codes: Array, k: int, statistic: Callable[[Array], Any]) -> Array:
+    """statistic(b) − statistic(a) over each resample of whole clusters, drawn as the module draws them."""
+    rng = np.random.default_rng(cluster.SEED)
+    members = [np.flatnonzero(codes == c) for c in range(k)]
+    out = []
+    for start in range(0, cluster.RESAMPLES, cluster.CHUNK):
+        for chosen in rng.integers(0, k, size=(min(cluster.CHUNK, cluster.RESAMPLES - start), k)):
+            rows = np.concatenate([members[c] for c in chosen])
+            out.append(float(statistic(b[rows])) - float(statistic(a[rows])))
+    return np.asarray(out)
+
+
+def data(seed: int, k: int, equal: bool, whole: bool) -> tuple[Array, Array, Array]:
+    rng = np.random.default_rng(seed)
+    sizes = np.full(k, 6) if equal else rng.integers(1, 9, size=k)
+    codes = np.repeat(np.arange(k), sizes)
+    rng.shuffle(codes)  # a cluster's rows need not be together
+    n = len(codes)
+    if whole:
+        return rng.integers(0, 400, size=n).astype(float), rng.integers(0, 400, size=n).astype(float), codes
+    ties = rng.choice([100.0, 250.5], size=n)  # repeated values too: percentiles between equal neighbours
+    a = np.where(rng.random(n) < 0.3, ties, rng.gamma(2.0, 300.0, size=n))
+    return a, rng.gamma(2.0, 290.0, size=n), codes
+
+
+@pytest.mark.parametrize(("seed", "equal"), [(1, True), (2, False), (3, True), (4, False)])
+def test_means_of_whole_numbers_from_sums_are_the_means_by_hand(seed: int, equal: bool) -> None:
+    a, b, codes = data(seed, 23, equal, whole=True)
+    fast = cluster.whole_mean_differences(a, b, codes, 23)
+    assert fast is not None
+    assert np.array_equal(fast, by_hand(a, b, codes, 23, np.mean))
+    assert np.array_equal(cluster.statistic_differences(a, b, codes, 23, lambda v: v.mean(axis=-1)), fast)
+
+
+def test_means_of_fractions_are_not_taken_from_sums() -> None:
+    a, b, codes = data(5, 9, True, whole=False)
+    assert cluster.whole_mean_differences(a, b, codes, 9) is None
+    huge = np.full(len(a), 2.0**52)  # whole, but a resample's sum would pass the doubles' exact integers
+    assert cluster.whole_mean_differences(huge, huge, codes, 9) is None
+
+
+@pytest.mark.parametrize(("seed", "equal"), [(6, True), (7, False), (8, True)])
+def test_percentiles_drawn_together_are_each_percentile_by_hand(seed: int, equal: bool) -> None:
+    a, b, codes = data(seed, 17, equal, whole=False)
+    together = cluster.statistic_differences(a, b, codes, 17, lambda v: np.percentile(v, [50, 95], axis=-1))
+    assert together.shape == (2, cluster.RESAMPLES)
+    for row, q in zip(together, (50, 95), strict=True):
+        assert np.array_equal(row, by_hand(a, b, codes, 17, lambda v, q=q: np.percentile(v, q)))
+
+
+def frame(variant: str, a: Array, codes: Array, tokens: Array) -> pd.DataFrame:
+    lines = []
+    for i, (value, code) in enumerate(zip(a, codes, strict=True)):
+        row: dict[str, Any] = dict.fromkeys(COLUMNS)
+        sample = int(np.sum(codes[:i] == code))
+        row |= {"eval": "ev", "case": f"c{code:03d}", "variant": variant, "model": "m", "sample": sample}
+        row |= {"outcome": "passed" if value > 500 else "failed", "json_valid": bool(value > 300)}
+        row |= {"cost_usd": value / 1e6, "prompt_tokens": int(tokens[i]), "completion_tokens": int(tokens[i]) // 3}
+        row |= {"latency_ms": float(value)}
+        lines.append(row)
+    return pd.DataFrame(lines, columns=list(COLUMNS))
+
+
+@pytest.mark.parametrize("equal", [True, False])
+def test_a_comparisons_continuous_intervals_are_the_plain_bootstraps(equal: bool) -> None:
+    a, b, codes = data(9, 12, equal, whole=False)
+    tokens_a, tokens_b, same = data(9, 12, equal, whole=True)  # the same seed: the same clusters
+    assert np.array_equal(same, codes)
+    result = compare.compare(frame("a", a, codes, tokens_a), frame("b", b, codes, tokens_b), "a", "b")
+    pairs = compare._per_row(frame("a", a, codes, tokens_a)).merge(
+        compare._per_row(frame("b", b, codes, tokens_b)), on=compare.KEYS, suffixes=("_a", "_b")
+    )
+    case_codes, k = cluster.codes(pairs["case"].to_numpy())
+    plain: dict[str, Callable[[Array], Any]] = {
+        "prompt_tokens": np.mean,
+        "completion_tokens": np.mean,
+        "latency_p50_ms": lambda v: np.percentile(v, 50),
+        "latency_p95_ms": lambda v: np.percentile(v, 95),
+    }
+    for name, statistic in plain.items():
+        column = compare.CONTINUOUS[[m.name for m in compare.CONTINUOUS].index(name)].column
+        side_a, side_b = pairs[f"{column}_a"].to_numpy(float), pairs[f"{column}_b"].to_numpy(float)
+        low, high = cluster.interval(by_hand(side_a, side_b, case_codes, k, statistic))
+        found = result.get(name)
+        assert (found.low, found.high) == (low, high), name
+        assert found.baseline == float(statistic(side_a)) and found.candidate == float(statistic(side_b))
