@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover  # older pytest
     from _pytest.python import CallSpec2 as CallSpec  # its name there
 
 LOCAL_URL_ENV = "PROMPTVCR_LOCAL_URL"  # a local model server that is running already
+FULL_COLLECTIONS_EVERY = 100  # of the younger generation's, while only evals run (Python's default: 10)
 
 
 def start(config: pytest.Config) -> State:
@@ -83,7 +84,8 @@ class State:
         )
         self.finished = Finished()
         self.internal_error = False  # a bug of ours while loading a file (errors.InternalError)
-        self.frozen = False  # collection's objects moved out of the cycle collector's way (pytest_collection_finish)
+        # the cycle collector's thresholds before collection's objects were moved out of its way (only evals run)
+        self.collector: tuple[int, int, int] | None = None
 
     def _resumed_run(self, record_mode: RecordMode) -> Path:
         if self.worker is not None:
@@ -128,10 +130,13 @@ class State:
         self.session.write_plan([case.run for case in cases])
         if cases and len(cases) == len(session.items):
             # Only evals run: what collection made (the evals, their items) lives to the end, so Python's cycle
-            # collector need not walk it again at every full collection while the rows pile up (a 100,000-row
-            # replay spent seconds there). Not when other tests run: theirs may count on collecting it.
+            # collector need not walk it again at every full collection while the rows pile up, nor walk the rows
+            # that often (a 100,000-row replay spent seconds there). Not when other tests run: theirs may count on
+            # collecting it.
+            self.collector = gc.get_threshold()
+            young, middle, old = self.collector
             gc.freeze()
-            self.frozen = True
+            gc.set_threshold(young, middle, max(old, FULL_COLLECTIONS_EVERY))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
@@ -159,8 +164,9 @@ class State:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.session.close()
         self.session.rows, self.finished = [], Finished()  # reported: pytest's last full collections need not walk them
-        if self.frozen:
+        if self.collector is not None:
             gc.unfreeze()  # that collection sees everything again (pytest reports what a finalizer raises then)
+            gc.set_threshold(*self.collector)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.internal_error:

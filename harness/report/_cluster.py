@@ -88,11 +88,27 @@ def statistic_differences(
         if found is not None:
             return found
     out: list[Array] = []
-    for chunk in _picks(k, resamples):
-        for chosen in chunk:
-            rows = np.concatenate([members[c] for c in chosen])
-            out.append(np.asarray(statistic(b[rows])) - np.asarray(statistic(a[rows])))
+    for side_a, side_b in _drawn(a, b, cluster, k, resamples):
+        out.append(np.asarray(statistic(side_b)) - np.asarray(statistic(side_a)))
     return np.stack(out, axis=-1)
+
+
+def _drawn(a: Array, b: Array, cluster: Array, k: int, resamples: int) -> Iterator[tuple[Array, Array]]:
+    """Each resample's rows of both sides: its clusters' rows one after the other (``_members``' order), as
+    ``np.concatenate([members[c] for c in chosen])`` picks them, gathered a slice of resamples (at most ROW_VALUES
+    values) at a time rather than a concatenation of every cluster's rows per resample."""
+    order = np.argsort(cluster, kind="stable")
+    counts = np.bincount(cluster, minlength=k)
+    starts = np.cumsum(counts) - counts
+    step = max(1, ROW_VALUES // max(1, len(cluster)))
+    for picks in _picks(k, resamples):
+        for chosen in (picks[start : start + step] for start in range(0, len(picks), step)):
+            lengths = counts[chosen].ravel()
+            ends = np.cumsum(lengths)
+            # row i of the slice's draws comes from the cluster drawn at position j: starts[j] + (i − where j began)
+            rows = order[np.repeat(starts[chosen].ravel() - (ends - lengths), lengths) + np.arange(ends[-1])]
+            bounds = np.cumsum(counts[chosen].sum(axis=1))[:-1]
+            yield from zip(np.split(a[rows], bounds), np.split(b[rows], bounds), strict=True)
 
 
 def _along_rows(
