@@ -113,8 +113,8 @@ def call(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
         return _failed(ErrorKind.REFUSED_BY_ENDPOINT, exc, start)
     recorded = headers.get(LATENCY_HEADER)
     latency = float(recorded) if recorded else _ms_since(start)
-    parsed = _parsed(text, latency, _pacing_headers(headers), replayed=bool(headers.get(REPLAYED_HEADER)))
-    return replace(parsed, batch=BATCH_HEADER in headers)
+    replayed = bool(headers.get(REPLAYED_HEADER))
+    return _parsed(text, latency, _pacing_headers(headers), replayed, batch=BATCH_HEADER in headers)
 
 
 def _posted(client: openai.OpenAI, body: dict[str, Any]) -> tuple[dict[str, str], str]:
@@ -162,7 +162,7 @@ def replayed(cassette: Cassette, sample: int | None, body: dict[str, Any]) -> Ca
     text = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     latency = float(headers[LATENCY_HEADER]) if LATENCY_HEADER in headers else None
     pacing = {k: v for k, v in headers.items() if k.startswith(("x-ratelimit-", "retry-after"))}
-    return replace(_parsed(text, latency, pacing, replayed=True), batch=BATCH_HEADER in headers)
+    return _parsed(text, latency, pacing, replayed=True, batch=BATCH_HEADER in headers)
 
 
 # ---------------------------------------------------------------------------------------------------- streamed
@@ -209,16 +209,21 @@ def _streamed(client: openai.OpenAI, body: dict[str, Any]) -> CallResult:
     return CallResult(response, usage_estimated=estimated, **seen)
 
 
-def _parsed(text: str, latency: float | None, headers: dict[str, str], replayed: bool) -> CallResult:
+def _parsed(text: str, latency: float | None, headers: dict[str, str], replayed: bool, batch: bool) -> CallResult:
+    """The answer's JSON, or why it is not an answer (built once: a replay makes one for each of its rows)."""
     try:
         response = json.loads(text)
     except ValueError:
         message = redact(f"the body is not JSON: {text[:200]!r}")
-        return CallResult(None, latency, ErrorKind.BAD_RESPONSE, message, headers=headers, replayed=replayed)
+        return CallResult(
+            None, latency, ErrorKind.BAD_RESPONSE, message, headers=headers, replayed=replayed, batch=batch
+        )
     if not isinstance(response, dict) or not isinstance(response.get("choices"), list) or not response["choices"]:
         message = redact(f"no choices in the answer: {text[:200]!r}")
-        return CallResult(None, latency, ErrorKind.BAD_RESPONSE, message, headers=headers, replayed=replayed)
-    return CallResult(response, latency, headers=headers, replayed=replayed)
+        return CallResult(
+            None, latency, ErrorKind.BAD_RESPONSE, message, headers=headers, replayed=replayed, batch=batch
+        )
+    return CallResult(response, latency, headers=headers, replayed=replayed, batch=batch)
 
 
 def _pacing_headers(headers: Mapping[str, str]) -> dict[str, str]:
