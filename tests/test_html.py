@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -111,5 +112,60 @@ def test_a_failure_without_a_message_reads_as_it_always_did() -> None:
     ]
     (failure,) = _failures(rows)
     # the report once read these rows back from results.csv, where a missing message was an empty cell: nan
-    assert [s["why"] for s in failure["samples"]] == ["timeout: nan", "timeout: HTTP 408"]
-    assert failure["title"] == "c [v]: 2 of 3 samples failed or errored"
+    assert "<strong>sample 0</strong>: timeout: nan</p>" in failure
+    assert "<strong>sample 1</strong>: timeout: HTTP 408</p>" in failure
+    assert "<summary>c [v]: 2 of 3 samples failed or errored</summary>" in failure
+
+
+def test_values_are_escaped_as_jinja2_autoescape_escaped_them() -> None:
+    """The page was a jinja2 template with autoescape: markupsafe's entities, for every character it replaces."""
+    import random
+
+    from markupsafe import escape
+
+    from harness.report._html import _e
+
+    alphabet = "&<>\"'ab é\n\t;#"
+    draw = random.Random(14)
+    for text in ["", "&amp;", "<script>", *("".join(draw.choices(alphabet, k=12)) for _ in range(500))]:
+        assert _e(text) == str(escape(text)), text
+    assert _e(3) == "3" and _e(None) == "None"  # numbers and a missing value as jinja2 printed them
+
+
+class _Page(HTMLParser):
+    """What a browser makes of the page: its elements and its texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.texts: list[str] = []
+        self.ids: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.ids += [value or "" for name, value in attrs if name in ("id", "href")]
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+
+
+def test_hostile_names_outputs_and_notes_stay_text() -> None:
+    from harness.report._html import render
+    from harness.run._row import Outcome, Row
+
+    hostile = '<script>alert("x")</script>'
+    rows = [
+        Row("e<b>", 'c"&<', "v'", "m", 0, Outcome.FAILED, reasons=hostile, output=f"{hostile} & '{hostile}'"),
+        Row("e<b>", 'c"&<', "v'", "m", 1, Outcome.PASSED, output="{}"),
+    ]
+    table = ("<i>title</i>", ["<th>"], [[hostile]])
+    rates = {"json_valid_rate": 0.5, "json_valid_low": 0.1, "json_valid_high": 0.9, "pass_rate": 0.5}
+    metric = {"eval": "e<b>", "variant": "v'", "answered": 2, "cost_usd": None, **rates}
+    page = _Page()
+    page.feed(render(rows, [metric], [], [table], note=hostile))
+    page.close()
+    assert "script" not in page.tags and "i" not in page.tags and page.tags.count("th") == 3  # <th>, case, v'
+    text = "".join(page.texts)
+    assert text.count(hostile) == 5  # note, table cell, reasons, twice in the output
+    assert "<i>title</i>" in text and f"{hostile} & '{hostile}'" in text
+    assert "fail-c\"&<-v'" in page.ids and "#fail-c\"&<-v'" in page.ids  # the grid links to its failure

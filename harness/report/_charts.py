@@ -1,7 +1,7 @@
 """Inline SVG charts for ``report.html``: plain markup, no scripts, fonts or network, so the file stands alone.
 
-Every chart is an ``<svg class="chart chart-<kind>">`` with a ``<title>``; texts are escaped here, the result is
-``Markup`` so the template inserts it as is.
+Every chart is an ``<svg class="chart chart-<kind>">`` with a ``<title>``; texts are escaped here, and the result is
+markup, which the page inserts as it is.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from html import escape
-
-from markupsafe import Markup
 
 from ._stats import percentile
 
@@ -21,8 +19,8 @@ RIGHT = 70
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
-def _svg(kind: str, title: str, height: int, body: list[str]) -> Markup:
-    return Markup(
+def _svg(kind: str, title: str, height: int, body: list[str]) -> str:
+    return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{kind}" role="img" width="{WIDTH}" '
         f'height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">'
         f"<title>{escape(title)}</title>{''.join(body)}</svg>"
@@ -38,7 +36,7 @@ def rate_bars(
     items: Sequence[tuple[str, float, float, float]],
     target: float | None = None,
     colours: Sequence[str] | None = None,
-) -> Markup:
+) -> str:
     """One bar per (label, rate, low, high), 0..100%, with its interval as a whisker and an optional target line;
     ``colours`` (one per item) says what each bar means, e.g. its gate's verdict; default: a palette by position."""
     plot = WIDTH - LEFT - RIGHT
@@ -77,13 +75,13 @@ def rate_bars(
     return _svg("rates", title, height, body)
 
 
-def notice(title: str, text: str) -> Markup:
+def notice(title: str, text: str) -> str:
     """A chart's place taken by a sentence, where the chart would show nothing (e.g. every cost 0)."""
     body = [_text(LEFT, 14, title, extra=' font-weight="bold"'), _text(LEFT, 40, text, extra=' class="notice"')]
     return _svg("notice", title, 56, body)
 
 
-def scatter(title: str, points: Sequence[tuple[str, float, float]], x_label: str, y_label: str) -> Markup:
+def scatter(title: str, points: Sequence[tuple[str, float, float]], x_label: str, y_label: str) -> str:
     """Labelled points (label, x, y); y is a rate in 0..1, x anything non-negative (e.g. USD per 1k calls)."""
     left, right, top, bottom = 60, 200, 30, 40
     height = 320
@@ -117,7 +115,7 @@ def scatter(title: str, points: Sequence[tuple[str, float, float]], x_label: str
     return _svg("scatter", title, height, body)
 
 
-def distributions(title: str, groups: Sequence[tuple[str, Sequence[float]]], unit: str) -> Markup:
+def distributions(title: str, groups: Sequence[tuple[str, Sequence[float]]], unit: str) -> str:
     """A box plot per (label, values): whiskers min–max, box p25–p75, median line, ticks at p95 and p99."""
     plot = WIDTH - LEFT - RIGHT
     top = 24
