@@ -20,6 +20,7 @@ import yaml
 from harness.cli import _doctor as doctor
 from harness.cli import _main as cli
 from harness.cli import _scaffold as scaffold
+from harness.record import _cache as cache
 from tests.fakeserver import FakeOpenAI, cycling
 
 QUIET = ["-p", "no:cacheprovider"]
@@ -78,8 +79,13 @@ def test_init_writes_the_files_and_refuses_to_overwrite(
     assert {s["uses"] for s in steps if "uses" in s} == {
         "actions/checkout@v4",
         "actions/setup-python@v5",
+        "actions/cache@v4",
         "actions/upload-artifact@v4",
     }
+    # the replay's index of parsed cassettes is kept between runs, a new entry whenever a cassette changes
+    (cached,) = (s["with"] for s in steps if s.get("uses") == "actions/cache@v4")
+    assert cached["path"].rstrip("/") == cache.DIR and "hashFiles('cassettes/**')" in cached["key"]
+    assert cached["key"].startswith(cached["restore-keys"])
 
 
 def test_init_in_an_existing_repository_overwrites_only_with_force(

@@ -117,6 +117,16 @@ _INSTALL = """\
           python -m pip install "$PROMPTVCR_PIP"
 """
 
+# Replays read the parsed cassettes there (each by its file's sha256) rather than parse the YAML again: a 100,000-
+# row replay takes half the time. Any earlier cache helps (restore-keys): a changed cassette is a new entry.
+_CACHE = """\
+      - uses: actions/cache@v4
+        with:
+          path: .promptvcr-cache/
+          key: promptvcr-cache-${{ hashFiles('cassettes/**') }}
+          restore-keys: promptvcr-cache-
+"""
+
 # The `shard` and `merge` jobs: scale-out of a big replay over machines (run by hand: Actions → eval → Run
 # workflow). `promptvcr run --batch` is the other way to scale a *recording*: see the README, "Batch or shards".
 WORKFLOW = """\
@@ -134,7 +144,7 @@ jobs:
       # on a public index would be someone else's). A git+https URL pinned to a commit, or a wheel in this repository.
       PROMPTVCR_PIP: "{source}"
     steps:
-{install}      - run: make test
+{install}{cache}      - run: make test
       - run: make scan
       - run: make eval
       - name: summary
@@ -156,7 +166,7 @@ jobs:
       matrix:
         shard: [1, 2, 3, 4]
     steps:
-{install}      - run: promptvcr run --shard ${{ matrix.shard }}/4 || true  # gated by `merge`
+{install}{cache}      - run: promptvcr run --shard ${{ matrix.shard }}/4 || true  # gated by `merge`
       - run: cp -rL reports/latest shard-report
       - uses: actions/upload-artifact@v4
         with:
@@ -175,7 +185,7 @@ jobs:
       - name: summary
         if: always()
         run: if [ -f reports/latest/summary.md ]; then cat reports/latest/summary.md >> "$GITHUB_STEP_SUMMARY"; fi
-""".replace("{install}", _INSTALL)
+""".replace("{install}", _INSTALL).replace("{cache}", _CACHE)
 
 
 def install_source() -> str:
