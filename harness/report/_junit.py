@@ -10,6 +10,7 @@ from typing import Literal
 from ..load._evals import Eval
 from ..run._row import Outcome, Row
 from ._stats import pairwise_sum
+from ._variants import groups
 
 Kind = Literal["passed", "failed", "errored", "skipped"]
 Item = tuple[str, str, str]  # eval, case, variant
@@ -51,10 +52,7 @@ def junit_xml(rows: Sequence[Row], evals: Mapping[str, Eval], durations: Mapping
     suite = ET.Element("testsuite", name="promptvcr")
     counts: Counter[str] = Counter()
     runs = {(ev.name, r.case.id, r.variant.name): r for ev in evals.values() for r in ev.runs}
-    grouped: dict[Item, list[Row]] = {}
-    for row in rows:  # in the results' order (harness.report._variants.ordered)
-        grouped.setdefault((row.eval, row.case, row.variant), []).append(row)
-    for (eval_name, case, variant), group in sorted(grouped.items(), key=lambda item: item[0]):
+    for (eval_name, case, variant), group in groups(rows, lambda r: (r.eval, r.case, r.variant)):
         run = runs[(eval_name, case, variant)]
         kind, message = case_verdict(group, run.case.min_pass_rate)
         # a sample without a latency counts 0 ms; summed as numpy sums, so the seconds written keep their digits

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..load._evals import Eval
 from ..run._row import COLUMNS, PRIMARY, Outcome, Row
@@ -29,6 +29,9 @@ from . import _verdicts as verdicts
 from ._variants import DAYS_PER_MONTH, frame_of, ordered
 from ._variants import VariantSummary as VariantSummary  # the reports' callers (the session, merge) find them here
 from ._variants import summarize as summarize
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def summary_records(summaries: Sequence[VariantSummary]) -> tuple[list[str], list[list[Any]]]:
@@ -212,7 +215,7 @@ def fallback_lines(rows: Iterable[Row]) -> list[str]:
 
 
 def stories(
-    df: Any,  # a pandas.DataFrame of the compared rows (``frame_of``)
+    df: pd.DataFrame,  # the compared rows (``frame_of``)
     comparisons: Sequence[compare.Comparison],
     summaries: Sequence[VariantSummary],
     evals: Mapping[str, Eval],
