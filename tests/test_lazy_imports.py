@@ -1,6 +1,7 @@
 """A replay answered from its cassettes imports neither the openai SDK, httpx2 nor vcrpy (half a second of start-up,
 bench/startup.py): each is imported where a request first needs it (``harness._lazy``); nor pandas and numpy, which
-only an A/B comparison or a metric of the user's needs. And the plugin, loaded into every pytest run (a project's
+only an A/B comparison or a metric of the user's needs; nor jinja2, which only a message that is a template needs
+(report.html is built without it). And the plugin, loaded into every pytest run (a project's
 unit tests too), imports none of the eval machinery until the run has evals. Checked in a fresh process, as this one
 has them all imported already.
 """
@@ -17,6 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("openai", "httpx2", "vcr")
 REPORTS = ("pandas", "numpy")
+TEMPLATES = ("jinja2", "markupsafe")
 MACHINERY = ("harness._session", "harness.plugin._state", "harness.load._evals", "harness.run._runner", "jsonschema")
 
 
@@ -55,5 +57,6 @@ def test_a_replay_of_a_committed_eval_imports_no_sdk(tmp_path: Path) -> None:
         f"assert pytest.main(['evals/tools.yaml', '-q', '-p', 'no:cacheprovider', '--reports-dir', {str(tmp_path)!r}])"
         " == 0\n"
     )
-    assert _imported(code, timeout=300, heavy=HEAVY + REPORTS) == []  # one variant, built-in gates: no comparison
+    # one variant, built-in gates: no comparison; no message of cases/tools.yaml is a template
+    assert _imported(code, timeout=300, heavy=HEAVY + REPORTS + TEMPLATES) == []
     assert (tmp_path / "latest" / "results.csv").is_file()  # it did replay and report
