@@ -249,10 +249,7 @@ def _resampled(metric: Metric, a: Array, b: Array, codes: Array, k: int, shared:
         if f"{metric.column} {PERCENTILES[statistic]}" not in shared:
             together = [m.statistic for m in CONTINUOUS if m.column == metric.column and m.statistic in PERCENTILES]
             qs = [PERCENTILES[s] for s in together if s is not None]
-            # the rows given are a fresh gather, free to be reordered in place: the same values, without a copy
-            found = cluster.statistic_differences(
-                a, b, codes, k, lambda v: np.percentile(v, qs, axis=-1, overwrite_input=True)
-            )
+            found = cluster.percentile_differences(a, b, codes, k, qs)
             shared |= {f"{metric.column} {q}": row for q, row in zip(qs, found, strict=True)}
         return shared[f"{metric.column} {PERCENTILES[statistic]}"]
     return cluster.statistic_differences(a, b, codes, k, statistic)
