@@ -4,6 +4,7 @@ out here on its own, so a short cut that drifts by one bit fails."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -104,3 +105,53 @@ def test_a_comparisons_continuous_intervals_are_the_plain_bootstraps(equal: bool
         found = result.get(name)
         assert (found.low, found.high) == (low, high), name
         assert found.baseline == float(statistic(side_a)) and found.candidate == float(statistic(side_b))
+
+
+def spread(seed: int, k: int, sizes: Array, kind: str) -> tuple[Array, Array, Array]:
+    rng = np.random.default_rng(seed)
+    codes = np.repeat(np.arange(k), sizes)
+    rng.shuffle(codes)
+    n = len(codes)
+    if kind == "ties":  # few distinct values: ranks land inside runs of equal ones
+        return rng.integers(0, 4, size=n).astype(float), rng.integers(0, 3, size=n).astype(float), codes
+    if kind == "equal":  # every value alike: every percentile is that value
+        return np.full(n, 7.25), np.full(n, 7.25), codes
+    return rng.normal(0.0, 1e3, size=n), rng.lognormal(3.0, 1.5, size=n), codes
+
+
+@pytest.mark.parametrize("kind", ["spread", "ties", "equal"])
+@pytest.mark.parametrize(
+    ("seed", "k", "shape"), [(10, 5, "equal"), (11, 13, "unequal"), (12, 40, "equal"), (13, 1, "equal"), (14, 7, "one")]
+)
+def test_percentiles_from_order_statistics_are_np_percentiles_bit_for_bit(
+    seed: int, k: int, shape: str, kind: str
+) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = {"equal": np.full(k, 4), "unequal": rng.integers(1, 12, size=k), "one": np.ones(k, int)}[shape]
+    a, b, codes = spread(seed, k, sizes, kind)
+    qs = [0, 2.5, 33.3, 50, 95, 97.5, 99.9, 100]
+    fast = cluster.percentile_differences(a, b, codes, k, qs, resamples=600)
+    plain = cluster.statistic_differences(a, b, codes, k, lambda v: np.percentile(v, qs, axis=-1), resamples=600)
+    assert fast.shape == (len(qs), 600)
+    assert np.array_equal(fast.view(np.int64), plain.view(np.int64))  # the same bits, −0.0 and 0.0 apart
+
+
+@pytest.mark.parametrize("odd", [math.nan, math.inf])
+def test_percentiles_of_values_not_all_finite_take_the_general_way(odd: float) -> None:
+    a, b, codes = spread(15, 9, np.full(9, 5), "spread")
+    a[3], b[17] = odd, odd
+    qs = [50, 95]
+    with np.errstate(invalid="ignore"):  # inf − inf between two infinite neighbours
+        fast = cluster.percentile_differences(a, b, codes, 9, qs, resamples=300)
+        plain = cluster.statistic_differences(a, b, codes, 9, lambda v: np.percentile(v, qs, axis=-1), resamples=300)
+    assert np.array_equal(fast, plain, equal_nan=True)
+
+
+def test_percentiles_of_signed_zeros_are_np_percentiles_bit_for_bit() -> None:
+    rng = np.random.default_rng(16)
+    codes = np.repeat(np.arange(11), 3)
+    a, b = rng.choice([0.0, -0.0], size=len(codes)), rng.choice([0.0, -0.0], size=len(codes))
+    qs = [50, 90, 97.5]  # weights of 0.5 and more: the upper neighbour's sign can come through
+    fast = cluster.percentile_differences(a, b, codes, 11, qs, resamples=300)
+    plain = cluster.statistic_differences(a, b, codes, 11, lambda v: np.percentile(v, qs, axis=-1), resamples=300)
+    assert np.array_equal(fast.view(np.int64), plain.view(np.int64))

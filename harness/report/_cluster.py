@@ -11,7 +11,7 @@ Donner & Klar, Design and Analysis of Cluster Randomization Trials, 2000, ch. 5)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import numpy as np
@@ -91,6 +91,70 @@ def statistic_differences(
     for side_a, side_b in _drawn(a, b, cluster, k, resamples):
         out.append(np.asarray(statistic(side_b)) - np.asarray(statistic(side_a)))
     return np.stack(out, axis=-1)
+
+
+def percentile_differences(
+    a: Array, b: Array, cluster: Array, k: int, qs: Sequence[float], resamples: int = RESAMPLES
+) -> Array:
+    """``statistic_differences`` of ``np.percentile(v, qs, axis=-1)`` (its linear method), bit for bit, without
+    gathering or partitioning any resample's rows (most of a 100,000-row report's compare time): a resample holds
+    each drawn cluster's rows as many times as it is drawn, so its i-th smallest value is the first of a side's values,
+    sorted once, where the running count of drawn rows passes i; np.percentile's interpolation is then applied to the
+    same two neighbours. Values that are not all finite, or hold a −0.0 (equal to 0.0, so either may be the one an
+    order statistic finds), take the general way (whose rows are a fresh gather, free to be reordered in place)."""
+    if k == 0 or not (_orderable(a) and _orderable(b)):
+        return statistic_differences(
+            a, b, cluster, k, lambda v: np.percentile(v, qs, axis=-1, overwrite_input=True), resamples
+        )
+    sizes = np.bincount(cluster, minlength=k)
+    counter = np.int32 if k * int(sizes.max()) < 2**31 else np.int64  # a resample's rows fit: half the memory
+    sides = [(values[order], cluster[order]) for values, order in ((v, np.argsort(v, kind="stable")) for v in (a, b))]
+    quantiles = np.true_divide(qs, 100)
+    step = max(1, ROW_VALUES // len(cluster))
+    out = []
+    for picks in _picks(k, resamples):
+        for chosen in (picks[start : start + step] for start in range(0, len(picks), step)):
+            rows = len(chosen)
+            offsets = (chosen + k * np.arange(rows)[:, None]).ravel()
+            drawn = np.bincount(offsets, minlength=rows * k).reshape(rows, k)
+            ranks, gamma = _neighbours(drawn @ sizes, quantiles)
+            drawn = drawn.astype(counter)
+            found = []
+            for ordered, owner in sides:
+                running = np.cumsum(np.take(drawn, owner, axis=1), axis=1, dtype=counter)
+                at = np.stack([np.searchsorted(running[r], ranks[r], side="right") for r in range(rows)])
+                found.append(_lerp(ordered[at[:, : len(qs)]], ordered[at[:, len(qs) :]], gamma))
+            out.append((found[1] - found[0]).T)
+    return np.concatenate(out, axis=-1)
+
+
+def _orderable(values: Array) -> bool:
+    return bool(
+        values.dtype == np.float64 and np.all(np.isfinite(values)) and not np.any(np.signbit(values[values == 0]))
+    )
+
+
+def _neighbours(n: Array, quantiles: Array) -> tuple[Array, Array]:
+    """For resamples of ``n`` rows: the ranks of the two values each quantile lies between (the lower ones, then the
+    upper ones), and its weight between them, as numpy's ``_get_indexes`` and ``_get_gamma`` find them (an index at
+    or past the last is the last value's, -1, and the weight is taken from that -1)."""
+    virtual = (n - 1)[:, None] * quantiles
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= (n - 1)[:, None]
+    previous[above] = -1
+    following[above] = -1
+    lower, upper = previous.astype(np.intp), following.astype(np.intp)
+    gamma = virtual - lower
+    last = (n - 1)[:, None]
+    return np.concatenate([np.where(lower < 0, last, lower), np.where(upper < 0, last, upper)], axis=1), gamma
+
+
+def _lerp(low: Array, high: Array, t: Array) -> Array:
+    """numpy's ``_lerp``: from the nearer end, so a weight of 1 gives the upper value exactly."""
+    diff = high - low
+    found: Array = np.where(t >= 0.5, high - diff * (1 - t), low + diff * t)
+    return found
 
 
 def _drawn(a: Array, b: Array, cluster: Array, k: int, resamples: int) -> Iterator[tuple[Array, Array]]:

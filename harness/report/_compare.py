@@ -249,10 +249,7 @@ def _resampled(metric: Metric, a: Array, b: Array, codes: Array, k: int, shared:
         if f"{metric.column} {PERCENTILES[statistic]}" not in shared:
             together = [m.statistic for m in CONTINUOUS if m.column == metric.column and m.statistic in PERCENTILES]
             qs = [PERCENTILES[s] for s in together if s is not None]
-            # the rows given are a fresh gather, free to be reordered in place: the same values, without a copy
-            found = cluster.statistic_differences(
-                a, b, codes, k, lambda v: np.percentile(v, qs, axis=-1, overwrite_input=True)
-            )
+            found = cluster.percentile_differences(a, b, codes, k, qs)
             shared |= {f"{metric.column} {q}": row for q, row in zip(qs, found, strict=True)}
         return shared[f"{metric.column} {PERCENTILES[statistic]}"]
     return cluster.statistic_differences(a, b, codes, k, statistic)
@@ -294,7 +291,9 @@ def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, baseline_name: str,
     pairs = a.merge(b, on=KEYS, suffixes=("_a", "_b"))
     unpaired = len(a) + len(b) - 2 * len(pairs)
     deltas: list[MetricDelta] = []
-    case = (pairs["eval"].astype(str) + "\x1f" + pairs["case"].astype(str)).to_numpy()  # the cluster of a pair
+    # the cluster of a pair, as its label's rank: each metric's np.unique of its pairs' clusters then sorts numbers,
+    # not 50,000 strings, and numbers them as it would the labels
+    case, _ = cluster.codes((pairs["eval"].astype(str) + "\x1f" + pairs["case"].astype(str)).to_numpy())
     for metric in RATES:
         deltas.append(_rate(metric, *_measured(pairs, metric.name, case)))
     shared: dict[str, Array] = {}
