@@ -326,10 +326,10 @@ def has_log(path: Path) -> bool:
 
 def save(path: Path, interactions: list[Interaction]) -> None:
     """Write a standard vcrpy cassette to a temporary file beside ``path`` and rename it: never a half file."""
-    from vcr.serializers import yamlserializer  # vcrpy's writer, so vcrpy replays the file; only when recording
+    from . import _yamlwrite  # vcrpy's writer (so vcrpy replays the file), made faster; only when recording
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yamlserializer.serialize({"version": FORMAT_VERSION, "interactions": interactions})
+    text = _yamlwrite.dumped({"version": FORMAT_VERSION, "interactions": interactions})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
