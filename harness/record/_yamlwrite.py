@@ -4,9 +4,9 @@ vcrpy's serializer is ``yaml.dump(data, Dumper=_CassetteDumper)``: PyYAML's repr
 Python (a type lookup, an alias check and a memo per value), then the emitter (libyaml's, when there is one) writes
 them. A recording's data is plain mappings with string keys, lists, strings, ints, bools and None, each object once:
 ``_node`` makes the very nodes the representer makes of those (keys sorted, block style, the same tags), and the
-same dumper writes them; anything else (a float, bytes, a tuple, a subclass of str, an object met twice, which the
-representer writes as an anchor and an alias) is left to vcrpy's serializer, whole. tests/test_yamlwrite.py holds
-it to vcrpy's text on random cassettes.
+same emitter writes them (vcrpy's dumper only adds a check of what is represented); anything else (a float, bytes,
+a tuple, a subclass of str, an object met twice, which the representer writes as an anchor and an alias) is left to
+vcrpy's serializer, whole. tests/test_yamlwrite.py holds it to vcrpy's text on random and recorded cassettes.
 """
 
 from __future__ import annotations
@@ -24,13 +24,19 @@ class _Unusual(Exception):
     """Data that ``_node`` leaves to vcrpy's serializer."""
 
 
-class _Dumper(yamlserializer._CassetteDumper):  # type: ignore[misc]  # vcrpy's own dumper: untyped
+try:  # the dumper vcrpy's is made from: libyaml's emitter when there is one
+    from yaml import CDumper as _Base
+except ImportError:  # PyYAML built without libyaml
+    from yaml import Dumper as _Base  # type: ignore[assignment]  # the same interface, in Python
+
+
+class _Dumper(_Base):
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         # The emitter asks twice per scalar; asked whether a quoted scalar reads back as a string, the resolver
         # (without path resolvers, as here) always says it does: answered here, not through its lookups.
         if kind is ScalarNode and not implicit[0] and not self.yaml_path_resolvers:
             return _STR
-        return super().resolve(kind, value, implicit)
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # untyped in PyYAML's stubs
 
 
 def dumped(data: Any) -> str:

@@ -27,6 +27,7 @@ from ..record._cassettes import RecordMode, ends_a_line
 from ._row import Row
 
 STATE = "run.json"
+UNFINISHED = ("running", "interrupted")  # a run in one of these states is one ``--resume`` continues
 Key = tuple[str, str, str, int]  # eval, variant, case, sample: Row.key
 
 
@@ -222,7 +223,7 @@ def unfinished(reports_dir: Path, named: Sequence[str]) -> Path:
         key=lambda run: run.name,
         reverse=True,
     )
-    runs = [run for run in runs if read_state(run).get("status") in ("running", "interrupted")]
+    runs = [run for run in runs if read_state(run).get("status") in UNFINISHED]
     if not runs:
         raise PromptVCRError(
             f"--resume: no unfinished live run in {reports_dir} (a run that finished is complete; start a new one)"
