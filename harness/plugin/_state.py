@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover  # older pytest
 LOCAL_URL_ENV = "PROMPTVCR_LOCAL_URL"  # a local model server that is running already
 # while evals are collected and while only evals run: a young collection every 50,000 new objects (Python's
 # default: 700), so that short-lived ones die before any collection sees them rather than move up to be walked
-# again (a 100,000-row replay spent 2.3 s of CPU collecting, 1.2 s after); while only evals run, a full one every
+# again (a 100,000-row replay spent 2.34 s of CPU collecting, 1.45 s after); while only evals run, a full one every
 # 100 of the middle's (default 10)
 YOUNG_COLLECTIONS_EVERY, FULL_COLLECTIONS_EVERY = 50_000, 100
 
