@@ -40,6 +40,12 @@ def _picks(k: int, resamples: int) -> Iterator[Array]:
         yield rng.integers(0, k, size=(min(CHUNK, resamples - start), k))
 
 
+def _slices(k: int, resamples: int, step: int) -> Iterator[Array]:
+    """``_picks``' draws, at most ``step`` resamples at a time (so that their rows stay within ROW_VALUES)."""
+    for picks in _picks(k, resamples):
+        yield from (picks[start : start + step] for start in range(0, len(picks), step))
+
+
 def mean_differences(a: Array, b: Array, cluster: Array, k: int, resamples: int = RESAMPLES) -> Array:
     """Resampled mean(b − a), whole clusters drawn: from each cluster's sum of differences and count of pairs."""
     sums = np.bincount(cluster, weights=b - a, minlength=k)
@@ -112,19 +118,18 @@ def percentile_differences(
     quantiles = np.true_divide(qs, 100)
     step = max(1, ROW_VALUES // len(cluster))
     out = []
-    for picks in _picks(k, resamples):
-        for chosen in (picks[start : start + step] for start in range(0, len(picks), step)):
-            rows = len(chosen)
-            offsets = (chosen + k * np.arange(rows)[:, None]).ravel()
-            drawn = np.bincount(offsets, minlength=rows * k).reshape(rows, k)
-            ranks, gamma = _neighbours(drawn @ sizes, quantiles)
-            drawn = drawn.astype(counter)
-            found = []
-            for ordered, owner in sides:
-                running = np.cumsum(np.take(drawn, owner, axis=1), axis=1, dtype=counter)
-                at = np.stack([np.searchsorted(running[r], ranks[r], side="right") for r in range(rows)])
-                found.append(_lerp(ordered[at[:, : len(qs)]], ordered[at[:, len(qs) :]], gamma))
-            out.append((found[1] - found[0]).T)
+    for chosen in _slices(k, resamples, step):
+        rows = len(chosen)
+        offsets = (chosen + k * np.arange(rows)[:, None]).ravel()
+        drawn = np.bincount(offsets, minlength=rows * k).reshape(rows, k)
+        ranks, gamma = _neighbours(drawn @ sizes, quantiles)
+        drawn = drawn.astype(counter)
+        found = []
+        for ordered, owner in sides:
+            running = np.cumsum(np.take(drawn, owner, axis=1), axis=1, dtype=counter)
+            at = np.stack([np.searchsorted(running[r], ranks[r], side="right") for r in range(rows)])
+            found.append(_lerp(ordered[at[:, : len(qs)]], ordered[at[:, len(qs) :]], gamma))
+        out.append((found[1] - found[0]).T)
     return np.concatenate(out, axis=-1)
 
 
@@ -165,14 +170,13 @@ def _drawn(a: Array, b: Array, cluster: Array, k: int, resamples: int) -> Iterat
     counts = np.bincount(cluster, minlength=k)
     starts = np.cumsum(counts) - counts
     step = max(1, ROW_VALUES // max(1, len(cluster)))
-    for picks in _picks(k, resamples):
-        for chosen in (picks[start : start + step] for start in range(0, len(picks), step)):
-            lengths = counts[chosen].ravel()
-            ends = np.cumsum(lengths)
-            # row i of the slice's draws comes from the cluster drawn at position j: starts[j] + (i − where j began)
-            rows = order[np.repeat(starts[chosen].ravel() - (ends - lengths), lengths) + np.arange(ends[-1])]
-            bounds = np.cumsum(counts[chosen].sum(axis=1))[:-1]
-            yield from zip(np.split(a[rows], bounds), np.split(b[rows], bounds), strict=True)
+    for chosen in _slices(k, resamples, step):
+        lengths = counts[chosen].ravel()
+        ends = np.cumsum(lengths)
+        # row i of the slice's draws comes from the cluster drawn at position j: starts[j] + (i − where j began)
+        rows = order[np.repeat(starts[chosen].ravel() - (ends - lengths), lengths) + np.arange(ends[-1])]
+        bounds = np.cumsum(counts[chosen].sum(axis=1))[:-1]
+        yield from zip(np.split(a[rows], bounds), np.split(b[rows], bounds), strict=True)
 
 
 def _along_rows(
@@ -183,14 +187,13 @@ def _along_rows(
     resamples' rows at once: gigabytes); None when the statistic does not give one value per resample."""
     step = max(1, ROW_VALUES // table_a.size)
     deltas = []
-    for picks in _picks(k, resamples):
-        for chosen in (picks[start : start + step] for start in range(0, len(picks), step)):
-            delta = statistic(table_b[chosen].reshape(len(chosen), -1)) - statistic(
-                table_a[chosen].reshape(len(chosen), -1)
-            )
-            if np.shape(delta)[-1:] != (len(chosen),):
-                return None
-            deltas.append(delta)
+    for chosen in _slices(k, resamples, step):
+        delta = statistic(table_b[chosen].reshape(len(chosen), -1)) - statistic(
+            table_a[chosen].reshape(len(chosen), -1)
+        )
+        if np.shape(delta)[-1:] != (len(chosen),):
+            return None
+        deltas.append(delta)
     return np.concatenate(deltas, axis=-1)
 
 
