@@ -1,8 +1,8 @@
 """The package's shape, checked: one folder per concern, imports only downwards, no cycle, modules and functions small.
 
 Layers, lowest first. A module may import its own folder and any lower one, never a higher one. ``harness``'s own
-modules stand at the ends: ``errors``, ``_cliargs`` (the number rules of every command line) and ``_lazy`` (imports
-on first use) below everything; ``_session`` (a run without pytest) above the folders it drives, the pytest plugin
+modules stand at the ends: ``errors``, ``_cliargs`` (the number rules of every command line), ``_lazy`` (imports
+on first use) and ``_scoped`` (a context variable set for a block) below everything; ``_session`` (a run without pytest) above the folders it drives, the pytest plugin
 and the façade above all.
 """
 
@@ -49,7 +49,7 @@ def _layer(module: str) -> int:
     parts = module.split(".")
     if len(parts) == 1:  # harness itself: the façade
         return LAYERS.index("__init__")
-    return LAYERS.index({"__main__": "cli", "_cliargs": "errors", "_lazy": "errors"}.get(parts[1], parts[1]))
+    return LAYERS.index({"__main__": "cli", "_cliargs": "errors", "_lazy": "errors", "_scoped": "errors"}.get(parts[1], parts[1]))
 
 
 def _imports(module: str, path: Path, top_only: bool) -> Iterator[tuple[str, int]]:

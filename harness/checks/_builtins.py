@@ -91,11 +91,15 @@ def json_schema_of(checks: Iterable[Check]) -> dict[str, Any] | None:
     return None
 
 
-def expects_json(checks: Iterable[Check], request: Mapping[str, Any]) -> bool:
-    """Whether JSON validity is measured for this request: a JSON check asks for it, or a JSON response_format."""
-    wanted = any(c.name == "json_schema" or (c.name == "json_valid" and c.arg) for c in checks)
+def wants_json(checks: Iterable[Check]) -> bool:
+    """Whether a check asks for JSON: then JSON validity is measured (as it is for a JSON response_format)."""
+    return any(c.name == "json_schema" or (c.name == "json_valid" and c.arg) for c in checks)
+
+
+def json_format(request: Mapping[str, Any]) -> bool:
+    """Whether the request asks for a JSON response_format: then JSON validity is measured."""
     fmt = request.get("response_format") or {}
-    return wanted or fmt.get("type") in ("json_object", "json_schema")
+    return fmt.get("type") in ("json_object", "json_schema")
 
 
 def _json_reason(answer: Answer) -> str:

@@ -17,13 +17,13 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import regex
 
 from .._lazy import jsonschema
+from .._scoped import Scoped
 from . import _schema_fast as schema_fast
 
 if TYPE_CHECKING:
@@ -35,14 +35,9 @@ TIMED_OUT = f"check timed out (the sample's checks may take {CHECK_TIME_LIMIT_S:
 _deadline: contextvars.ContextVar[float] = contextvars.ContextVar("promptvcr_check_deadline", default=math.inf)
 
 
-@contextmanager
-def limit(seconds: float = CHECK_TIME_LIMIT_S) -> Iterator[None]:
-    """Matches inside share ``seconds`` (each thread, each sample, its own)."""
-    token = _deadline.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+def limit(seconds: float = CHECK_TIME_LIMIT_S) -> Scoped[float]:
+    """Matches inside the block share ``seconds`` from now (each thread, each sample, its own)."""
+    return Scoped(_deadline, time.monotonic() + seconds)
 
 
 @cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,11 @@ class Case:
     @property
     def schema(self) -> dict[str, Any] | None:
         return checks.json_schema_of(self.checks)
+
+    @cached_property
+    def json_checked(self) -> bool:
+        """Whether a check of `expect` or `expect_each` asks for JSON (asked once per case: read for every row)."""
+        return checks.wants_json(self.checks + self.each_checks)
 
     @property
     def followups(self) -> tuple[str, ...]:

@@ -19,14 +19,13 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .._scoped import Scoped
 from . import _cache as cache
 from . import _yamlread as yamlread
 from ._mode import RecordMode as RecordMode  # where it was defined: imported from here
@@ -149,18 +148,21 @@ class Cassette:
 
     # -- playing and recording -------------------------------------------------------------------------------------
 
-    def play(self, key: str, sample: int | None, *, peek: bool = False) -> dict[str, Any] | None:
+    def play(
+        self, key: str, sample: int | None, *, peek: bool = False, status: int | None = None
+    ) -> dict[str, Any] | None:
         """The recorded response to this request that ``sample`` got when it was live, else the next one that no
-        sample claims and that has not been played yet; ``peek`` leaves it unplayed."""
+        sample claims and that has not been played yet; ``peek`` leaves it unplayed, and so does ``status`` unless
+        the response has that status."""
         with self._lock:
             for slot in ((key, sample), (key, None)) if sample is not None else ((key, None),):
                 numbers = self._index.get(slot, [])
                 cursor = self._cursor.get(slot, 0)
                 if cursor < len(numbers):
-                    if not peek:
+                    response: dict[str, Any] = self.data[numbers[cursor]]["response"]
+                    if not peek and (status is None or response["status"]["code"] == status):
                         self._cursor[slot] = cursor + 1
                         self.play_count += 1
-                    response: dict[str, Any] = self.data[numbers[cursor]]["response"]
                     return response
             return None
 
@@ -347,15 +349,10 @@ def save(path: Path, interactions: list[Interaction]) -> None:
 _PLAYING: ContextVar[tuple[Cassette, int | None] | None] = ContextVar("promptvcr_cassette", default=None)
 
 
-@contextmanager
-def playing(cassette: Cassette, sample: int | None = None) -> Iterator[None]:
+def playing(cassette: Cassette, sample: int | None = None) -> Scoped[tuple[Cassette, int | None] | None]:
     """Requests sent by this thread (or task) inside the block are answered from, or recorded into, ``cassette``,
     as those of ``sample`` (see ``harness.record._transport``)."""
-    token = _PLAYING.set((cassette, sample))
-    try:
-        yield
-    finally:
-        _PLAYING.reset(token)
+    return Scoped(_PLAYING, (cassette, sample))
 
 
 def current() -> tuple[Cassette, int | None]:

@@ -72,20 +72,23 @@ def _table(css: str, headers: Sequence[object], rows: Sequence[Sequence[object]]
     return "\n".join([opening, *lines, "</table>"])
 
 
+_GRID_OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.ERRORED)
+
+
 def _grid(rows: Sequence[Row], variants: list[str]) -> str:
-    # counted in one pass (boolean masks per case × variant were 2.7 s of a 10,000-row replay)
-    outcomes: dict[str, dict[str, Counter[str]]] = {}
-    for row in rows:
-        outcomes.setdefault(row.case, {}).setdefault(row.variant, Counter())[str(row.outcome)] += 1
+    # counted in one pass, in C (boolean masks per case × variant were 2.7 s of a 10,000-row replay)
+    tally = Counter((row.case, row.variant, row.outcome) for row in rows)
+    ran = {(case, variant) for case, variant, _ in tally}
     lines = ['<table class="grid">', f"<tr><th>case</th>{_cells('th', variants)}</tr>"]
-    for case in sorted(outcomes):
+    for case in sorted({case for case, _ in ran}):
         cells = []
         for variant in variants:
-            counts = outcomes[case].get(variant, Counter())
-            answered = counts["passed"] + counts["failed"]
-            passed, errored = counts["passed"], counts["errored"]
+            passed, failed, errored = (tally[(case, variant, o)] for o in _GRID_OUTCOMES)
+            answered = passed + failed
             share = passed / answered if answered else math.nan
-            text = f"{passed}/{answered}" + (f" ({errored} errors)" if errored else "") if counts.total() else "—"
+            text = (
+                f"{passed}/{answered}" + (f" ({errored} errors)" if errored else "") if (case, variant) in ran else "—"
+            )
             shown = (
                 f'<a href="#{_e(_anchor(case, variant))}">{_e(text)}</a>' if answered - passed + errored else _e(text)
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -28,13 +29,13 @@ def case_verdict(rows: Sequence[Row], min_pass_rate: float) -> tuple[Kind, str]:
     n = len(rows)
     if n == 0:
         return "failed", "no samples"
-    if all(r.outcome == Outcome.SKIPPED for r in rows):
+    outcomes = Counter(r.outcome for r in rows)  # one pass, in C: junit.xml judges every case × variant
+    if outcomes[Outcome.SKIPPED] == n:
         return "skipped", str(rows[0].error_message)
-    errors = [r for r in rows if r.outcome == Outcome.ERRORED]
-    if errors:
-        kinds = Counter(f"{r.error}: {r.error_message}" for r in errors)
-        return "errored", f"{len(errors)} of {n} samples errored:\n" + top(kinds)
-    passed = sum(r.outcome == Outcome.PASSED for r in rows)
+    if outcomes[Outcome.ERRORED]:
+        kinds = Counter(f"{r.error}: {r.error_message}" for r in rows if r.outcome == Outcome.ERRORED)
+        return "errored", f"{outcomes[Outcome.ERRORED]} of {n} samples errored:\n" + top(kinds)
+    passed = outcomes[Outcome.PASSED]
     if passed / n >= min_pass_rate:
         return "passed", f"{passed} of {n} samples passed"
     reasons = Counter(r.reasons for r in rows if r.outcome == Outcome.FAILED)
@@ -52,7 +53,7 @@ def junit_xml(rows: Sequence[Row], evals: Mapping[str, Eval], durations: Mapping
     suite = ET.Element("testsuite", name="promptvcr")
     counts: Counter[str] = Counter()
     runs = {(ev.name, r.case.id, r.variant.name): r for ev in evals.values() for r in ev.runs}
-    for (eval_name, case, variant), group in groups(rows, lambda r: (r.eval, r.case, r.variant)):
+    for (eval_name, case, variant), group in groups(rows, operator.attrgetter("eval", "case", "variant")):
         run = runs[(eval_name, case, variant)]
         kind, message = case_verdict(group, run.case.min_pass_rate)
         # a sample without a latency counts 0 ms; summed as numpy sums, so the seconds written keep their digits

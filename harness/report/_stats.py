@@ -28,7 +28,7 @@ def rate(successes: int, n: int) -> float:
 
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (q in 0..100) of the finite values; nan when there are none."""
-    data = sorted(v for v in values if not math.isnan(v))
+    data = sorted([v for v in values if v == v])  # NaN is the one float unequal to itself
     if not data:
         return math.nan
     pos = (len(data) - 1) * q / 100

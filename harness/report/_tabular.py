@@ -59,16 +59,18 @@ def write_csv_columns(out: TextIO, names: Sequence[str], columns: Sequence[Seque
 
     The csv module writes a cell as ``str`` does, as pandas does; what differs is mended column by column: a float
     column's whole numbers are written as floats, a missing float (nan) is an empty cell."""
-    mended = [_mended(column, kind) for column, kind in zip(columns, column_kinds(columns), strict=True)]
+    mended = [_mended(column, set(map(type, column))) for column in columns]
     writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(names)
     writer.writerows(zip(*mended, strict=True))
 
 
-def _mended(column: Sequence[Any], kind: Kind) -> Sequence[Any]:
+def _mended(column: Sequence[Any], types: set[type]) -> Sequence[Any]:
+    """``column`` (whose values are of ``types``) as the csv module should write it."""
+    kind = _kind(set(types))
     if kind == "float":
         return [None if v is None or v != v else float(v) for v in column]  # v != v: nan
-    if kind == "object":  # nan only: None is written empty already
+    if kind == "object" and float in types:  # nan only: None is written empty already
         return [None if v.__class__ is float and v != v else v for v in column]
     return column
 

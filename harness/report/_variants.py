@@ -27,7 +27,10 @@ DAYS_PER_MONTH = 365.25 / 12  # an average month, so twelve projections make a y
 
 def ordered(rows: Iterable[Row]) -> list[Row]:
     """The rows in the results' order: by eval, variant, case and sample."""
-    return sorted(rows, key=lambda r: (r.eval, r.variant, r.case, r.sample))
+    return sorted(rows, key=_RESULTS_ORDER)
+
+
+_RESULTS_ORDER = operator.attrgetter("eval", "variant", "case", "sample")
 
 
 def frame(rows: Iterable[Row]) -> pd.DataFrame:
@@ -70,7 +73,7 @@ def summarize(rows: Iterable[Row], evals: Mapping[str, Eval]) -> list[VariantSum
     rows = ordered(rows)
     whole = functools.cache(lambda: frame(rows))  # made once, if a metric of the user's needs it
     out: list[VariantSummary] = []
-    for (eval_name, variant), group in groups(rows, lambda r: (r.eval, r.variant)):
+    for (eval_name, variant), group in groups(rows, operator.attrgetter("eval", "variant")):
         ev = evals[eval_name]
         spec = next(v for v in ev.variants if v.name == variant)
         gated = [g for g in ev.gates if gates_mod.applies(g, variant)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -168,7 +169,7 @@ class Row:
 
     def cells(self) -> list[Any]:
         """``to_dict``'s values, in ``COLUMNS`` order: a results file's line, without a dict per row."""
-        out = [getattr(self, name) for name in COLUMNS]
+        out = list(_CELLS(self))
         out[_OUTCOME] = str(self.outcome)
         out[_ERROR] = None if self.error is None else str(self.error)
         out[_ANSWERED_BY] = None if self.answered_by is None else str(self.answered_by)
@@ -200,6 +201,7 @@ class Row:
 COLUMNS = tuple(f.name for f in dataclasses.fields(Row) if f.name != "remedy")
 _TEXT_CELLS = ("outcome", "error", "answered_by", "failed_checks")  # cells whose value is made text
 _OUTCOME, _ERROR, _ANSWERED_BY, _FAILED_CHECKS = map(COLUMNS.index, _TEXT_CELLS)
+_CELLS = operator.attrgetter(*COLUMNS)  # every cell in one call (a report reads 100,000 rows' 40)
 
 
 def _scalar(hint: Any) -> Any:

@@ -100,7 +100,7 @@ class RunningCase:
         self.api: openai.OpenAI | None = None
         # made now, not when the case opens: the pool sizes itself on the pacers of the cases queued ahead
         self.pacer = None if options.replay else options.connections.pacer(run.variant.endpoint)
-        self.tokens = self._tokens(0, run.body)
+        self.tokens = 0.0 if self.pacer is None else self._tokens(0, run.body)  # what a paced send counts
 
     def _refusal(self) -> list[Row] | None:
         run = self.run

@@ -78,7 +78,7 @@ def scored(
         failed_checks=tuple(o.name for o in failed),
         reasons=reasons,
         refusal=None if answer.refusal is None else redact(answer.refusal),
-        json_valid=answer.is_json if checks.expects_json(run.case.checks + run.case.each_checks, request) else None,
+        json_valid=answer.is_json if run.case.json_checked or checks.json_format(request) else None,
         schema_valid=schema[0] if schema else None,
         **_tool_columns(answer, run.body),
         reasoning_tokens=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
