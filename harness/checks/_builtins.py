@@ -10,6 +10,7 @@ network. The opt-in ``judge`` check is not one of them: its compiled form only h
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -160,11 +161,21 @@ def _builtin(name: str, prepare: Callable[[Any], Any] | None = None) -> Callable
     return decorate
 
 
+def _told(name: str, reason: str) -> CheckResult:
+    """A built-in's verdict: failed for ``reason``, passed without one (the same frozen result for every answer)."""
+    return CheckResult(name, False, reason) if reason else _passed(name)
+
+
+@functools.cache
+def _passed(name: str) -> CheckResult:
+    return CheckResult(name, True)
+
+
 @_builtin("json_valid", prepare=bool)
 def _json_valid(answer: Answer, request: Mapping[str, Any], want: bool) -> CheckResult:
     ok = answer.is_json == want
     reason = "" if ok else (_json_reason(answer) if want else "the answer is valid JSON")
-    return CheckResult("json_valid", ok, reason)
+    return _told("json_valid", reason)
 
 
 def _compiled_schema(arg: Any) -> matching.Schema:
@@ -205,8 +216,7 @@ def _checked_validator(arg: Any) -> Any:
 def _json_schema(answer: Answer, request: Mapping[str, Any], schema: matching.Schema) -> CheckResult:
     if not answer.is_json:
         return CheckResult("json_schema", False, "the answer is not JSON")
-    violation = schema.violation(answer.parsed)
-    return CheckResult("json_schema", violation is None, violation or "")
+    return _told("json_schema", schema.violation(answer.parsed) or "")
 
 
 def _check_refs(schema: dict[str, Any], cls: Any) -> None:
@@ -322,7 +332,7 @@ def _max_chars(answer: Answer, request: Mapping[str, Any], spec: _OnValue) -> Ch
 def _finish_reason(answer: Answer, request: Mapping[str, Any], allowed: list[str]) -> CheckResult:
     ok = answer.finish_reason in allowed
     reason = "" if ok else f"finish_reason is {answer.finish_reason!r}, expected {' or '.join(allowed)}"
-    return CheckResult("finish_reason", ok, reason)
+    return _told("finish_reason", reason)
 
 
 def _judge_spec(arg: Any) -> JudgeSpec:  # the case schema has checked its keys and types
@@ -333,7 +343,7 @@ def _judge_spec(arg: Any) -> JudgeSpec:  # the case schema has checked its keys 
 def _refusal(answer: Answer, request: Mapping[str, Any], want: bool) -> CheckResult:
     ok = (answer.refusal is not None) == want
     reason = "" if ok else (refused(answer) if answer.refusal is not None else "the model did not refuse")
-    return CheckResult("refusal", ok, reason)
+    return _told("refusal", reason)
 
 
 # graded by a judge model: the registry knows the name, the runner grades it (harness.checks._judge)
