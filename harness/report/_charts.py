@@ -10,12 +10,13 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from ._stats import percentile
+from ._stats import percentiles
 
 WIDTH = 720
 ROW = 28  # px per variant row
 LEFT = 180  # px for the labels
 RIGHT = 70
+_SHOWN = (0, 25, 50, 75, 95, 99, 100)  # the percentiles a distribution's box and whiskers are drawn from
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -131,7 +132,7 @@ def distributions(title: str, groups: Sequence[tuple[str, Sequence[float]]], uni
         y = top + i * ROW
         mid = y + ROW / 2
         body.append(_text(LEFT - 6, y + 17, label, "end"))
-        q = {p: percentile(values, p) for p in (0, 25, 50, 75, 95, 99, 100)}
+        q = dict(zip(_SHOWN, percentiles(values, _SHOWN), strict=True))
         if math.isnan(q[50]):
             body.append(_text(LEFT + 4, y + 17, "no data", extra=' fill="#777"'))
             continue

@@ -28,7 +28,16 @@ def rate(successes: int, n: int) -> float:
 
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (q in 0..100) of the finite values; nan when there are none."""
+    return percentiles(values, (q,))[0]
+
+
+def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
+    """``percentile`` at each of ``qs``, the values sorted once."""
     data = sorted([v for v in values if v == v])  # NaN is the one float unequal to itself
+    return [_interpolated(data, q) for q in qs]
+
+
+def _interpolated(data: Sequence[float], q: float) -> float:
     if not data:
         return math.nan
     pos = (len(data) - 1) * q / 100

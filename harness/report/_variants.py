@@ -20,7 +20,7 @@ from ..load._evals import Eval
 from ..run._row import COLUMNS, Outcome, Row
 from . import _gates as gates_mod
 from . import _metric_builtins as builtins
-from ._stats import pairwise_sum, percentile, sorted_group_mean
+from ._stats import pairwise_sum, percentile, percentiles, sorted_group_mean
 
 DAYS_PER_MONTH = 365.25 / 12  # an average month, so twelve projections make a year
 
@@ -134,7 +134,7 @@ def _metrics(eval_name: str, variant: str, g: list[Row], ev: Eval) -> dict[str, 
     n = len(answered)
     costs = [r.cost_usd for r in answered]
     priced = n > 0 and all(c is not None for c in costs)
-    latencies = _numbers(r.latency_ms for r in answered)
+    p50, p99 = percentiles(_numbers(r.latency_ms for r in answered), (50, 99))
     return {
         "eval": eval_name,
         "variant": variant,
@@ -166,9 +166,9 @@ def _metrics(eval_name: str, variant: str, g: list[Row], ev: Eval) -> dict[str, 
         **_judge_spend(g),
         **_projection(answered, ev, priced),
         "latency_n": latency.n,
-        "latency_p50_ms": percentile(latencies, 50),
+        "latency_p50_ms": p50,
         "latency_p95_ms": latency.value,
-        "latency_p99_ms": percentile(latencies, 99),
+        "latency_p99_ms": p99,
         **_streamed(answered),
     }
 
