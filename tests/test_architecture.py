@@ -2,8 +2,8 @@
 
 Layers, lowest first. A module may import its own folder and any lower one, never a higher one. ``harness``'s own
 modules stand at the ends: ``errors``, ``_cliargs`` (the number rules of every command line), ``_lazy`` (imports
-on first use) and ``_scoped`` (a context variable set for a block) below everything; ``_session`` (a run without pytest) above the folders it drives, the pytest plugin
-and the façade above all.
+on first use) and ``_scoped`` (a context variable set for a block) below everything; ``_session`` (a run without
+pytest) above the folders it drives, the pytest plugin and the façade above all.
 """
 
 from __future__ import annotations
@@ -45,11 +45,15 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
+# harness's own modules that stand with a folder's layer rather than name one
+_BESIDE = {"__main__": "cli", "_cliargs": "errors", "_lazy": "errors", "_scoped": "errors"}
+
+
 def _layer(module: str) -> int:
     parts = module.split(".")
     if len(parts) == 1:  # harness itself: the façade
         return LAYERS.index("__init__")
-    return LAYERS.index({"__main__": "cli", "_cliargs": "errors", "_lazy": "errors", "_scoped": "errors"}.get(parts[1], parts[1]))
+    return LAYERS.index(_BESIDE.get(parts[1], parts[1]))
 
 
 def _imports(module: str, path: Path, top_only: bool) -> Iterator[tuple[str, int]]:
