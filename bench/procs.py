@@ -1,6 +1,10 @@
 """A whole process timed from outside, the way a user's shell sees it: wall time, CPU time and peak RSS of the child.
 
 Shared by the benchmarks that time a fresh ``python -m pytest`` (start-up and the 100k-row replay).
+
+The children run as a user's do, with their bytecode cached (``environment``): an environment that sets
+``PYTHONDONTWRITEBYTECODE`` (this machine's does) would otherwise compile every harness module from source at every
+start, a cost no user with a writable ``__pycache__`` pays.
 """
 
 from __future__ import annotations
@@ -20,6 +24,16 @@ class Proc:
     rss_mb: float  # peak resident set size
     stdout: str
     stderr: str
+
+
+def environment(tmp: Path, bytecode: bool = True) -> dict[str, str]:
+    """This process's environment for a child; with ``bytecode``, compiled modules kept in a throw-away
+    ``PYTHONPYCACHEPREFIX`` under ``tmp`` (no source tree gets a ``__pycache__``)."""
+    env = dict(os.environ)
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    return env
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> Proc:

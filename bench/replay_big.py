@@ -7,8 +7,9 @@ first case is recorded against the fake server; every other case's cassettes are
 swapped (same length, so the YAML is laid out the same), which is what recording them would have written. A fresh
 ``python -m pytest evals`` then replays it, timed from outside (``bench/procs.py``); every row must be replayed and
 pass. The floor, measured in the same run: the SDK's own per-call cost (bench/replay.py's ``floor_ms``) × calls.
-Targets: ≤ 20 s CPU and < 1 GB RSS. Printed twice: the first replay (which parses every cassette and indexes it
-in ``.promptvcr-cache/``) and the replays after it (least-CPU of ``--rounds``).
+Targets: ≤ 20 s CPU and < 1 GB RSS. The children keep their bytecode, as a user's do (``procs.environment``).
+Printed twice: the first replay (which parses every cassette and indexes it in ``.promptvcr-cache/``) and the
+replays after it (least-CPU of ``--rounds``).
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ def build(root: Path, cases: int, base_url: str) -> None:
     evalproject.write_eval(root, "tickets", base_url=base_url, cases=[path], variants=variants, samples=replay.SAMPLES)
 
 
-def recorded(root: Path, calls: int) -> None:
+def recorded(root: Path, calls: int, env: dict[str, str]) -> None:
     """Record the first case for real, then give every other case a copy of its cassettes with its own id."""
     cases = calls // (replay.VARIANTS * replay.SAMPLES)
     with FakeOpenAI(replay.answer) as server:
         build(root, 1, server.base_url)
-        procs.run([*PYTEST, "--record-mode", "once"], root)
+        procs.run([*PYTEST, "--record-mode", "once"], root, env)
         build(root, cases, server.base_url)
     for variant in (root / "cassettes" / "tickets").iterdir():
         text = (variant / f"{FIRST}.yaml").read_text(encoding="utf-8")
@@ -76,15 +77,15 @@ def main() -> int:
     print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     replay.floor_ms(200)  # warm: the SDK's lazy imports
     with tempfile.TemporaryDirectory(prefix="bench-replay-big-") as tmp:
-        root = Path(tmp)
-        recorded(root, args.calls)
+        root, env = Path(tmp) / "project", procs.environment(Path(tmp))
+        recorded(root, args.calls, env)  # which also compiles the modules a replay imports, as a user's first run
         floors = [replay.floor_ms(2000).cpu]
-        cold = procs.run(PYTEST, root)  # the first replay parses every cassette and indexes it
+        cold = procs.run(PYTEST, root, env)  # the first replay parses every cassette and indexes it
         verify(root, args.calls)
         runs = []
         for _ in range(args.rounds):
             floors.append(replay.floor_ms(2000).cpu)
-            runs.append(procs.run(PYTEST, root))
+            runs.append(procs.run(PYTEST, root, env))
             verify(root, args.calls)
     floor_s = min(floors) * args.calls / 1000
     print(f"== replay of {args.calls:,} rows, whole process; floor: the SDK's per-call cost × {args.calls:,} = "

@@ -39,14 +39,6 @@ def answer(body: dict[str, object]) -> Reply:
     return Reply(body=completion('{"n": 1}', model=str(body.get("model")), prompt_tokens=20, completion_tokens=5))
 
 
-def environment(tmp: Path, bytecode: bool) -> dict[str, str]:
-    env = dict(os.environ)
-    if bytecode:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
-    return env
-
-
 def recorded(root: Path, env: dict[str, str]) -> None:
     with FakeOpenAI(answer) as server:
         evalproject.init_project(root)
@@ -75,7 +67,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         root = Path(tmp) / "project"
         root.mkdir()
-        env = environment(Path(tmp), not args.no_bytecode)
+        env = procs.environment(Path(tmp), not args.no_bytecode)
         recorded(root, env)
         floors, replays = [], []
         for _ in range(args.rounds):
