@@ -707,6 +707,23 @@ def test_cli_run_replays_and_returns_the_exit_code(
     assert len(fake_openai.chat_requests) == sent
 
 
+def test_cli_run_leaves_out_anyios_plugin_unless_the_user_names_it(
+    pytester: pytest.Pytester, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _ = _recorded(pytester, fake_openai)
+    monkeypatch.chdir(root)
+    with (root / "conftest.py").open("a", encoding="utf-8") as conftest:  # the run's own word on its plugins
+        conftest.write(
+            "\n\ndef pytest_configure(config):\n"
+            "    (config.rootpath / 'anyio.txt').write_text(str(config.pluginmanager.has_plugin('anyio')))\n"
+        )
+    assert cli.main(["run", EVAL, "--", *QUIET]) == 0
+    assert (root / "anyio.txt").read_text() == "False"
+    assert {r["replayed"] for r in ep.results(root)} == {"True"}
+    assert cli.main(["run", EVAL, "--", *QUIET, "-p", "anyio"]) == 0
+    assert (root / "anyio.txt").read_text() == "True"
+
+
 def test_cli_run_unknown_eval_returns_2_listing_known_evals(
     pytester: pytest.Pytester,
     fake_openai: FakeOpenAI,

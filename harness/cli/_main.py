@@ -4,6 +4,10 @@
 (anyio's among them) and warns, as an error under ``filterwarnings = error``, about any already imported: so this
 module imports nothing that pulls in the openai SDK, httpx2 or anyio at start; subcommands that need them import
 them when they run.
+
+It also leaves out anyio's pytest plugin (``-p no:anyio``; ``-- -p anyio`` puts it back): the SDK's transport
+installs anyio, and with it a plugin for async Python tests that an eval never has, whose import is a fifth of a
+one-case replay's start.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ def _run(args: argparse.Namespace, extra: list[str]) -> int:
         argv += ["--progress-every", args.progress_every]
     if args.profile:
         argv += ["--profile", args.profile]
+    if not any("anyio" in arg for arg in extra):  # the user's own word on that plugin stands
+        argv += ["-p", "no:anyio"]
     return int(pytest.main(argv + extra))
 
 
