@@ -4,9 +4,12 @@ the parsed index beside them (``.promptvcr-cache/``, by each file's sha256) is o
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import shutil
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 import vcr
 import yaml
 
+from harness.record import _cache as cache
 from harness.record import _cassettes as cassettes
 from harness.record._cassettes import Cassette, RecordMode
 from tests import evalproject as ep
@@ -111,6 +115,58 @@ def test_an_old_vcrpy_cassette_with_python_tags_still_loads(tmp_path: Path) -> N
     text = yaml.safe_dump({"version": 1, "interactions": [_interaction("a")]})
     path.write_text(text.replace("method: POST", "method: !!python/str POST"), encoding="utf-8")
     assert Cassette(path, RecordMode.NONE, index=tmp_path / "index").data[0]["request"]["method"] == "POST"
+
+
+NOT_FILES = {  # what a cassette's path can be instead of a file: each is no cassette, read at once (no hang)
+    "missing": lambda path: None,
+    "folder": Path.mkdir,
+    "fifo": os.mkfifo,  # a plain open would wait for a writer forever
+    "link-to-dev-zero": lambda path: path.symlink_to("/dev/zero"),  # a plain read would never end
+    "dangling-link": lambda path: path.symlink_to(path.with_name("gone.yaml")),
+    "under-a-file": None,  # a path whose folder is a file
+}
+
+
+@pytest.mark.parametrize("kind", NOT_FILES)
+def test_a_path_that_is_not_a_file_is_no_cassette_and_read_at_once(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "c.yaml"
+    make = NOT_FILES[kind]
+    if make is None:
+        (tmp_path / "plain").write_text("x")
+        path = tmp_path / "plain" / "c.yaml"
+    else:
+        make(path)
+    found: list[object] = []
+    reader = threading.Thread(target=lambda: found.append(cache.file_bytes(path)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert found == [None]
+    cassette = Cassette(path, RecordMode.ONCE, index=tmp_path / "index")
+    assert (cassette.data, cassette.records) == ([], True)  # nothing to replay: recorded, as for a missing file
+
+
+def test_a_files_bytes_are_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    data = bytes(range(256)) * 4096 + b"end"  # more than one read's worth of 64 KiB
+    path.write_bytes(data)
+    assert cache.file_bytes(path) == data
+    path.with_name("empty").write_bytes(b"")
+    assert cache.file_bytes(path.with_name("empty")) == b""
+
+
+def test_a_file_that_cannot_be_read_is_an_error_for_a_cassette_and_a_miss_for_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.yaml"
+    cassettes.save(path, [_interaction("a")])
+
+    def refused(*args: object) -> int:  # what a file without read permission gives (this suite may run as root)
+        raise PermissionError(errno.EACCES, "Permission denied", str(args[0]))
+
+    monkeypatch.setattr(cache.os, "open", refused)
+    with pytest.raises(PermissionError):
+        Cassette(path, RecordMode.ONCE)  # not taken for a missing file: that would record over it
+    assert cache.read(path) is None
 
 
 def _interaction(content: str) -> dict[str, object]:

@@ -8,11 +8,16 @@ reader (another run, a killed writer) never sees half of it.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 DIR = ".promptvcr-cache"
+# what ``Path.is_file`` takes for "no file there" rather than an error (ENXIO: a socket, which open refuses)
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO})
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a pipe opens without waiting for a writer (no effect on a file)
 
 
 def folder(root: Path, kind: str) -> Path:
@@ -38,6 +43,30 @@ def write(path: Path, text: str) -> None:
 def read(path: Path) -> bytes | None:
     """The entry's bytes, or None when there is none (or it cannot be read)."""
     try:
-        return path.read_bytes()
+        return file_bytes(path)
     except OSError:
         return None
+
+
+def file_bytes(path: Path) -> bytes | None:
+    """The bytes of the regular file at ``path``; None when there is none (nothing there, or what ``Path.is_file``
+    says is not a file: a directory, a pipe, a device). Any other error (a file not readable) is raised.
+
+    One open and its fstat, not ``is_file``'s stat and then ``read_bytes``' open, fstat and buffered reader: a
+    replay reads a cassette and its index for every item (~35 µs less each)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK)
+    except OSError as exc:
+        if exc.errno in _ABSENT:
+            return None
+        raise
+    try:
+        size = os.fstat(fd)
+        if not stat.S_ISREG(size.st_mode):
+            return None
+        chunks = []
+        while chunk := os.read(fd, max(size.st_size, 1 << 16)):  # to the end, should the file grow meanwhile
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

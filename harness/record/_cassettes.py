@@ -96,15 +96,15 @@ class Cassette:
         self.path = path
         self.mode = mode
         self._redactor = redactor if redactor is not None and redactor.rules else None
-        existed = path.is_file()
-        raw = path.read_bytes() if existed else b""
+        read = cache.file_bytes(path)
+        existed, raw = read is not None, read or b""
         self._extends = FRESH if mode == RecordMode.ALL else (_digest(raw) if existed else "none")
         fresh = mode == RecordMode.ALL or not existed
         self.data: list[Interaction] = [] if fresh else _interactions(path, raw, self._extends, index)
         self.records = mode in (RecordMode.NEW_EPISODES, RecordMode.ALL) or (mode == RecordMode.ONCE and not existed)
         self._unsaved = 0
-        wal = _wal(path)
-        if wal.is_file():
+        if os.path.isfile(f"{path}{WAL_SUFFIX}"):  # ``_wal(path)``: as a string, no Path made when there is none
+            wal = _wal(path)
             extends, logged = _read_wal(wal)
             if extends == self._extends and (extends != FRESH or resume):
                 self.data += logged  # what a killed run paid for: kept, and written with the rest at close
@@ -281,8 +281,8 @@ def _interactions(path: Path, raw: bytes, digest: str, index: Path | None) -> li
     cached = index / f"{digest}.json" if index is not None else None
     if cached is not None:
         try:
-            indexed = json.loads(cached.read_bytes())
-        except (OSError, ValueError):
+            indexed = json.loads(cache.read(cached) or b"null")
+        except ValueError:
             indexed = None  # not indexed yet (or not readable): parsed below
         if isinstance(indexed, list):
             return indexed
