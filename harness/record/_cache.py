@@ -3,7 +3,8 @@ cassettes (``harness.record._cassettes``) and validated case and eval files (``h
 
 Nothing in it is ever the record: an entry is named by a digest of what it was made from, a missing, unreadable or
 unwritable one only costs the time to make it again, and one is written to a temporary file and renamed, so that a
-reader (another run, a killed writer) never sees half of it.
+reader (another run, a killed writer) never sees half of it. Entries and the files they stand for (a cassette) are
+read alike, by ``file_bytes``.
 """
 
 from __future__ import annotations
