@@ -103,7 +103,7 @@ class Cassette:
         self.data: list[Interaction] = [] if fresh else _interactions(path, raw, self._extends, index)
         self.records = mode in (RecordMode.NEW_EPISODES, RecordMode.ALL) or (mode == RecordMode.ONCE and not existed)
         self._unsaved = 0
-        if os.path.isfile(f"{path}{WAL_SUFFIX}"):  # ``_wal(path)``: as a string, no Path made when there is none
+        if has_log(path):
             wal = _wal(path)
             extends, logged = _read_wal(wal)
             if extends == self._extends and (extends != FRESH or resume):
@@ -322,8 +322,9 @@ def _read_wal(path: Path) -> tuple[str | None, list[Interaction]]:
 
 
 def has_log(path: Path) -> bool:
-    """Whether answers of a killed run wait in ``path``'s log for the cassette to be written."""
-    return _wal(path).is_file()
+    """Whether answers of a killed run wait in ``path``'s log for the cassette to be written (``_wal(path)`` as a
+    string: every cassette opened asks, and most have none)."""
+    return os.path.isfile(f"{path}{WAL_SUFFIX}")
 
 
 def save(path: Path, interactions: list[Interaction]) -> None:
