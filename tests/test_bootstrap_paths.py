@@ -53,6 +53,37 @@ def test_means_of_whole_numbers_from_sums_are_the_means_by_hand(seed: int, equal
     assert np.array_equal(cluster.statistic_differences(a, b, codes, 23, lambda v: v.mean(axis=-1)), fast)
 
 
+@pytest.mark.parametrize(("seed", "equal"), [(15, True), (16, False)])
+def test_mean_differences_are_each_resamples_sum_over_its_pairs_by_hand(seed: int, equal: bool) -> None:
+    """A rate's (and cost's) resampled mean difference: the drawn cases' sums of differences over their pairs, to
+    the bit, whether every case has as many pairs (counted without gathering) or not."""
+    a, b, codes = data(seed, 19, equal, whole=False)
+    sums = np.bincount(codes, weights=b - a, minlength=19)
+    members = [np.flatnonzero(codes == c) for c in range(19)]
+    rng = np.random.default_rng(cluster.SEED)
+    plain = []
+    for start in range(0, cluster.RESAMPLES, cluster.CHUNK):
+        for chosen in rng.integers(0, 19, size=(min(cluster.CHUNK, cluster.RESAMPLES - start), 19)):
+            plain.append(np.sum(sums[chosen]) / sum(len(members[c]) for c in chosen))
+    assert np.array_equal(cluster.mean_differences(a, b, codes, 19), np.asarray(plain))
+
+
+def test_draws_kept_for_the_next_statistic_are_the_draws_made_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every statistic of a comparison draws the same cases: kept once (in small integers) or drawn each time, the
+    resamples are the same to the bit."""
+    a, b, codes = data(17, 21, False, whole=False)
+    cluster._kept_picks.cache_clear()
+    kept = cluster.mean_differences(a, b, codes, 21), cluster.percentile_differences(a, b, codes, 21, [50, 95])
+    assert cluster._kept_picks(21, cluster.RESAMPLES) is not None
+    monkeypatch.setattr(cluster, "KEPT_PICKS_BYTES", 0)
+    cluster._kept_picks.cache_clear()
+    fresh = cluster.mean_differences(a, b, codes, 21), cluster.percentile_differences(a, b, codes, 21, [50, 95])
+    assert cluster._kept_picks(21, cluster.RESAMPLES) is None
+    cluster._kept_picks.cache_clear()
+    for one, other in zip(kept, fresh, strict=True):
+        assert np.array_equal(one.view(np.int64), other.view(np.int64))
+
+
 def test_means_of_fractions_are_not_taken_from_sums() -> None:
     a, b, codes = data(5, 9, True, whole=False)
     assert cluster.whole_mean_differences(a, b, codes, 9) is None

@@ -16,7 +16,9 @@ import pytest
 
 from harness.errors import InputError
 from harness.load import _evals as evals
+from harness.report import _junit as junit
 from harness.report._summary import DAYS_PER_MONTH
+from harness.run._row import ErrorKind, Outcome, Row
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI, Reply, completion
 
@@ -120,6 +122,43 @@ def test_junit_xml_has_one_testcase_per_case_and_variant_with_reasons(
         assert failure is not None
         assert failure.attrib["message"] == f"5 of {SAMPLES} samples passed (min_pass_rate 1):"
         assert "5× json_valid: not valid JSON" in (failure.text or "")
+
+
+HOSTILE = "a \"quoted\" <tag> & 'apostrophe'\tthen\na second line — ünïcode 🙂"
+
+
+def test_junit_xml_is_what_elementtree_writes_of_it_hostile_text_and_every_kind(tmp_path: Path) -> None:
+    """junit.xml is written as text: it must be, byte for byte, ElementTree's indented serialization of the tree it
+    parses to (what it was made with before), for every kind of verdict and text that needs escaping."""
+    ep.init_project(tmp_path)
+    cases = ep.write_cases(tmp_path, "c", [ep.json_case(c, min_pass_rate=0.5) for c in ("ok", "bad", "err", "skip")])
+    variants = {"v": {"model": "m"}, "x": {"model": "m", "xfail": f"known {HOSTILE}"}}
+    ev = evals.load(
+        ep.write_eval(tmp_path, "e", base_url="http://127.0.0.1:9/v1", cases=[cases], variants=variants), tmp_path
+    )
+    rows = []
+    for variant in variants:
+        for sample in range(2):
+            common = {"eval": "e", "variant": variant, "model": "m", "sample": sample, "latency_ms": 12.5 + sample}
+            rows += [
+                Row(case="ok", outcome=Outcome.PASSED, **common),
+                Row(case="bad", outcome=Outcome.FAILED, reasons=f"json_valid: {HOSTILE}", **common),
+                Row(case="err", outcome=Outcome.ERRORED, error=ErrorKind.TIMEOUT, error_message=HOSTILE, **common),
+                Row(case="skip", outcome=Outcome.SKIPPED, error_message=f"no recording: {HOSTILE}", **common),
+            ]
+    written = junit.junit_xml(rows, {"e": ev}, {("e", "ok", "v"): 1.25})
+    root = ET.fromstring(written)
+    ET.indent(root)
+    assert written == ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert dict(suite.attrib) == {"name": "promptvcr", "tests": "8", "failures": "1", "errors": "2", "skipped": "3"}
+    failure = suite.find("testcase[@name='bad[v]']/failure")
+    assert failure is not None and HOSTILE in (failure.text or "")
+    assert suite.find("testcase[@name='bad[x]']/skipped[@type='pytest.xfail']") is not None
+    assert suite.find("testcase[@name='ok[v]']").attrib["time"] == "1.250"  # type: ignore[union-attr]
+    empty = junit.junit_xml([], {"e": ev}, {})
+    assert empty == ET.tostring(ET.fromstring(empty), encoding="utf-8", xml_declaration=True)
 
 
 def test_a_latency_gate_can_fail_and_fails_the_run(pytester: pytest.Pytester, fake_openai: FakeOpenAI) -> None:

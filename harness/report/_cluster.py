@@ -10,6 +10,7 @@ Donner & Klar, Design and Analysis of Cluster Randomization Trials, 2000, ch. 5)
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ RESAMPLES = 2000
 SEED = 0  # fixed: the same rows give the same report (serial and pytest-xdist runs compare equal)
 ALPHA = 0.05
 CHUNK = 250  # resamples drawn at once: memory stays at CHUNK × cases values
+KEPT_PICKS_BYTES = 32 << 20  # the draws kept for the next statistic (``_kept_picks``): 2,000 × 8,000 cases
 ROW_VALUES = 1 << 21  # rows of resamples taken at once by a statistic (a few arrays of this many: ~16 MB each)
 
 
@@ -35,9 +37,29 @@ def codes(labels: Array) -> tuple[Array, int]:
 
 def _picks(k: int, resamples: int) -> Iterator[Array]:
     """Which clusters each resample draws (with replacement), one row per resample, in chunks that bound memory."""
+    kept = _kept_picks(k, resamples)
+    if kept is not None:
+        yield from (kept[start : start + CHUNK] for start in range(0, resamples, CHUNK))
+        return
     rng = np.random.default_rng(SEED)
     for start in range(0, resamples, CHUNK):
         yield rng.integers(0, k, size=(min(CHUNK, resamples - start), k))
+
+
+@functools.lru_cache(maxsize=1)
+def _kept_picks(k: int, resamples: int) -> Array | None:
+    """``_picks``' draws, all of them, in the smallest integers that hold them: every statistic of a comparison
+    draws the same clusters (nine of them, at 5,000 cases 10 M numbers each); None past KEPT_PICKS_BYTES."""
+    compact = np.int16 if k <= np.iinfo(np.int16).max else np.int32
+    if resamples * k * np.dtype(compact).itemsize > KEPT_PICKS_BYTES:
+        return None
+    rng = np.random.default_rng(SEED)
+    drawn = [
+        rng.integers(0, k, size=(min(CHUNK, resamples - s), k)).astype(compact) for s in range(0, resamples, CHUNK)
+    ]
+    kept = np.concatenate(drawn) if drawn else np.empty((0, k), compact)
+    kept.flags.writeable = False  # shared by every caller
+    return kept
 
 
 def _slices(k: int, resamples: int, step: int) -> Iterator[Array]:
@@ -50,7 +72,15 @@ def mean_differences(a: Array, b: Array, cluster: Array, k: int, resamples: int 
     """Resampled mean(b − a), whole clusters drawn: from each cluster's sum of differences and count of pairs."""
     sums = np.bincount(cluster, weights=b - a, minlength=k)
     counts = np.bincount(cluster, minlength=k).astype(float)
-    return np.concatenate([sums[p].sum(axis=1) / counts[p].sum(axis=1) for p in _picks(k, resamples)])
+    return np.concatenate([sums[p].sum(axis=1) / _pairs_drawn(counts, p) for p in _picks(k, resamples)])
+
+
+def _pairs_drawn(counts: Array, picks: Array) -> Array | float:
+    """How many pairs each resample holds: the drawn clusters' counts summed (whole numbers: exact in any order), or,
+    when every cluster has as many (a case's samples), that many k times over, without gathering them."""
+    if counts.size and counts.min() == counts.max():
+        return float(counts[0] * picks.shape[1])
+    return np.asarray(counts[picks].sum(axis=1))
 
 
 def whole_mean_differences(a: Array, b: Array, cluster: Array, k: int, resamples: int = RESAMPLES) -> Array | None:
@@ -68,7 +98,7 @@ def whole_mean_differences(a: Array, b: Array, cluster: Array, k: int, resamples
     counts = np.bincount(cluster, minlength=k).astype(float)
     out = []
     for picks in _picks(k, resamples):
-        n = counts[picks].sum(axis=1)
+        n = _pairs_drawn(counts, picks)
         out.append(sums_b[picks].sum(axis=1) / n - sums_a[picks].sum(axis=1) / n)
     return np.concatenate(out)
 
