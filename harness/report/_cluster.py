@@ -54,10 +54,9 @@ def _kept_picks(k: int, resamples: int) -> Array | None:
     if resamples * k * np.dtype(compact).itemsize > KEPT_PICKS_BYTES:
         return None
     rng = np.random.default_rng(SEED)
-    drawn = [
-        rng.integers(0, k, size=(min(CHUNK, resamples - s), k)).astype(compact) for s in range(0, resamples, CHUNK)
-    ]
-    kept = np.concatenate(drawn) if drawn else np.empty((0, k), compact)
+    kept = np.empty((resamples, k), compact)
+    for start in range(0, resamples, CHUNK):  # filled in place: no second copy of them all
+        kept[start : start + CHUNK] = rng.integers(0, k, size=(min(CHUNK, resamples - start), k))
     kept.flags.writeable = False  # shared by every caller
     return kept
 

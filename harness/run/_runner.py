@@ -95,6 +95,7 @@ class RunningCase:
         self.call = options.plans.get(item) or (preflight.replay_plan if options.replay else preflight.plan)(run)
         self.kept = dict(options.done.get(item, {}))
         self.pending = [s for s in range(run.samples) if s not in self.kept]
+        self.path = cassette_for(run, options)
         self.refusal = self._refusal()  # every sample's row when nothing may be sent, else None
         self.cassette: cassettes.Cassette | None = None
         self.api: openai.OpenAI | None = None
@@ -106,7 +107,7 @@ class RunningCase:
         run = self.run
         if self.call.overflow:
             return scoring.all_errored(run, ErrorKind.CONTEXT_OVERFLOW, self.call.overflow_message())
-        path = cassette_for(run, self.options)
+        path = self.path
         if self.options.replay and not path.is_file():
             what = f"case {run.case.id!r} in variant {run.variant.name!r}"
             remedy = Remedy(Missing.RECORDING, run.eval_name, RecordMode.ONCE, (item_of(run),))
@@ -122,7 +123,7 @@ class RunningCase:
         except (ConfigError, LocalServerError) as exc:  # no key, no local server: nothing can be sent
             kind = ErrorKind.CONFIG if isinstance(exc, ConfigError) else ErrorKind.CONNECTION
             return scoring.all_errored(run, kind, str(exc), self.pending)
-        path = cassette_for(run, options)
+        path = self.path
         try:
             self.cassette = open_cassette(path, run, options)
         except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:  # e.g. a merge conflict in it
@@ -143,9 +144,8 @@ class RunningCase:
 
     def settle(self) -> None:
         """Nothing left to send (a resumed run had every answer): the cassette still gets what its log holds."""
-        path = cassette_for(self.run, self.options)
-        if not self.options.replay and self.refusal is None and cassettes.has_log(path):
-            close_cassette(open_cassette(path, self.run, self.options), self.options)
+        if not self.options.replay and self.refusal is None and cassettes.has_log(self.path):
+            close_cassette(open_cassette(self.path, self.run, self.options), self.options)
 
     def sample(self, sample: int) -> Row:
         """Send (or replay) one sample and check its answer; never raises for what an endpoint or a cassette does."""
