@@ -13,7 +13,7 @@ import harness.checks._builtins  # noqa: F401  # the built-in checks registered 
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI
 
-# Records, while each item runs, whether collection's objects were frozen and the full-collection threshold; and
+# Records, while each item runs, whether collection's objects were frozen and the collection thresholds; and
 # what an autouse fixture saw.
 OBSERVER = """
 import gc, json, pathlib
@@ -27,7 +27,8 @@ SEEN = pathlib.Path(__file__).with_name("seen.jsonl")
 def watched(request):
     with SEEN.open("a") as out:
         out.write(json.dumps({"item": request.node.name, "frozen": gc.get_freeze_count() > 0,
-                              "young_every": gc.get_threshold()[0], "full_every": gc.get_threshold()[2]}) + "\\n")
+                              "young_every": gc.get_threshold()[0], "middle_every": gc.get_threshold()[1],
+                              "full_every": gc.get_threshold()[2]}) + "\\n")
     yield
 """
 
@@ -58,6 +59,7 @@ def test_only_evals_run_collection_is_frozen_while_they_run_and_thawed_after(
     assert sorted(s["item"] for s in seen) == ["alpha[v]", "beta[v]"]
     assert all(s["frozen"] and s["full_every"] == max(before[2], 100) for s in seen)
     assert all(s["young_every"] == max(before[0], 50_000) for s in seen)
+    assert all(s["middle_every"] == max(before[1], 1000) for s in seen)
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == before  # as it was, after the session
 
 
@@ -69,4 +71,4 @@ def test_with_other_tests_nothing_is_frozen(pytester: pytest.Pytester, fake_open
     seen = _seen(pytester)
     assert sorted(s["item"] for s in seen) == ["alpha[v]", "beta[v]", "test_unit"]
     assert not any(s["frozen"] for s in seen) and all(s["full_every"] == before[2] for s in seen)
-    assert all(s["young_every"] == before[0] for s in seen)
+    assert all(s["young_every"] == before[0] and s["middle_every"] == before[1] for s in seen)
