@@ -12,6 +12,7 @@ import shutil
 import threading
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import vcr
@@ -152,6 +153,33 @@ def test_a_files_bytes_are_read_whole(tmp_path: Path) -> None:
     assert cache.file_bytes(path) == data
     path.with_name("empty").write_bytes(b"")
     assert cache.file_bytes(path.with_name("empty")) == b""
+
+
+@pytest.mark.parametrize("trouble", ["short reads", "grown since its fstat"])
+def test_a_files_bytes_are_read_whole_when_reads_come_back_short_or_it_grew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trouble: str
+) -> None:
+    """One read of a byte more than the file holds is all of it only when it brought all of it: a read cut short
+    (by a signal, or at Linux's 2 GiB a read) and a file longer than its fstat said are read on to their end."""
+    path = tmp_path / "c.yaml"
+    data = bytes(range(256)) * 300
+    path.write_bytes(data)
+
+    class Os:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os, name)
+
+        def read(self, fd: int, n: int) -> bytes:
+            return os.read(fd, min(n, 1000) if trouble == "short reads" else n)
+
+        def fstat(self, fd: int) -> os.stat_result:
+            found = os.fstat(fd)
+            if trouble == "short reads":
+                return found
+            return os.stat_result((found.st_mode, *found[1:6], found.st_size - 5000, *found[7:]))
+
+    monkeypatch.setattr(cache, "os", Os())
+    assert cache.file_bytes(path) == data
 
 
 def test_a_file_that_cannot_be_read_is_an_error_for_a_cassette_and_a_miss_for_the_cache(

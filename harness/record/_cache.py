@@ -65,9 +65,16 @@ def file_bytes(path: Path) -> bytes | None:
         size = os.fstat(fd)
         if not stat.S_ISREG(size.st_mode):
             return None
-        chunks = []
-        while chunk := os.read(fd, max(size.st_size, 1 << 16)):  # to the end, should the file grow meanwhile
+        chunks, total = [], 0
+        # a byte more than it holds: a read that comes back short with all of it is at its end (no second read to
+        # find it); short before that (a signal, Linux's 2 GiB a read) or longer (grown meanwhile): read on to the end
+        want = size.st_size + 1
+        while chunk := os.read(fd, want):
             chunks.append(chunk)
+            total += len(chunk)
+            if len(chunk) < want and total >= size.st_size:
+                break
+            want = 1 << 16
         return b"".join(chunks)
     finally:
         os.close(fd)

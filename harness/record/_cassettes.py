@@ -113,9 +113,10 @@ class Cassette:
                 wal.unlink()  # a log of another version of the file, or of an abandoned re-recording
         # answers by request and by the sample that got them live (None: a cassette from before samples were noted)
         self._index: dict[tuple[str, int | None], list[int]] = {}
-        stored: dict[str, str] = {}  # a stored body → its key: every sample of a case recorded the same body
+        # a stored body → its key: every sample of a case recorded the same body
+        self._stored: dict[str, str] = {}
         for number, interaction in enumerate(self.data):
-            self._index.setdefault(_key_and_sample(interaction, stored), []).append(number)
+            self._index.setdefault(_key_and_sample(interaction, self._stored), []).append(number)
         self._cursor: dict[tuple[str, int | None], int] = {}
         self._keys: dict[bytes, str] = {}  # request bodies → their keys (``key_of``)
         self._last: tuple[Any, str] | None = None  # the last body given as data, and its key (``key``)
@@ -135,7 +136,8 @@ class Cassette:
         last = self._last
         if last is not None and last[0] is body:
             return last[1]
-        key = self.key_of(json.dumps(body).encode())
+        # serialized as the SDK sends it (``harness.run._client``): then it is, scrubbed, the text its recording keeps
+        key = self.key_of(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
         self._last = (body, key)
         return key
 
@@ -143,7 +145,9 @@ class Cassette:
         # every sample of a case sends the same body: scrubbed and canonicalized once (a third of a replay's call)
         key = self._keys.get(body)
         if key is None:
-            key = self._keys[body] = request_key(body, self._redactor)
+            text = self.scrubbed(body)
+            # ``request_key``, known already for a body as it is stored (a recording's own request's)
+            key = self._keys[body] = self._stored.get(text) or body_key(parsed(text))
         return key
 
     # -- playing and recording -------------------------------------------------------------------------------------
