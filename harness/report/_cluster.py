@@ -25,7 +25,7 @@ RESAMPLES = 2000
 SEED = 0  # fixed: the same rows give the same report (serial and pytest-xdist runs compare equal)
 ALPHA = 0.05
 CHUNK = 250  # resamples drawn at once: memory stays at CHUNK × cases values
-KEPT_PICKS_BYTES = 32 << 20  # the draws kept for the next statistic (``_kept_picks``): 2,000 × 8,000 cases
+KEPT_PICKS_BYTES = 32 << 20  # draws kept for the next statistic (``_kept_picks``): 2,000 of ~8,000 cases
 ROW_VALUES = 1 << 21  # rows of resamples taken at once by a statistic (a few arrays of this many: ~16 MB each)
 
 

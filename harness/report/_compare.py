@@ -299,7 +299,7 @@ def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, baseline_name: str,
     shared: dict[str, Array] = {}
     for metric in CONTINUOUS:
         deltas.append(_continuous(metric, *_measured(pairs, metric.column, case), shared))
-    evals = sorted({str(e) for side in (baseline, candidate) for e in side["eval"].unique()})  # not 100,000 of them
+    evals = sorted({str(e) for side in (baseline, candidate) for e in side["eval"].unique()})  # not every row's
     return Comparison(
         ", ".join(evals), baseline_name, candidate_name, tuple(deltas), _cases(baseline, candidate), unpaired
     )
