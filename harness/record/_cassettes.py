@@ -79,7 +79,12 @@ def scrubbed(body: bytes | str, redactor: Redactor | None) -> str:
 def request_key(body: bytes | str, redactor: Redactor | None) -> str:
     """What a request is matched on — by replay and by `promptvcr status` alike: its JSON body as the cassette keeps
     it (``scrubbed``), whatever the key order or spacing."""
-    return body_key(parsed(scrubbed(body, redactor)))
+    return stored_key(scrubbed(body, redactor))
+
+
+def stored_key(body: bytes | str | None) -> str:
+    """``request_key`` of a body as a cassette keeps it (scrubbed already)."""
+    return body_key(parsed(body))
 
 
 class Cassette:
@@ -147,7 +152,7 @@ class Cassette:
         if key is None:
             text = self.scrubbed(body)
             # ``request_key``, known already for a body as it is stored (a recording's own request's)
-            key = self._keys[body] = self._stored.get(text) or body_key(parsed(text))
+            key = self._keys[body] = self._stored.get(text) or stored_key(text)
         return key
 
     # -- playing and recording -------------------------------------------------------------------------------------
@@ -240,7 +245,7 @@ def _key_and_sample(interaction: Interaction, keys: dict[str, str]) -> tuple[str
     body = interaction["request"].get("body")
     key = keys.get(body) if isinstance(body, str) else None
     if key is None:
-        key = body_key(parsed(body))
+        key = stored_key(body)
         if isinstance(body, str):
             keys[body] = key
     return key, int(tag[0]) if tag else None
