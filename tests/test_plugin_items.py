@@ -14,7 +14,7 @@ from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI
 
 # Records, while each item runs, whether collection's objects were frozen and the collection thresholds; and
-# what an autouse fixture saw.
+# what an autouse fixture saw; and whether pytest's last collections came while objects were frozen.
 OBSERVER = """
 import gc, json, pathlib
 import pytest
@@ -30,6 +30,12 @@ def watched(request):
                               "young_every": gc.get_threshold()[0], "middle_every": gc.get_threshold()[1],
                               "full_every": gc.get_threshold()[2]}) + "\\n")
     yield
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):  # after pytest's own (its last full collection but one), before the cleanups
+    with SEEN.open("a") as out:
+        out.write(json.dumps({"item": "<unconfigure>", "frozen": gc.get_freeze_count() > 0}) + "\\n")
 """
 
 
@@ -54,9 +60,11 @@ def test_only_evals_run_collection_is_frozen_while_they_run_and_thawed_after(
     _project(pytester, fake_openai)
     before = gc.get_threshold()
     pytester.runpytest("evals").assert_outcomes(passed=2)
-    seen = _seen(pytester)
+    *seen, unconfigured = _seen(pytester)
     # the autouse fixture wrapped every eval item (the items share their file's fixture lookup)
     assert sorted(s["item"] for s in seen) == ["alpha[v]", "beta[v]"]
+    # pytest's last full collections skip what the session left (thawed by the plugin's last cleanup, below)
+    assert unconfigured == {"item": "<unconfigure>", "frozen": True}
     assert all(s["frozen"] and s["full_every"] == max(before[2], 100) for s in seen)
     assert all(s["young_every"] == max(before[0], 50_000) for s in seen)
     assert all(s["middle_every"] == max(before[1], 1000) for s in seen)
@@ -68,7 +76,8 @@ def test_with_other_tests_nothing_is_frozen(pytester: pytest.Pytester, fake_open
     pytester.makepyfile(test_unit="import gc\n\ndef test_unit():\n    assert gc.get_freeze_count() == 0\n")
     before = gc.get_threshold()
     pytester.runpytest("evals", "test_unit.py").assert_outcomes(passed=3)
-    seen = _seen(pytester)
+    *seen, unconfigured = _seen(pytester)
     assert sorted(s["item"] for s in seen) == ["alpha[v]", "beta[v]", "test_unit"]
+    assert unconfigured == {"item": "<unconfigure>", "frozen": False}
     assert not any(s["frozen"] for s in seen) and all(s["full_every"] == before[2] for s in seen)
     assert all(s["young_every"] == before[0] and s["middle_every"] == before[1] for s in seen)

@@ -85,6 +85,9 @@ def pytest_configure(config: pytest.Config) -> None:
     load_dotenv(config.rootpath / ".env", override=False)
     _sigterm_as_ctrl_c(config)
     config.pluginmanager.register(_Reports(config), "promptvcr-reports")
+    # the last cleanup: after pytest's own last collections (its unraisable-exception plugin's, configured after
+    # this plugin, so cleaned up before it), which an eval-only run lets skip what it froze (State.pytest_unconfigure)
+    config.add_cleanup(lambda: _thaw(config))
     live = RecordMode(config.getoption("record_mode")) != RecordMode.NONE
     if live or config.getoption("resume") or config.getoption("batch"):
         state_of(config)
@@ -98,6 +101,12 @@ def state_of(config: pytest.Config) -> State:
 
         state = config.stash[STATE] = start(config)
     return state
+
+
+def _thaw(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        state.thaw()
 
 
 def _sigterm_as_ctrl_c(config: pytest.Config) -> None:
