@@ -65,6 +65,12 @@ def parsed(body: bytes | str | None) -> Any:
         return body.decode("utf-8", "replace") if isinstance(body, bytes) else body
 
 
+def sent(body: Any, *, allow_nan: bool = True) -> bytes:
+    """A request body serialized as the SDK sends it (``openai._utils._json.openapi_dumps``), so that, scrubbed, it is
+    the text its recording keeps. Sending refuses NaN as the SDK does (``allow_nan=False``); a key never raises."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan).encode()
+
+
 def body_key(body: Any) -> str:
     """A JSON body's canonical text, whatever the key order or spacing."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -141,8 +147,7 @@ class Cassette:
         last = self._last
         if last is not None and last[0] is body:
             return last[1]
-        # serialized as the SDK sends it (``harness.run._client``): then it is, scrubbed, the text its recording keeps
-        key = self.key_of(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+        key = self.key_of(sent(body))
         self._last = (body, key)
         return key
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .._lazy import httpx2, openai  # imported when a request first needs the SDK: most replays never do
 from ..errors import ConfigError
 from ..load._evals import Endpoint
-from ..record._cassettes import BATCH_HEADER, LATENCY_HEADER, REPLAYED_HEADER, TTFT_HEADER, Cassette, NoRecording
+from ..record._cassettes import BATCH_HEADER, LATENCY_HEADER, REPLAYED_HEADER, TTFT_HEADER, Cassette, NoRecording, sent
 from ..record._secrets import redact
 from . import _stream as stream
 from ._limits import Pacer
@@ -129,8 +129,7 @@ def _posted(client: openai.OpenAI, body: dict[str, Any]) -> tuple[dict[str, str]
         return dict(raw.headers.items()), raw.text
     from ..record._network import charset  # with httpx2, which a replay may never import
 
-    # serialized as the SDK serializes a body (openai._utils._json.openapi_dumps), so the bytes sent are the same
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    data = sent(body, allow_nan=False)
     try:
         status, _, headers, content = transport.exchange(template.method, template.url, template.headers, data)
     except httpx2.TimeoutException as exc:
