@@ -44,6 +44,19 @@ def test_random_data_is_written_as_vcrpy_writes_it(seed: int) -> None:
         assert yamlwrite.dumped(data) == yamlserializer.serialize(data), data
 
 
+def test_what_a_plain_scalar_reads_as_is_remembered_for_short_values_only_and_bounded() -> None:
+    # a value that would read back as another type (an int, a bool, a date) stays quoted when its answer comes from
+    # the memo; enough distinct values empty it rather than growing it
+    data = {"interactions": [{"k": v, v: [v, "x" * 65]} for v in TRICKY if v]}
+    first = yamlwrite.dumped(data)
+    assert yamlwrite.dumped(data) == first == yamlserializer.serialize(data)
+    assert "x" * 65 not in yamlwrite._Dumper._plain and "200" in yamlwrite._Dumper._plain
+    many = {"interactions": [f"v{i}" for i in range(yamlwrite._PLAIN_MEMO_MAX + 10)] + TRICKY}
+    assert yamlwrite.dumped(many) == yamlserializer.serialize(many)
+    assert len(yamlwrite._Dumper._plain) <= yamlwrite._PLAIN_MEMO_MAX
+    assert yamlwrite.dumped(data) == first
+
+
 def test_a_recorded_cassette_is_written_back_byte_for_byte() -> None:
     paths = sorted(CASSETTES.rglob("*.yaml"))
     assert paths, "the repository's committed cassettes"

@@ -11,7 +11,7 @@ vcrpy's serializer, whole. tests/test_yamlwrite.py holds it to vcrpy's text on r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from vcr.serializers import yamlserializer
@@ -30,13 +30,29 @@ except ImportError:  # PyYAML built without libyaml
     from yaml import Dumper as _Base  # type: ignore[assignment]  # the same interface, in Python
 
 
+_PLAIN_MEMO_MAX, _PLAIN_LEN_MAX = 4096, 64  # short values only: keys and header values recur, bodies do not
+
+
 class _Dumper(_Base):
+    # what a short scalar would read back as if written plain: without path resolvers (as here) that depends on the
+    # value alone, and the same keys and header values come in every interaction
+    _plain: ClassVar[dict[str, Any]] = {}
+
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         # The emitter asks twice per scalar; asked whether a quoted scalar reads back as a string, the resolver
         # (without path resolvers, as here) always says it does: answered here, not through its lookups.
-        if kind is ScalarNode and not implicit[0] and not self.yaml_path_resolvers:
+        if kind is not ScalarNode or self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # untyped in its stubs
+        if not implicit[0]:
             return _STR
-        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # untyped in PyYAML's stubs
+        tag = self._plain.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]  # likewise
+            if len(value) <= _PLAIN_LEN_MAX:
+                if len(self._plain) >= _PLAIN_MEMO_MAX:
+                    self._plain.clear()  # bounded: a long recording session's values are not all kept
+                self._plain[value] = tag
+        return tag
 
 
 def dumped(data: Any) -> str:
