@@ -27,7 +27,7 @@ import pytest
 
 from harness.load._evals import Endpoint
 from harness.record import _cassettes as cassettes
-from harness.record._cassettes import LATENCY_HEADER, TRANSIENT_STATUSES, RecordMode
+from harness.record._cassettes import LATENCY_HEADER, TRANSIENT_STATUSES, RecordMode, sent
 from harness.record._network import KEEPALIVE_S, Network
 from harness.record._transport import record_answer
 from harness.run import _client as client
@@ -170,9 +170,13 @@ def test_the_body_sent_past_the_sdk_is_the_bytes_the_sdk_sends() -> None:
 
     bodies = [BODY, {"model": "m", "messages": [], "stop": ["\n", "é"], "n": 1, "logit_bias": {"50256": -100.0}}]
     for body in bodies:
-        assert json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() == (
-            openapi_dumps(body)
-        )
+        assert sent(body, allow_nan=False) == sent(body) == openapi_dumps(body)
+    nan = {"model": "m", "messages": [], "temperature": float("nan")}
+    with pytest.raises(ValueError):
+        openapi_dumps(nan)
+    with pytest.raises(ValueError):  # sent as the SDK would refuse to send it
+        sent(nan, allow_nan=False)
+    assert sent(nan) == b'{"model":"m","messages":[],"temperature":NaN}'  # a cassette's key of it never raises
 
 
 # ---------------------------------------------------------------------------------------------------- the network
