@@ -117,7 +117,7 @@ def interaction(body: dict[str, Any], line: dict[str, Any]) -> dict[str, Any]:
     latency = str((line["response"].get("headers") or {}).get("openai-processing-ms") or "0")
     return {
         "request": {
-            "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+            "body": cassettes.sent(body).decode(),  # as promptvcr sends it (the SDK's bytes)
             "headers": {"content-type": ["application/json"]},
             "method": "POST",
             "uri": "http://127.0.0.1:9/v1/chat/completions",
