@@ -20,6 +20,7 @@ import yaml
 
 from harness.record import _cache as cache
 from harness.record import _cassettes as cassettes
+from harness.record import _index as indexed
 from harness.record._cassettes import Cassette, RecordMode
 from tests import evalproject as ep
 from tests.fakeserver import FakeOpenAI
@@ -81,7 +82,10 @@ def test_a_replay_indexes_each_cassette_and_an_edited_file_is_read_anew(
     pytester.runpytest("evals", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert [p.name for p in index.iterdir()] == [f"{digest}.json"]
-    assert json.loads((index / f"{digest}.json").read_text()) == yaml.safe_load(path.read_text())["interactions"]
+    entry = json.loads((index / f"{digest}.json").read_text())
+    stored = yaml.safe_load(path.read_text())["interactions"]
+    assert entry["requests"] == [stored[0]["request"]]  # both samples sent the same request: kept once
+    assert entry["interactions"] == [[0, i["response"]] for i in stored]
 
     edited = path.read_text(encoding="utf-8").replace('\\"ok\\": true', '\\"ok\\": false')
     assert edited != path.read_text(encoding="utf-8")
@@ -99,6 +103,45 @@ def test_an_unreadable_index_entry_is_parsed_again_from_the_file(tmp_path: Path)
     index.mkdir()
     (index / f"{hashlib.sha256(path.read_bytes()).hexdigest()}.json").write_text('{"torn": ')
     assert Cassette(path, RecordMode.NONE, index=index).data == interactions
+
+
+def test_interactions_read_from_the_index_share_a_request_and_still_save_each_as_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    interactions = [_interaction("a"), _interaction("a"), _interaction("b")]
+    cassettes.save(path, interactions)
+    original = path.read_bytes()
+    index = tmp_path / "index"
+    Cassette(path, RecordMode.NONE, index=index)  # parsed, and indexed
+    (entry,) = index.iterdir()
+    assert len(json.loads(entry.read_text())["requests"]) == 2
+    read = Cassette(path, RecordMode.NEW_EPISODES, index=index).data
+    assert read == interactions and read[0]["request"] is read[1]["request"]
+    cassettes.save(path, read)
+    assert path.read_bytes() == original  # no YAML anchor for the shared request: vcrpy's text, as it was
+    assert b"&id" not in original
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "[]",  # the layout before requests were kept once: a list of the interactions
+        '{"layout": 1, "requests": [], "interactions": []}',
+        '{"layout": 2, "requests": [], "interactions": [[0, {}]]}',  # a request it does not have
+        '{"layout": 2, "requests": {}, "interactions": []}',
+        '{"layout": 2, "requests": [{}], "interactions": [[0]]}',
+        '{"layout": 2, "requests": [{}], "interactions": [["0", {}]]}',
+    ],
+)
+def test_an_index_entry_of_another_layout_is_parsed_anew_from_the_file(tmp_path: Path, entry: str) -> None:
+    path = tmp_path / "c.yaml"
+    interactions = [_interaction("a")]
+    cassettes.save(path, interactions)
+    index = tmp_path / "index"
+    index.mkdir()
+    cached = index / f"{hashlib.sha256(path.read_bytes()).hexdigest()}.json"
+    cached.write_text(entry)
+    assert Cassette(path, RecordMode.NONE, index=index).data == interactions
+    assert json.loads(cached.read_text())["layout"] == indexed.INDEX_LAYOUT  # and indexed again, as it is now
 
 
 def test_data_json_would_change_is_read_from_the_yaml_each_time(tmp_path: Path) -> None:

@@ -27,8 +27,10 @@ import yaml
 
 from .._scoped import Scoped
 from . import _cache as cache
-from . import _yamlread as yamlread
-from ._mode import RecordMode as RecordMode  # where it was defined: imported from here
+from . import _index as indexed
+from ._index import Interaction as Interaction  # where they are defined: imported from here
+from ._index import index_dir as index_dir
+from ._mode import RecordMode as RecordMode
 from ._redaction import Redactor, mask_json_text
 from ._secrets import redact
 
@@ -43,8 +45,6 @@ BATCH_HEADER = "x-promptvcr-batch"  # on answers the Batch API gave (`--batch`):
 FORMAT_VERSION = 1  # vcrpy's cassette format version
 WAL_SUFFIX = ".wal"
 FRESH = "fresh"
-
-Interaction = dict[str, Any]  # {"request": {...}, "response": {...}}, as in vcrpy's YAML
 
 
 class NoRecording(Exception):
@@ -111,7 +111,7 @@ class Cassette:
         existed, raw = read is not None, read or b""
         self._extends = FRESH if mode == RecordMode.ALL else (_digest(raw) if existed else "none")
         fresh = mode == RecordMode.ALL or not existed
-        self.data: list[Interaction] = [] if fresh else _interactions(path, raw, self._extends, index)
+        self.data: list[Interaction] = [] if fresh else indexed.read(path, raw, self._extends, index)
         self.records = mode in (RecordMode.NEW_EPISODES, RecordMode.ALL) or (mode == RecordMode.ONCE and not existed)
         self._unsaved = 0
         if has_log(path):
@@ -283,44 +283,6 @@ def _wal(path: Path) -> Path:
     return path.with_name(path.name + WAL_SUFFIX)
 
 
-def index_dir(cassettes_dir: Path) -> Path:
-    """Where the parsed cassettes of a project are kept (beside ``cassettes/``: ``harness.record._cache``)."""
-    return cache.folder(cassettes_dir.parent, "cassettes")
-
-
-def _interactions(path: Path, raw: bytes, digest: str, index: Path | None) -> list[Interaction]:
-    """The file's interactions: from the index when it holds this very file (by its sha256), else parsed and put
-    in the index. Making YAML's data is Python (~1 ms a 10-answer cassette, harness.record._yamlread); the same
-    data as JSON loads in a quarter of that."""
-    cached = index / f"{digest}.json" if index is not None else None
-    if cached is not None:
-        try:
-            indexed = json.loads(cache.read(cached) or b"null")
-        except ValueError:
-            indexed = None  # not indexed yet (or not readable): parsed below
-        if isinstance(indexed, list):
-            return indexed
-    data = yamlread.parsed(raw.decode("utf-8")) or {}
-    interactions = data.get("interactions") if isinstance(data, dict) else None
-    if not isinstance(interactions, list):
-        raise ValueError(f"{path} is not a cassette (no `interactions` list)")
-    if cached is not None:
-        _index(cached, interactions)
-    return interactions
-
-
-def _index(cached: Path, interactions: list[Interaction]) -> None:
-    """Keep the parsed interactions as JSON, when JSON gives back the very same data (a YAML date, a tuple or a
-    number as a key would come back changed: such a file is parsed each time instead). Best effort: an index that
-    cannot be written costs time, not answers."""
-    try:
-        text = json.dumps(interactions, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return
-    if json.loads(text) == interactions:
-        cache.write(cached, text)
-
-
 def _read_wal(path: Path) -> tuple[str | None, list[Interaction]]:
     """What a log extends and its complete lines (a line cut by a kill is not one)."""
     lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
@@ -346,7 +308,9 @@ def save(path: Path, interactions: list[Interaction]) -> None:
     from . import _yamlwrite  # vcrpy's writer (so vcrpy replays the file), made faster; only when recording
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = _yamlwrite.dumped({"version": FORMAT_VERSION, "interactions": interactions})
+    # each its own copy: interactions may share a request (read from the index), which YAML would write as an anchor
+    # and its aliases, not as vcrpy writes what it reads
+    text = _yamlwrite.dumped({"version": FORMAT_VERSION, "interactions": indexed.copied(interactions)})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
