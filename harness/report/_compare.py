@@ -167,7 +167,8 @@ def _relative_rise(baseline: float, candidate: float) -> float:
 
 def _flag(values: pd.Series) -> pd.Series:
     """json_valid / schema_valid as 1.0 / 0.0 / NaN, whether they come from rows (bool) or a CSV ("True")."""
-    return values.map(lambda v: 1.0 if v in (True, "True") else 0.0 if v in (False, "False") else math.nan)
+    flags = {v: 1.0 if v in (True, "True") else 0.0 if v in (False, "False") else math.nan for v in values.unique()}
+    return values.map(flags)  # each distinct value told once (NaN, in none of them, maps to NaN)
 
 
 def _per_row(rows: pd.DataFrame) -> pd.DataFrame:
@@ -312,10 +313,10 @@ def compare_variants(df: pd.DataFrame, pairs: Mapping[str, Sequence[tuple[str, s
     """
     out: list[Comparison] = []
     for eval_name, rows in df.groupby("eval", sort=True):
-        ran = {str(v) for v in rows["variant"]}
+        side = rows["variant"].astype(str)
+        ran = set(side.unique())  # not a Python loop over every row
         for baseline, candidate in pairs.get(str(eval_name), ()):
             if baseline in ran and candidate in ran:
-                side = rows["variant"].astype(str)
                 out.append(compare(rows[side == baseline], rows[side == candidate], baseline, candidate))
     return out
 
