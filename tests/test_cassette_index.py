@@ -119,6 +119,10 @@ def test_interactions_read_from_the_index_share_a_request_and_still_save_each_as
     cassettes.save(path, read)
     assert path.read_bytes() == original  # no YAML anchor for the shared request: vcrpy's text, as it was
     assert b"&id" not in original
+    own = indexed.unshared(read)
+    assert own == read and len({id(i["request"]) for i in own}) == 3
+    assert own[0] is read[0] and own[2] is read[2]  # only the second of a shared request is copied
+    assert all(i is j for i, j in zip(indexed.unshared(interactions), interactions, strict=True))  # nothing shared
 
 
 @pytest.mark.parametrize(

@@ -308,9 +308,7 @@ def save(path: Path, interactions: list[Interaction]) -> None:
     from . import _yamlwrite  # vcrpy's writer (so vcrpy replays the file), made faster; only when recording
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    # each its own copy: interactions may share a request (read from the index), which YAML would write as an anchor
-    # and its aliases, not as vcrpy writes what it reads
-    text = _yamlwrite.dumped({"version": FORMAT_VERSION, "interactions": indexed.copied(interactions)})
+    text = _yamlwrite.dumped({"version": FORMAT_VERSION, "interactions": indexed.unshared(interactions)})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

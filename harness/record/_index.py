@@ -29,7 +29,7 @@ def read(path: Path, raw: bytes, digest: str, index: Path | None) -> list[Intera
     """The file's interactions: from the index when it holds this very file (by its sha256), else parsed and put
     in the index. Making YAML's data is Python (~1 ms a 10-answer cassette, harness.record._yamlread); the same
     data as JSON loads in a quarter of that. Interactions read from the index share their request when it is the
-    same (``harness.record._cassettes.save`` writes each its own)."""
+    same (``unshared`` gives each its own, to be saved)."""
     cached = index / f"{digest}.json" if index is not None else None
     if cached is not None:
         try:
@@ -77,11 +77,24 @@ def _entry_interactions(entry: Any) -> list[Interaction] | None:
         return None
 
 
-def copied(value: Any) -> Any:
-    """A JSON value's own copy: dicts and lists anew, so no two places share one (strings, numbers and None are
-    immutable: shared as they are)."""
+def unshared(interactions: list[Interaction]) -> list[Interaction]:
+    """``interactions`` with no request that two of them share (``read`` gives the same request once), as YAML must
+    be given them: it writes an object met twice as an anchor and its aliases, not as vcrpy writes what it reads."""
+    seen: set[int] = set()
+    out = []
+    for interaction in interactions:
+        request = interaction.get("request")
+        if id(request) in seen:
+            interaction = {**interaction, "request": _copied(request)}
+        seen.add(id(interaction.get("request")))
+        out.append(interaction)
+    return out
+
+
+def _copied(value: Any) -> Any:
+    """A JSON value's own copy: its dicts and lists anew (strings, numbers and None are immutable)."""
     if isinstance(value, dict):
-        return {key: copied(item) for key, item in value.items()}
+        return {key: _copied(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [copied(item) for item in value]
+        return [_copied(item) for item in value]
     return value
