@@ -123,6 +123,11 @@ def test_interactions_read_from_the_index_share_a_request_and_still_save_each_as
     assert own == read and len({id(i["request"]) for i in own}) == 3
     assert own[0] is read[0] and own[2] is read[2]  # only the second of a shared request is copied
     assert all(i is j for i, j in zip(indexed.unshared(interactions), interactions, strict=True))  # nothing shared
+    answers = [{"response": {"status": {"code": 200}}}, {"response": {"status": {"code": 500}}}]  # hand-made
+    assert indexed.unshared(answers) == [
+        {"response": {"status": {"code": 200}}},
+        {"response": {"status": {"code": 500}}},
+    ]
 
 
 @pytest.mark.parametrize(

@@ -84,9 +84,10 @@ def unshared(interactions: list[Interaction]) -> list[Interaction]:
     out = []
     for interaction in interactions:
         request = interaction.get("request")
-        if id(request) in seen:
-            interaction = {**interaction, "request": _copied(request)}
-        seen.add(id(interaction.get("request")))
+        if isinstance(request, dict | list):  # what YAML would anchor (an interaction without one is kept as it is)
+            if id(request) in seen:
+                interaction = {**interaction, "request": _copied(request)}
+            seen.add(id(interaction["request"]))
         out.append(interaction)
     return out
 
