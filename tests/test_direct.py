@@ -10,6 +10,7 @@ received.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import shutil
@@ -84,7 +85,7 @@ def _sent(api: Any, tmp: Path, name: str, *, direct: bool | None) -> tuple[clien
     for interaction in cassette.data:  # what differs from one send to the next
         interaction["response"]["headers"].pop(LATENCY_HEADER, None)
         interaction["response"]["headers"].pop("date", None)
-    return result.__class__(**{**result.__dict__, "latency_ms": None}), cassette.data
+    return dataclasses.replace(result, latency_ms=None), cassette.data
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from .._lazy import httpx2, openai  # imported when a request first needs the SDK: most replays never do
+from .._slotted import filled_by_slot
 from ..errors import ConfigError
 from ..load._evals import Endpoint
 from ..record._cassettes import BATCH_HEADER, LATENCY_HEADER, REPLAYED_HEADER, TTFT_HEADER, Cassette, NoRecording, sent
@@ -47,7 +48,8 @@ SPARE_THREADS = 0.25  # spare threads for each concurrency slot (see ``Connectio
 _TRANSPORTS: weakref.WeakKeyDictionary[Any, Transport] = weakref.WeakKeyDictionary()
 
 
-@dataclass(frozen=True)
+@filled_by_slot  # made for every sample: each slot filled directly (harness._slotted)
+@dataclass(frozen=True, slots=True)
 class CallResult:
     response: dict[str, Any] | None
     latency_ms: float | None

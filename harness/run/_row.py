@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from .._slotted import filled_by_slot
 from ._remedy import Remedy
 
 
@@ -112,6 +113,7 @@ PRIMARY = AnsweredBy("primary")
 FROM_CACHE = AnsweredBy("cached")
 
 
+@filled_by_slot  # made for every sample: each slot filled directly (harness._slotted)
 @dataclass(frozen=True, slots=True)
 class Row:
     eval: str
