@@ -10,11 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._slotted import filled_by_slot
+
 JSONDoc = Any
 _NOT_JSON = object()
 
 
-@dataclass(frozen=True)
+@filled_by_slot  # one for each check of every sample (harness._slotted)
+@dataclass(frozen=True, slots=True)
 class CheckResult:
     """A check's verdict on one answer. ``score`` (0 to 1, optional) is what a graded check measured: the reason
     says it, and ``passed`` decides."""
@@ -69,7 +72,8 @@ class ToolCall:
         return self.parsed is not _NOT_JSON
 
 
-@dataclass(frozen=True)
+@filled_by_slot  # one for every sample (harness._slotted)
+@dataclass(frozen=True, slots=True)
 class Answer:
     """What the checks look at: the first choice's text, its parsed JSON (if any), why it stopped, the model's
     refusal text when it refused (``message.refusal``: then there is no content, and never valid JSON), and the tool
@@ -88,9 +92,9 @@ class Answer:
     @classmethod
     def from_response(cls, response: Mapping[str, Any]) -> Answer:
         choices = response.get("choices") or [{}]
-        choice = choices[0] if isinstance(choices[0], Mapping) else {}
+        choice = choices[0] if _is_mapping(choices[0]) else {}
         message = choice.get("message") or {}
-        message = message if isinstance(message, Mapping) else {}
+        message = message if _is_mapping(message) else {}
         content, refusal = message.get("content"), message.get("refusal")
         text = content if isinstance(content, str) else ""
         raw_calls = message.get("tool_calls")
@@ -104,6 +108,10 @@ class Answer:
     @classmethod
     def parse(cls, text: str, finish_reason: str | None) -> Answer:
         return cls(text, finish_reason, _json_of(text))
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # a dict (JSON's) without the ABC's Python-level check
 
 
 def _json_of(text: str) -> JSONDoc:
