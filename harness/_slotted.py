@@ -27,14 +27,12 @@ _UNSET = _Unset()
 
 
 def filled_by_slot(cls: C) -> C:
-    """``cls`` (a ``@dataclass(frozen=True, slots=True)`` without ``__post_init__``, init-only or keyword-only
-    fields) with the same ``__init__`` signature, filled slot by slot."""
+    """``cls`` (a ``@dataclass(frozen=True, slots=True)`` without ``__post_init__``, keyword-only fields, fields left
+    out of ``__init__``, ``InitVar``s or ``ClassVar``s) with the same ``__init__`` signature, filled slot by slot."""
     params = getattr(cls, "__dataclass_params__", None)
-    if (
-        params is None
-        or not (params.frozen and params.init and "__slots__" in cls.__dict__)
-        or hasattr(cls, "__post_init__")
-    ):
+    pseudo = len(getattr(cls, "__dataclass_fields__", ())) != len(dataclasses.fields(cls))  # InitVars, ClassVars
+    plain = params is not None and params.frozen and params.init and "__slots__" in cls.__dict__
+    if not plain or pseudo or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__}: not a frozen, slotted dataclass with a plain __init__")
     names: dict[str, Any] = {"_UNSET": _UNSET}
     signature, body = [], []

@@ -6,7 +6,7 @@ import dataclasses
 import inspect
 import pickle
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -113,5 +113,15 @@ def test_a_class_it_cannot_make_the_same_is_refused() -> None:
     class NotInInit:
         a: int = field(default=0, init=False)
 
-    for cls in (NoSlots, NotFrozen, PostInit, KeywordOnly, NotInInit):
+    @dataclass(frozen=True, slots=True)
+    class WithInitVar:
+        a: int
+        b: dataclasses.InitVar[int] = 0
+
+    @dataclass(frozen=True, slots=True)
+    class WithClassVar:
+        a: int
+        b: ClassVar[int] = 0
+
+    for cls in (NoSlots, NotFrozen, PostInit, KeywordOnly, NotInInit, WithInitVar, WithClassVar):
         _not_made(cls)
